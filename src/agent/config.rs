@@ -1,0 +1,138 @@
+//! Agent configuration.
+
+use super::sink::Sink;
+use crate::core::keyed_hash::HashKey;
+use crate::core::window::Limits;
+use crate::error::{Error, ErrorKind};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How an [`Agent`](crate::Agent) runs. Every setter names its default.
+///
+/// ```
+/// use modelwatch::Config;
+/// use std::time::Duration;
+/// let config = Config::new("api-key")
+///     .data_dir("./modelwatch-data")
+///     .window(Duration::from_secs(60))
+///     .debug_mode(false);
+/// # let _ = config;
+/// ```
+pub struct Config {
+    pub(crate) api_key: String,
+    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) window: Duration,
+    pub(crate) debug_mode: bool,
+    pub(crate) hash_key: Option<HashKey>,
+    pub(crate) limits: Limits,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) sinks: Vec<Box<dyn Sink>>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("api_key", &"<redacted>")
+            .field("data_dir", &self.data_dir)
+            .field("window", &self.window)
+            .field("debug_mode", &self.debug_mode)
+            .field("limits", &self.limits)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("sinks", &self.sinks.len())
+            .finish()
+    }
+}
+
+/// Where summaries go when nothing else is configured.
+pub const DEFAULT_DATA_DIR: &str = "./modelwatch-data";
+
+impl Config {
+    /// A configuration with the given API key (sent to a collector by HTTP delivery; also
+    /// the default source of the hash key, see [`hash_key`](Self::hash_key)).
+    pub fn new(api_key: impl Into<String>) -> Self {
+        Config {
+            api_key: api_key.into(),
+            data_dir: Some(PathBuf::from(DEFAULT_DATA_DIR)),
+            window: Duration::from_secs(60),
+            debug_mode: false,
+            hash_key: None,
+            limits: Limits::default(),
+            shutdown_timeout: Duration::from_secs(5),
+            sinks: Vec::new(),
+        }
+    }
+
+    /// Folder the default sink writes one `.msgpack` file per window summary into.
+    /// Default: `./modelwatch-data`.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Turns the local folder sink off (useful with a custom [`sink`](Self::sink)).
+    /// Default: on.
+    pub fn no_data_dir(mut self) -> Self {
+        self.data_dir = None;
+        self
+    }
+
+    /// Window length: tumbling windows aligned to UTC multiples of it. At least 1 s and a
+    /// whole number of milliseconds. Default: 60 s.
+    pub fn window(mut self, length: Duration) -> Self {
+        self.window = length;
+        self
+    }
+
+    /// Print every emitted summary as a readable table on stderr. Default: false.
+    pub fn debug_mode(mut self, on: bool) -> Self {
+        self.debug_mode = on;
+        self
+    }
+
+    /// The 128-bit key of the hash through which strings and numbers enter distinct counts
+    /// and category profiles. Every process of a deployment must use the same key for
+    /// their summaries to merge. Default: derived from the API key, so a collector that
+    /// holds the API key could test guesses of low-entropy values; set a separate secret
+    /// to prevent that (see `docs/privacy.md`).
+    pub fn hash_key(mut self, key: [u8; 16]) -> Self {
+        self.hash_key = Some(HashKey::new(key));
+        self
+    }
+
+    /// Caps that bound memory per window (see [`Limits`] for each default).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How long dropping the agent waits to seal and deliver the last window. Default: 5 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Adds a sink that receives every summary (beside the folder sink, unless
+    /// [`no_data_dir`](Self::no_data_dir)). Default: none.
+    pub fn sink(mut self, sink: impl Sink + 'static) -> Self {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let bad = |m: String| Err(Error::new(ErrorKind::InvalidConfig, m));
+        if self.window < Duration::from_secs(1) || self.window.subsec_nanos() % 1_000_000 != 0 {
+            return bad(format!("window must be at least 1 s in whole milliseconds, got {:?}", self.window));
+        }
+        if self.window > Duration::from_secs(7 * 86_400) {
+            return bad(format!("window must be at most 7 days, got {:?}", self.window));
+        }
+        if self.data_dir.is_none() && self.sinks.is_empty() {
+            return bad("no sink: set data_dir or add a sink".into());
+        }
+        let l = &self.limits;
+        if l.max_features == 0 || l.max_outputs == 0 || l.max_name_bytes == 0 || l.max_classes == 0 {
+            return bad(format!("limits must be positive: {l:?}"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! The process-global agent, as in the Graphsignal logger: `configure` once, then
+//! `session(name)` anywhere.
+
+use super::config::Config;
+use super::session::Session;
+use super::Agent;
+use crate::error::{Error, ErrorKind};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+static GLOBAL: Mutex<Option<Agent>> = Mutex::new(None);
+static WARNED_INERT: AtomicBool = AtomicBool::new(false);
+
+/// Starts the process-global agent. Keep the returned guard alive (in `main`): dropping
+/// it seals the current windows and delivers them within the shutdown timeout.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join("modelwatch-doc-global");
+/// let _guard = modelwatch::configure(modelwatch::Config::new("api-key").data_dir(&dir))?;
+/// modelwatch::session("fraud_detection_prod").log_prediction([("x", 1.0)], 0.7);
+/// # Ok::<(), modelwatch::Error>(())
+/// ```
+pub fn configure(config: Config) -> Result<Guard, Error> {
+    let mut global = GLOBAL.lock();
+    if global.is_some() {
+        return Err(Error::new(ErrorKind::AlreadyConfigured, "modelwatch is already configured in this process"));
+    }
+    *global = Some(Agent::start(config)?);
+    Ok(Guard { _private: () })
+}
+
+/// The session of a deployment on the global agent. Before [`configure`] (or after the
+/// guard dropped) it is inert: it logs nothing, and the `log` crate is told once.
+pub fn session(deployment: &str) -> Session {
+    match &*GLOBAL.lock() {
+        Some(agent) => agent.session(deployment),
+        None => {
+            if !WARNED_INERT.swap(true, Ordering::Relaxed) {
+                log::warn!("modelwatch::session({deployment:?}) called before modelwatch::configure: nothing is logged");
+            }
+            Session { inner: None }
+        }
+    }
+}
+
+/// Flushes the global agent. See [`Agent::flush`].
+pub fn flush(timeout: Duration) -> Result<(), Error> {
+    match &*GLOBAL.lock() {
+        Some(agent) => agent.flush(timeout),
+        None => Err(Error::new(ErrorKind::NotRunning, "modelwatch is not configured")),
+    }
+}
+
+/// Keeps the global agent running; dropping it shuts the agent down (seal, deliver, stop).
+#[must_use = "dropping the guard shuts modelwatch down at once"]
+#[derive(Debug)]
+pub struct Guard {
+    _private: (),
+}
+
+impl Guard {
+    /// Shuts the global agent down within `timeout`.
+    pub fn shutdown(self, timeout: Duration) -> Result<(), Error> {
+        let agent = GLOBAL.lock().take();
+        std::mem::forget(self);
+        match agent {
+            Some(a) => a.shutdown(timeout),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // Taken out of the lock first, so sessions created meanwhile never wait on shutdown.
+        let agent = GLOBAL.lock().take();
+        drop(agent);
+    }
+}

@@ -1,0 +1,188 @@
+//! The agent: configuration, the session registry, the background worker, sinks, exit.
+
+pub(crate) mod config;
+pub(crate) mod global;
+pub(crate) mod session;
+pub(crate) mod sink;
+mod worker;
+
+use crate::core::keyed_hash::HashKey;
+use crate::error::{Error, ErrorKind};
+use config::Config;
+use parking_lot::Mutex;
+use session::{Session, SessionInner, Shared};
+use sink::{FolderSink, Sink};
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use worker::{Control, Worker};
+
+/// Counters of the agent's own work, shared with the worker.
+#[derive(Debug, Default)]
+pub(crate) struct AgentStats {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// A snapshot of what the agent has delivered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Summaries a sink accepted (one per sink).
+    pub delivered: u64,
+    /// Summaries a sink failed to accept (lost; the first failure is logged as a warning).
+    pub failed: u64,
+}
+
+/// The in-process agent: owns the sessions and the background thread that seals windows
+/// and ships their summaries. Dropping it seals the current windows (marked partial) and
+/// delivers them within the shutdown timeout.
+///
+/// ```
+/// use modelwatch::{Agent, Config, Value};
+/// use std::time::Duration;
+/// # let dir = std::env::temp_dir().join("modelwatch-doc-agent");
+/// let agent = Agent::start(Config::new("api-key").data_dir(&dir).window(Duration::from_secs(60)))?;
+/// let sess = agent.session("fraud_detection_prod");
+/// sess.log_prediction([("feat1", Value::from(1.2)), ("feat2", Value::from("XX"))], true);
+/// agent.shutdown(Duration::from_secs(5))?;
+/// # Ok::<(), modelwatch::Error>(())
+/// ```
+pub struct Agent {
+    shared: Arc<Shared>,
+    shards: usize,
+    sessions: Arc<Mutex<BTreeMap<String, Arc<SessionInner>>>>,
+    control: Mutex<Option<SyncSender<Control>>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<AgentStats>,
+    shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("sessions", &self.sessions.lock().len()).finish()
+    }
+}
+
+/// A random 64-bit agent instance id, from the standard library's per-process random keys.
+fn random_instance() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+impl Agent {
+    /// Validates the configuration, creates the data folder, and starts the background thread.
+    pub fn start(config: Config) -> Result<Agent, Error> {
+        config.validate()?;
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        if let Some(dir) = &config.data_dir {
+            let sink = FolderSink::new(dir).map_err(|e| Error::io(format!("cannot create data_dir {}", dir.display()), e))?;
+            sinks.push(Box::new(sink));
+        }
+        sinks.extend(config.sinks);
+        let window_ms = config.window.as_millis() as i64;
+        let shared = Arc::new(Shared {
+            key: config.hash_key.unwrap_or_else(|| HashKey::derive(config.api_key.as_bytes())),
+            limits: config.limits,
+            window_ms,
+        });
+        let sessions = Arc::new(Mutex::new(BTreeMap::new()));
+        let stats = Arc::new(AgentStats::default());
+        let worker = Worker {
+            sessions: Arc::clone(&sessions),
+            sinks,
+            debug_mode: config.debug_mode,
+            instance: random_instance(),
+            next_sequence: 0,
+            window_ms,
+            stats: Arc::clone(&stats),
+            warned: false,
+        };
+        let (tx, rx) = mpsc::sync_channel(16);
+        let handle = std::thread::Builder::new()
+            .name("modelwatch".into())
+            .spawn(move || worker.run(rx))
+            .map_err(|e| Error::io("cannot start the modelwatch thread", e))?;
+        let shards = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(2, 16);
+        Ok(Agent {
+            shared,
+            shards,
+            sessions,
+            control: Mutex::new(Some(tx)),
+            worker: Mutex::new(Some(handle)),
+            stats,
+            shutdown_timeout: config.shutdown_timeout,
+        })
+    }
+
+    /// The session of a deployment, created on first use. Cheap to call and to clone.
+    pub fn session(&self, deployment: &str) -> Session {
+        let mut sessions = self.sessions.lock();
+        let inner = sessions
+            .entry(deployment.to_owned())
+            .or_insert_with(|| Arc::new(SessionInner::new(deployment.to_owned(), Arc::clone(&self.shared), self.shards)));
+        Session {
+            inner: Some(Arc::clone(inner)),
+        }
+    }
+
+    /// Seals every window logged so far (the current one marked partial) and delivers the
+    /// summaries. Waits at most `timeout`; the caller's logging is never blocked meanwhile.
+    pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        self.request(Control::Flush, timeout)
+    }
+
+    /// Flushes, then stops the background thread. Returns within `timeout` whatever the
+    /// sinks do. Later logging is kept in memory but never delivered.
+    pub fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
+        let result = self.request(Control::Shutdown, timeout);
+        *self.control.lock() = None;
+        if result.is_ok() {
+            // The worker answered and returns right after: joining cannot hang.
+            if let Some(h) = self.worker.lock().take() {
+                let _ = h.join();
+            }
+        }
+        result
+    }
+
+    fn request(&self, make: fn(SyncSender<bool>) -> Control, timeout: Duration) -> Result<(), Error> {
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        let sent = match &*self.control.lock() {
+            Some(tx) => tx.send(make(reply_tx)).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(Error::new(ErrorKind::NotRunning, "the modelwatch agent has shut down"));
+        }
+        match reply_rx.recv_timeout(timeout) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::new(ErrorKind::Delivery, "some summaries could not be delivered (see Agent::stats)")),
+            Err(_) => Err(Error::new(ErrorKind::Timeout, format!("not finished within {timeout:?}"))),
+        }
+    }
+
+    /// What the agent has delivered so far.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            delivered: self.stats.delivered.load(Ordering::Relaxed),
+            failed: self.stats.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if self.control.lock().is_some() {
+            if let Err(e) = self.shutdown(self.shutdown_timeout) {
+                log::warn!("modelwatch: shutdown on drop: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Sessions: the handle a model server logs through, and its per-thread shards.
+
+use crate::core::keyed_hash::HashKey;
+use crate::core::value::{Features, Prediction, Value};
+use crate::core::window::{cut, Limits, WindowAcc};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Finished windows a shard holds before the worker collects them. Past it (a stalled
+/// worker) the current window keeps absorbing records, so memory stays bounded and nothing
+/// is dropped; the summary then spans more than one window length.
+const MAX_FINISHED: usize = 4;
+
+/// Settings every session of an agent shares.
+pub(crate) struct Shared {
+    pub(crate) key: HashKey,
+    pub(crate) limits: Limits,
+    pub(crate) window_ms: i64,
+}
+
+/// One shard's windows. Each logging thread maps to one shard, so locks are uncontended.
+pub(crate) struct Shard {
+    pub(crate) start_ms: i64,
+    pub(crate) current: WindowAcc,
+    pub(crate) finished: Vec<(i64, WindowAcc)>,
+    /// Cleared accumulators returned by the worker, reused so that rolling over to a new
+    /// window allocates nothing.
+    pub(crate) spare: Vec<WindowAcc>,
+}
+
+impl Shard {
+    /// Moves the current window to `finished` if `now_ms` lies in a later (or earlier) one.
+    #[inline]
+    fn roll(&mut self, now_ms: i64, window_ms: i64) {
+        let start = now_ms - now_ms.rem_euclid(window_ms);
+        if start != self.start_ms && self.finished.len() < MAX_FINISHED {
+            self.seal_current();
+            self.start_ms = start;
+        }
+    }
+
+    /// Moves a non-empty current window to `finished`.
+    pub(crate) fn seal_current(&mut self) {
+        if !self.current.is_empty() {
+            let fresh = self.spare.pop().unwrap_or_default();
+            let old = std::mem::replace(&mut self.current, fresh);
+            self.finished.push((self.start_ms, old));
+        }
+    }
+}
+
+/// Cache-line padding, so that two threads' shards never share a line.
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+pub(crate) struct SessionInner {
+    pub(crate) name: String,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) shards: Box<[Padded<Mutex<Shard>>]>,
+    pub(crate) metadata: Mutex<BTreeMap<String, String>>,
+    pub(crate) metadata_dropped: AtomicU64,
+}
+
+impl SessionInner {
+    pub(crate) fn new(name: String, shared: Arc<Shared>, shards: usize) -> Self {
+        let shards = (0..shards)
+            .map(|_| {
+                Padded(Mutex::new(Shard {
+                    start_ms: i64::MIN,
+                    current: WindowAcc::default(),
+                    finished: Vec::with_capacity(MAX_FINISHED),
+                    spare: Vec::new(),
+                }))
+            })
+            .collect();
+        SessionInner {
+            name,
+            shared,
+            shards,
+            metadata: Mutex::new(BTreeMap::new()),
+            metadata_dropped: AtomicU64::new(0),
+        }
+    }
+}
+
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static THREAD_INDEX: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The handle a model server logs through: one per deployment, `Clone + Send + Sync`,
+/// cheap to clone. Logging never blocks on I/O, never returns an error and never panics
+/// for data problems: they are counted in the window's [`DropCounts`](crate::DropCounts)
+/// and per-feature counts.
+///
+/// A session obtained from [`session`](crate::session) before [`configure`](crate::configure)
+/// is inert: it logs nothing (and says so once through the `log` crate).
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) inner: Option<Arc<SessionInner>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("deployment", &self.deployment()).finish()
+    }
+}
+
+impl Session {
+    /// The deployment name; `None` for an inert session.
+    pub fn deployment(&self) -> Option<&str> {
+        self.inner.as_deref().map(|i| i.name.as_str())
+    }
+
+    /// Runs `f` on this thread's shard, rolled to the current window.
+    #[inline]
+    fn with_shard(&self, f: impl FnOnce(&mut WindowAcc, &Shared)) {
+        let Some(inner) = &self.inner else { return };
+        let shared = &*inner.shared;
+        let i = THREAD_INDEX.with(|i| *i) % inner.shards.len();
+        let now = now_ms();
+        let mut shard = inner.shards[i].0.lock();
+        shard.roll(now, shared.window_ms);
+        f(&mut shard.current, shared);
+    }
+
+    /// Logs one prediction: its features and its output(s).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join("modelwatch-doc-log-prediction");
+    /// use modelwatch::{Agent, Config, Value};
+    /// let agent = Agent::start(Config::new("key").data_dir(&dir))?;
+    /// let sess = agent.session("fraud_detection_prod");
+    /// sess.log_prediction([("amount", Value::from(12.5)), ("country", Value::from("NL"))], true);
+    /// sess.log_prediction([("amount", Value::from(None::<f64>))], false); // a missing value
+    /// agent.flush(std::time::Duration::from_secs(5))?;
+    /// # Ok::<(), modelwatch::Error>(())
+    /// ```
+    #[inline]
+    pub fn log_prediction(&self, features: impl Features, prediction: impl Prediction) {
+        self.with_shard(|w, s| w.log_prediction(&features, &prediction, &s.key, &s.limits));
+    }
+
+    /// Logs many predictions under one lock: `rows[i]` with `predictions[i]`. Rows or
+    /// predictions without a partner are counted as `DropCounts::batch_unpaired`.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join("modelwatch-doc-batch");
+    /// use modelwatch::{Agent, Config};
+    /// let agent = Agent::start(Config::new("key").data_dir(&dir))?;
+    /// let rows = vec![[("x", 1.0)], [("x", 2.0)]];
+    /// agent.session("m").log_prediction_batch(&rows, &[0.1, 0.9]);
+    /// # Ok::<(), modelwatch::Error>(())
+    /// ```
+    pub fn log_prediction_batch<F: Features, P: Prediction>(&self, rows: &[F], predictions: &[P]) {
+        self.with_shard(|w, s| {
+            for (row, p) in rows.iter().zip(predictions) {
+                w.log_prediction(row, p, &s.key, &s.limits);
+            }
+            w.count_unpaired(rows.len().abs_diff(predictions.len()) as u64);
+        });
+    }
+
+    /// Counts an exception by message; the tags of its first occurrence in a window are
+    /// kept. Message and tags are shipped as given (cut to `max_text_bytes`): do not put
+    /// raw feature values in them.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join("modelwatch-doc-exc");
+    /// # let agent = modelwatch::Agent::start(modelwatch::Config::new("k").data_dir(&dir))?;
+    /// agent.session("m").log_exception("wrong format", [("feature", "F1")]);
+    /// # Ok::<(), modelwatch::Error>(())
+    /// ```
+    pub fn log_exception(&self, message: &str, tags: impl Features) {
+        self.with_shard(|w, s| w.log_exception(message, &tags, &s.limits));
+    }
+
+    /// Logs ground truth: the label, what was predicted, and the segments it belongs to
+    /// (an empty list works; every pair also counts in the overall summary). The kind of
+    /// comparison follows the types: `bool` → binary, integers or strings → classes, floats
+    /// → regression; the argmax of probabilities is the predicted class. Mismatched types
+    /// are counted, not panicked on.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join("modelwatch-doc-gt");
+    /// # let agent = modelwatch::Agent::start(modelwatch::Config::new("k").data_dir(&dir))?;
+    /// let sess = agent.session("m");
+    /// sess.log_ground_truth(true, false, ["seg1", "seg2"]);
+    /// sess.log_ground_truth("cat", "dog", [] as [&str; 0]);
+    /// # Ok::<(), modelwatch::Error>(())
+    /// ```
+    pub fn log_ground_truth<'a, S: AsRef<str>>(
+        &self,
+        label: impl Into<Value<'a>>,
+        prediction: impl Prediction,
+        segments: impl IntoIterator<Item = S>,
+    ) {
+        let label = label.into();
+        self.with_shard(|w, s| w.log_ground_truth(&label, &prediction.predicted(), segments, &s.limits));
+    }
+
+    /// Sets a metadata entry (model version, ...) shipped with every summary of this session.
+    /// Shipped as given (cut to `max_text_bytes`); past `max_metadata` entries, new keys are
+    /// counted as dropped.
+    pub fn log_metadata(&self, key: &str, value: &str) {
+        let Some(inner) = &self.inner else { return };
+        let max = inner.shared.limits.max_text_bytes;
+        let mut m = inner.metadata.lock();
+        let (k, v) = (cut(key, max), cut(value, max));
+        if let Some(old) = m.get_mut(k) {
+            v.clone_into(old);
+        } else if m.len() < inner.shared.limits.max_metadata {
+            m.insert(k.to_owned(), v.to_owned());
+        } else {
+            inner.metadata_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Starts timing one inference; the latency is recorded when the guard drops.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join("modelwatch-doc-timer");
+    /// # let agent = modelwatch::Agent::start(modelwatch::Config::new("k").data_dir(&dir))?;
+    /// # let sess = agent.session("m");
+    /// {
+    ///     let _t = sess.time_inference();
+    ///     // run the model
+    /// }
+    /// # Ok::<(), modelwatch::Error>(())
+    /// ```
+    pub fn time_inference(&self) -> InferenceTimer<'_> {
+        InferenceTimer {
+            session: self,
+            start: Instant::now(),
+        }
+    }
+}
+
+/// Records one inference latency when dropped. See [`Session::time_inference`].
+#[must_use = "the latency is recorded when the timer drops"]
+pub struct InferenceTimer<'s> {
+    session: &'s Session,
+    start: Instant,
+}
+
+impl Drop for InferenceTimer<'_> {
+    fn drop(&mut self) {
+        let secs = self.start.elapsed().as_secs_f64();
+        self.session.with_shard(|w, _| w.record_latency(secs));
+    }
+}

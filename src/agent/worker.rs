@@ -1,0 +1,141 @@
+//! The background thread: seals finished windows, merges shards, encodes, delivers.
+
+use super::session::{now_ms, SessionInner};
+use super::sink::Sink;
+use super::AgentStats;
+use crate::core::summary::{Header, WindowSummary};
+use crate::core::window::WindowAcc;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Requests to the worker; each carries where to answer.
+pub(crate) enum Control {
+    /// Seal everything (current windows too, marked partial) and deliver. Answers whether
+    /// every summary was delivered.
+    Flush(SyncSender<bool>),
+    /// As `Flush`, then stop.
+    Shutdown(SyncSender<bool>),
+}
+
+pub(crate) struct Worker {
+    pub(crate) sessions: Arc<Mutex<BTreeMap<String, Arc<SessionInner>>>>,
+    pub(crate) sinks: Vec<Box<dyn Sink>>,
+    pub(crate) debug_mode: bool,
+    pub(crate) instance: u64,
+    pub(crate) next_sequence: u64,
+    pub(crate) window_ms: i64,
+    pub(crate) stats: Arc<AgentStats>,
+    pub(crate) warned: bool,
+}
+
+impl Worker {
+    pub(crate) fn run(mut self, control: Receiver<Control>) {
+        // Ticks often enough to seal a window soon after its end, rarely enough to cost nothing.
+        let tick = Duration::from_millis((self.window_ms as u64 / 10).clamp(50, 1000));
+        loop {
+            match control.recv_timeout(tick) {
+                Err(RecvTimeoutError::Timeout) => {
+                    self.collect(false);
+                }
+                Ok(Control::Flush(reply)) => {
+                    let ok = self.collect(true);
+                    let _ = reply.try_send(ok);
+                }
+                Ok(Control::Shutdown(reply)) => {
+                    let ok = self.collect(true);
+                    let _ = reply.try_send(ok);
+                    return;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.collect(true);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Seals and delivers finished windows (and, with `all`, current ones). Returns whether
+    /// every summary was delivered to every sink.
+    fn collect(&mut self, all: bool) -> bool {
+        let now = now_ms();
+        let sessions: Vec<Arc<SessionInner>> = self.sessions.lock().values().cloned().collect();
+        let mut ok = true;
+        for session in sessions {
+            // Swap finished windows out, O(1) under each shard's lock.
+            let mut taken: Vec<(usize, i64, WindowAcc)> = Vec::new();
+            for (i, shard) in session.shards.iter().enumerate() {
+                let mut g = shard.0.lock();
+                if all || g.start_ms.saturating_add(self.window_ms) <= now {
+                    g.seal_current();
+                }
+                taken.extend(std::mem::take(&mut g.finished).into_iter().map(|(s, w)| (i, s, w)));
+            }
+            taken.sort_by_key(|t| t.1);
+            let mut starts: Vec<i64> = taken.iter().map(|t| t.1).collect();
+            starts.dedup();
+            for start in starts {
+                let partial = all && start.saturating_add(self.window_ms) > now;
+                let summary = self.summarize(&session, start, partial, &taken);
+                ok &= self.deliver(&summary);
+            }
+            // Hand the cleared accumulators back for reuse.
+            for (i, _, mut w) in taken {
+                w.clear();
+                let mut g = session.shards[i].0.lock();
+                if g.spare.len() < 2 {
+                    g.spare.push(w);
+                }
+            }
+        }
+        ok
+    }
+
+    fn summarize(&mut self, session: &SessionInner, start: i64, partial: bool, taken: &[(usize, i64, WindowAcc)]) -> WindowSummary {
+        self.next_sequence += 1;
+        let header = Header {
+            deployment: session.name.clone(),
+            instance: self.instance,
+            sequence: self.next_sequence,
+            window_start_ms: start,
+            window_ms: self.window_ms as u64,
+            partial,
+        };
+        let mut summary = WindowSummary::new(header, session.metadata.lock().clone());
+        summary.dropped.metadata_over_cap = session.metadata_dropped.swap(0, Ordering::Relaxed);
+        for (_, _, w) in taken.iter().filter(|t| t.1 == start) {
+            w.add_to(&mut summary, &session.shared.limits);
+        }
+        summary
+    }
+
+    fn deliver(&mut self, summary: &WindowSummary) -> bool {
+        let encoded = summary.encode();
+        if self.debug_mode {
+            eprint!("{summary}");
+        }
+        let mut ok = true;
+        for sink in &mut self.sinks {
+            match sink.deliver(summary, &encoded) {
+                Ok(()) => {
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    ok = false;
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    if !self.warned {
+                        log::warn!("modelwatch: a sink failed to store a window summary: {e} (further failures are counted in Agent::stats)");
+                        self.warned = true;
+                    }
+                }
+            }
+        }
+        if ok {
+            self.warned = false;
+        }
+        ok
+    }
+}

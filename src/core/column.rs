@@ -1,0 +1,374 @@
+//! Statistics of one feature or output in one window.
+
+use super::hll::Hll;
+use super::keyed_hash::HashKey;
+#[cfg(test)]
+use super::numeric::histogram_heap_bytes;
+use super::numeric::{Moments, SignedHistogram};
+use super::value::Value;
+use super::wire::WireError;
+use hdrhistogram::Counter;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Buckets of the hashed category profile.
+pub(crate) const PROFILE_BUCKETS: usize = 1024;
+
+/// Exact counts of one column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct Counts {
+    pub(crate) count: u64,
+    pub(crate) missing: u64,
+    pub(crate) pos_inf: u64,
+    pub(crate) neg_inf: u64,
+    pub(crate) bools: u64,
+    pub(crate) trues: u64,
+    pub(crate) ints: u64,
+    pub(crate) floats: u64,
+    pub(crate) strings: u64,
+    /// Strings longer than the cap: hashed on their first `max_string_bytes` bytes.
+    pub(crate) truncated: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.count += o.count;
+        self.missing += o.missing;
+        self.pos_inf += o.pos_inf;
+        self.neg_inf += o.neg_inf;
+        self.bools += o.bools;
+        self.trues += o.trues;
+        self.ints += o.ints;
+        self.floats += o.floats;
+        self.strings += o.strings;
+        self.truncated += o.truncated;
+    }
+}
+
+/// Numbers: their signed histogram and moments.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Numbers<C: Counter> {
+    pub(crate) histogram: SignedHistogram<C>,
+    pub(crate) moments: Moments,
+}
+
+/// Strings: hashed category profile and length histogram.
+#[derive(Clone, Debug)]
+pub(crate) struct Strings<C: Counter> {
+    pub(crate) profile: Box<[C]>,
+    pub(crate) lengths: SignedHistogram<C>,
+}
+
+impl<C: Counter> Default for Strings<C> {
+    fn default() -> Self {
+        Strings {
+            profile: vec![C::zero(); PROFILE_BUCKETS].into_boxed_slice(),
+            lengths: SignedHistogram::default(),
+        }
+    }
+}
+
+/// One column: `u32` counters while accumulating in a shard, `u64` once merged into a summary.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Column<C: Counter> {
+    pub(crate) counts: Counts,
+    pub(crate) numbers: Option<Box<Numbers<C>>>,
+    pub(crate) distinct: Option<Hll>,
+    pub(crate) strings: Option<Box<Strings<C>>>,
+}
+
+#[cfg(test)]
+/// Heap bytes of a column at most, by what it has seen (the documented per-feature bound).
+pub(crate) fn column_bound_bytes<C: Counter>(numbers: bool, negatives: bool, strings: bool) -> usize {
+    let hist = histogram_heap_bytes::<C>();
+    let mut b = 0;
+    if numbers || strings {
+        b += Hll::HEAP_BYTES;
+    }
+    if numbers {
+        b += std::mem::size_of::<Numbers<C>>() + hist * (1 + usize::from(negatives));
+    }
+    if strings {
+        b += std::mem::size_of::<Strings<C>>() + PROFILE_BUCKETS * std::mem::size_of::<C>() + hist;
+    }
+    b
+}
+
+impl Column<u32> {
+    /// Folds one value. `max_string_bytes` caps what is hashed of a string.
+    #[inline]
+    pub(crate) fn fold(&mut self, v: &Value<'_>, key: &HashKey, max_string_bytes: usize) {
+        let c = &mut self.counts;
+        c.count += 1;
+        match *v {
+            Value::Null => c.missing += 1,
+            Value::Bool(b) => {
+                c.bools += 1;
+                c.trues += u64::from(b);
+            }
+            Value::Int(i) => {
+                c.ints += 1;
+                self.fold_number(i as f64, key);
+            }
+            Value::Float(x) => {
+                if x.is_nan() {
+                    c.missing += 1;
+                } else if x.is_infinite() {
+                    c.floats += 1;
+                    if x > 0.0 {
+                        c.pos_inf += 1
+                    } else {
+                        c.neg_inf += 1
+                    }
+                } else {
+                    c.floats += 1;
+                    self.fold_number(x, key);
+                }
+            }
+            Value::Str(ref s) => {
+                c.strings += 1;
+                let s = if s.len() > max_string_bytes {
+                    c.truncated += 1;
+                    &s[..floor_char_boundary(s, max_string_bytes)]
+                } else {
+                    s
+                };
+                let h = key.hash_str(s);
+                self.distinct.get_or_insert_with(Hll::default).insert_hash(h);
+                let st = self.strings.get_or_insert_with(Default::default);
+                let bucket = &mut st.profile[(h % PROFILE_BUCKETS as u64) as usize];
+                *bucket = bucket.saturating_add(1);
+                // The length recorded is the logged one, truncated or not.
+                st.lengths.record(v_len(v) as f64);
+            }
+        }
+    }
+
+    #[inline]
+    fn fold_number(&mut self, x: f64, key: &HashKey) {
+        let n = self.numbers.get_or_insert_with(Default::default);
+        n.histogram.record(x);
+        n.moments.push(x);
+        self.distinct
+            .get_or_insert_with(Hll::default)
+            .insert_hash(key.hash_f64(x));
+    }
+
+    /// Zeroes every count, keeping allocations for the next window.
+    pub(crate) fn clear(&mut self) {
+        self.counts = Counts::default();
+        if let Some(n) = &mut self.numbers {
+            n.histogram.clear();
+            n.moments = Moments::default();
+        }
+        if let Some(d) = &mut self.distinct {
+            d.clear();
+        }
+        if let Some(s) = &mut self.strings {
+            s.profile.fill(0);
+            s.lengths.clear();
+        }
+    }
+}
+
+fn v_len(v: &Value<'_>) -> usize {
+    match v {
+        Value::Str(s) => s.len(),
+        _ => 0,
+    }
+}
+
+/// `str::floor_char_boundary`, which is not stable.
+fn floor_char_boundary(s: &str, max: usize) -> usize {
+    (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
+}
+
+impl Column<u64> {
+    /// Adds a column (shard or summary) into this one.
+    pub(crate) fn add<D: Counter>(&mut self, o: &Column<D>) {
+        self.counts.add(&o.counts);
+        if let Some(on) = &o.numbers {
+            let n = self.numbers.get_or_insert_with(Default::default);
+            n.histogram.add(&on.histogram);
+            n.moments.merge(&on.moments);
+        }
+        if let Some(od) = &o.distinct {
+            self.distinct.get_or_insert_with(Hll::default).merge(od);
+        }
+        if let Some(os) = &o.strings {
+            let s = self.strings.get_or_insert_with(Default::default);
+            for (a, b) in s.profile.iter_mut().zip(os.profile.iter()) {
+                *a = a.saturating_add(b.as_u64());
+            }
+            s.lengths.add(&os.lengths);
+        }
+    }
+}
+
+// ---- wire form: plain fields and byte strings, validated on the way in ----
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
+struct HistogramWire {
+    #[serde(with = "serde_bytes")]
+    positive: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    negative: Vec<u8>,
+    zeros: u64,
+    underflow: u64,
+    overflow: u64,
+}
+
+impl From<&SignedHistogram<u64>> for HistogramWire {
+    fn from(h: &SignedHistogram<u64>) -> Self {
+        let [positive, negative] = h.side_bytes();
+        HistogramWire {
+            positive,
+            negative,
+            zeros: h.zeros,
+            underflow: h.underflow,
+            overflow: h.overflow,
+        }
+    }
+}
+
+impl TryFrom<HistogramWire> for SignedHistogram<u64> {
+    type Error = WireError;
+    fn try_from(w: HistogramWire) -> Result<Self, WireError> {
+        SignedHistogram::from_parts(&w.positive, &w.negative, w.zeros, w.underflow, w.overflow)
+    }
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
+struct ColumnWire {
+    #[serde(flatten)]
+    counts: Counts,
+    histogram: Option<HistogramWire>,
+    moments: Option<(u64, f64, f64)>,
+    #[serde(with = "serde_bytes")]
+    distinct: Option<Vec<u8>>,
+    /// Sparse profile: (gap to the previous nonzero bucket, count) as LEB128 varints.
+    #[serde(with = "serde_bytes")]
+    profile: Option<Vec<u8>>,
+    lengths: Option<HistogramWire>,
+}
+
+impl Serialize for Column<u64> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ColumnWire {
+            counts: self.counts,
+            histogram: self.numbers.as_ref().map(|n| (&n.histogram).into()),
+            moments: self.numbers.as_ref().map(|n| (n.moments.n, n.moments.mean, n.moments.m2)),
+            distinct: self.distinct.as_ref().map(Hll::to_bytes),
+            profile: self.strings.as_ref().map(|st| encode_profile(&st.profile)),
+            lengths: self.strings.as_ref().map(|st| (&st.lengths).into()),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Column<u64> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let w = ColumnWire::deserialize(d)?;
+        let err = |e: WireError| D::Error::custom(e);
+        let numbers = match (w.histogram, w.moments) {
+            (Some(h), Some((n, mean, m2))) => Some(Box::new(Numbers {
+                histogram: h.try_into().map_err(err)?,
+                moments: Moments { n, mean, m2 },
+            })),
+            (None, None) => None,
+            _ => return Err(err(WireError::sketch("numbers", "histogram without moments"))),
+        };
+        let strings = match (w.profile, w.lengths) {
+            (Some(p), Some(l)) => {
+                let mut st = Strings::<u64>::default();
+                decode_profile(&p, &mut st.profile).map_err(err)?;
+                st.lengths = l.try_into().map_err(err)?;
+                Some(Box::new(st))
+            }
+            (None, None) => None,
+            _ => return Err(err(WireError::sketch("strings", "profile without lengths"))),
+        };
+        let distinct = w.distinct.map(|b| Hll::from_bytes(&b)).transpose().map_err(err)?;
+        Ok(Column {
+            counts: w.counts,
+            numbers,
+            distinct,
+            strings,
+        })
+    }
+}
+
+fn encode_profile(profile: &[u64]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut next = 0;
+    for (i, &c) in profile.iter().enumerate().filter(|(_, &c)| c != 0) {
+        put_varint(&mut out, (i - next) as u64);
+        put_varint(&mut out, c);
+        next = i + 1;
+    }
+    out
+}
+
+fn decode_profile(mut bytes: &[u8], profile: &mut [u64]) -> Result<(), WireError> {
+    let bad = |why| WireError::sketch("profile", why);
+    let mut next = 0usize;
+    while !bytes.is_empty() {
+        let gap = take_varint(&mut bytes).ok_or(bad("truncated varint"))?;
+        let count = take_varint(&mut bytes).ok_or(bad("truncated varint"))?;
+        let i = usize::try_from(gap)
+            .ok()
+            .and_then(|g| next.checked_add(g))
+            .filter(|&i| i < profile.len())
+            .ok_or(bad("bucket out of range"))?;
+        profile[i] = count;
+        next = i + 1;
+    }
+    Ok(())
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = bytes.split_first()?;
+        *bytes = rest;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn profile_round_trips(entries in prop::collection::btree_map(0usize..PROFILE_BUCKETS, 1u64.., 0..50)) {
+            let mut p = vec![0u64; PROFILE_BUCKETS];
+            for (&i, &c) in &entries { p[i] = c; }
+            let mut back = vec![0u64; PROFILE_BUCKETS];
+            decode_profile(&encode_profile(&p), &mut back).unwrap();
+            prop_assert_eq!(back, p);
+        }
+
+        #[test]
+        fn profile_decoding_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            let mut p = vec![0u64; PROFILE_BUCKETS];
+            let _ = decode_profile(&bytes, &mut p);
+        }
+    }
+}

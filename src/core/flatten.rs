@@ -1,0 +1,339 @@
+//! A serde serializer that walks a struct and reports its leaves as `(dotted.path, Value)`.
+
+use super::value::Value;
+use serde::ser::{self, Impossible, Serialize};
+use std::fmt;
+
+/// Never produced for data: serde requires an error type.
+#[derive(Debug)]
+pub(crate) struct Unsupported;
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unsupported shape")
+    }
+}
+impl std::error::Error for Unsupported {}
+impl ser::Error for Unsupported {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Unsupported
+    }
+}
+
+pub(crate) struct Flattener<'f> {
+    sink: &'f mut dyn FnMut(&str, Value<'_>),
+    path: String,
+}
+
+impl<'f> Flattener<'f> {
+    pub(crate) fn new(sink: &'f mut dyn FnMut(&str, Value<'_>)) -> Self {
+        Flattener {
+            sink,
+            path: String::new(),
+        }
+    }
+
+    fn leaf(&mut self, v: Value<'_>) -> Result<(), Unsupported> {
+        (self.sink)(&self.path, v);
+        Ok(())
+    }
+
+    /// Serializes `value` under `path.key`, then restores the path.
+    fn child<T: Serialize + ?Sized>(&mut self, key: &dyn fmt::Display, value: &T) -> Result<(), Unsupported> {
+        use std::fmt::Write;
+        let len = self.path.len();
+        if len > 0 {
+            self.path.push('.');
+        }
+        let _ = write!(self.path, "{key}");
+        let r = value.serialize(&mut *self);
+        self.path.truncate(len);
+        r
+    }
+}
+
+/// Collects a map key as text.
+struct KeyText(String);
+
+macro_rules! leaf_methods {
+    ($($m:ident: $t:ty => $conv:expr),* $(,)?) => {$(
+        fn $m(self, v: $t) -> Result<(), Unsupported> { self.leaf($conv(v)) }
+    )*};
+}
+
+impl<'a, 'f> ser::Serializer for &'a mut Flattener<'f> {
+    type Ok = ();
+    type Error = Unsupported;
+    type SerializeSeq = Compound<'a, 'f>;
+    type SerializeTuple = Compound<'a, 'f>;
+    type SerializeTupleStruct = Compound<'a, 'f>;
+    type SerializeTupleVariant = Compound<'a, 'f>;
+    type SerializeMap = Compound<'a, 'f>;
+    type SerializeStruct = Compound<'a, 'f>;
+    type SerializeStructVariant = Compound<'a, 'f>;
+
+    leaf_methods! {
+        serialize_bool: bool => Value::Bool,
+        serialize_i8: i8 => Value::from, serialize_i16: i16 => Value::from,
+        serialize_i32: i32 => Value::from, serialize_i64: i64 => Value::from,
+        serialize_u8: u8 => Value::from, serialize_u16: u16 => Value::from,
+        serialize_u32: u32 => Value::from, serialize_u64: u64 => Value::from,
+        serialize_f32: f32 => Value::from, serialize_f64: f64 => Value::from,
+        serialize_str: &str => Value::from,
+    }
+    fn serialize_char(self, v: char) -> Result<(), Unsupported> {
+        self.leaf(Value::from(v.encode_utf8(&mut [0; 4]) as &str))
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), Unsupported> {
+        self.leaf(Value::Null)
+    }
+    fn serialize_none(self) -> Result<(), Unsupported> {
+        self.leaf(Value::Null)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), Unsupported> {
+        v.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), Unsupported> {
+        self.leaf(Value::Null)
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
+        self.leaf(Value::Null)
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<(), Unsupported> {
+        self.leaf(Value::from(variant))
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result<(), Unsupported> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        v: &T,
+    ) -> Result<(), Unsupported> {
+        self.child(&variant, v)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Compound<'a, 'f>, Unsupported> {
+        Ok(Compound::new(self))
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Compound<'a, 'f>, Unsupported> {
+        Ok(Compound::new(self))
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Compound<'a, 'f>, Unsupported> {
+        Ok(Compound::new(self))
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Compound<'a, 'f>, Unsupported> {
+        Ok(Compound::new(self))
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Compound<'a, 'f>, Unsupported> {
+        Ok(Compound::new(self))
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Compound<'a, 'f>, Unsupported> {
+        Ok(Compound::new(self))
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Compound<'a, 'f>, Unsupported> {
+        Ok(Compound::new(self))
+    }
+}
+
+/// State of one struct, map or sequence being walked.
+pub(crate) struct Compound<'a, 'f> {
+    outer: &'a mut Flattener<'f>,
+    index: usize,
+    key: Option<String>,
+}
+
+impl<'a, 'f> Compound<'a, 'f> {
+    fn new(outer: &'a mut Flattener<'f>) -> Self {
+        Compound {
+            outer,
+            index: 0,
+            key: None,
+        }
+    }
+
+    fn item<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unsupported> {
+        let i = self.index;
+        self.index += 1;
+        self.outer.child(&i, v)
+    }
+}
+
+macro_rules! seq_like {
+    ($($tr:ident :: $m:ident),*) => {$(
+        impl ser::$tr for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Unsupported;
+            fn $m<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unsupported> {
+                self.item(v)
+            }
+            fn end(self) -> Result<(), Unsupported> { Ok(()) }
+        }
+    )*};
+}
+seq_like!(SerializeSeq::serialize_element, SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field, SerializeTupleVariant::serialize_field);
+
+macro_rules! struct_like {
+    ($($tr:ident),*) => {$(
+        impl ser::$tr for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Unsupported;
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, k: &'static str, v: &T) -> Result<(), Unsupported> {
+                self.outer.child(&k, v)
+            }
+            fn end(self) -> Result<(), Unsupported> { Ok(()) }
+        }
+    )*};
+}
+struct_like!(SerializeStruct, SerializeStructVariant);
+
+impl ser::SerializeMap for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, k: &T) -> Result<(), Unsupported> {
+        let mut text = KeyText(String::new());
+        k.serialize(&mut text)?;
+        self.key = Some(text.0);
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unsupported> {
+        let key = self.key.take().ok_or(Unsupported)?;
+        self.outer.child(&key, v)
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        Ok(())
+    }
+}
+
+macro_rules! key_display {
+    ($($m:ident: $t:ty),*) => {$(
+        fn $m(self, v: $t) -> Result<(), Unsupported> { self.0 = v.to_string(); Ok(()) }
+    )*};
+}
+
+/// Map keys must be strings, numbers, bools or chars.
+impl ser::Serializer for &mut KeyText {
+    type Ok = ();
+    type Error = Unsupported;
+    type SerializeSeq = Impossible<(), Unsupported>;
+    type SerializeTuple = Impossible<(), Unsupported>;
+    type SerializeTupleStruct = Impossible<(), Unsupported>;
+    type SerializeTupleVariant = Impossible<(), Unsupported>;
+    type SerializeMap = Impossible<(), Unsupported>;
+    type SerializeStruct = Impossible<(), Unsupported>;
+    type SerializeStructVariant = Impossible<(), Unsupported>;
+    key_display!(serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
+        serialize_i64: i64, serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
+        serialize_u64: u64, serialize_f32: f32, serialize_f64: f64, serialize_char: char,
+        serialize_str: &str);
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_none(self) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), Unsupported> {
+        v.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, v: &'static str) -> Result<(), Unsupported> {
+        self.serialize_str(v)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result<(), Unsupported> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Unsupported> {
+        Err(Unsupported)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::value::{Features, Record};
+    use std::collections::BTreeMap;
+
+    #[derive(serde::Serialize)]
+    struct Inner {
+        x: f64,
+        tags: Vec<&'static str>,
+    }
+    #[derive(serde::Serialize)]
+    struct Outer {
+        id: Option<u32>,
+        inner: Inner,
+        extra: BTreeMap<u8, bool>,
+    }
+
+    #[test]
+    fn nested_fields_flatten_with_dots() {
+        let r = Outer {
+            id: None,
+            inner: Inner { x: 1.5, tags: vec!["a", "b"] },
+            extra: BTreeMap::from([(7, true)]),
+        };
+        let mut seen = Vec::new();
+        Record(&r).for_each_feature(&mut |k, v| seen.push(format!("{k}={v:?}")));
+        assert_eq!(
+            seen,
+            ["id=Null", "inner.x=Float(1.5)", "inner.tags.0=Str(\"a\")", "inner.tags.1=Str(\"b\")", "extra.7=Bool(true)"]
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! Ground truth: confusion matrices for classes, error sums for regression, and the
+//! metrics derived from them. The sums are what is shipped, so summaries stay mergeable.
+
+use super::numeric::Moments;
+use super::value::Value;
+use serde::{Deserialize, Serialize};
+
+/// The name of the class that collects classes past the cap.
+pub const OTHER_CLASS: &str = "(other)";
+
+/// How labels and predictions were compared, inferred from their types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    /// `bool` label and prediction.
+    Binary,
+    /// Integer or string classes (or the argmax of probabilities).
+    Classes,
+    /// Numbers compared as numbers.
+    Regression,
+}
+
+impl OutputKind {
+    /// The kind a (label, prediction) pair implies, if any.
+    fn of(label: &Value<'_>, prediction: &Value<'_>) -> Option<OutputKind> {
+        use Value::*;
+        let number = |v: &Value<'_>| match *v {
+            Int(_) => true,
+            Float(x) => x.is_finite(),
+            _ => false,
+        };
+        match (label, prediction) {
+            (Bool(_), Bool(_)) => Some(OutputKind::Binary),
+            (Int(_) | Str(_), Int(_) | Str(_)) => Some(OutputKind::Classes),
+            (l, p) if number(l) && number(p) => Some(OutputKind::Regression),
+            _ => None,
+        }
+    }
+}
+
+/// Canonical class name of a label or prediction: `true`, `3`, `fraud`.
+pub(crate) fn class_name<'v>(v: &'v Value<'_>) -> Option<std::borrow::Cow<'v, str>> {
+    use std::borrow::Cow;
+    match v {
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        Value::Int(i) => Some(Cow::Owned(i.to_string())),
+        Value::Str(s) => Some(Cow::Borrowed(s)),
+        _ => None,
+    }
+}
+
+/// Regression error sums, e = prediction - label.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct ErrorSums {
+    pub(crate) n: u64,
+    pub(crate) sum_e: f64,
+    pub(crate) sum_abs_e: f64,
+    pub(crate) sum_e2: f64,
+    /// Label count, mean and M2, for R².
+    pub(crate) label: (u64, f64, f64),
+}
+
+/// Ground truth of one segment (or of all segments together) in one window.
+///
+/// Metrics return `None` where they are undefined (no data, no predicted positives, ...),
+/// never NaN. Classes are named as logged: `gt.precision(true)`, `gt.recall("fraud")`,
+/// `gt.f1(3)`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GroundTruthSummary {
+    kind: Option<OutputKind>,
+    count: u64,
+    /// Pairs whose types did not match this summary's kind, or that had no usable value.
+    mismatched: u64,
+    /// Class names by id; ids past the cap map to [`OTHER_CLASS`].
+    classes: Vec<String>,
+    /// (label id, predicted id, count); id `u32::MAX` is the overflow class.
+    cells: Vec<(u32, u32, u64)>,
+    /// Labels or predictions that fell into the overflow class.
+    overflowed: u64,
+    errors: ErrorSums,
+}
+
+const OTHER_ID: u32 = u32::MAX;
+
+impl GroundTruthSummary {
+    /// Folds one (label, prediction) pair. `max_classes` caps the class vocabulary.
+    pub(crate) fn fold(&mut self, label: &Value<'_>, prediction: &Value<'_>, max_classes: usize) {
+        let Some(kind) = OutputKind::of(label, prediction).filter(|k| self.kind.is_none_or(|s| s == *k))
+        else {
+            self.mismatched += 1;
+            return;
+        };
+        self.kind = Some(kind);
+        self.count += 1;
+        match kind {
+            OutputKind::Regression => {
+                let (y, p) = (as_f64(label), as_f64(prediction));
+                let e = p - y;
+                let s = &mut self.errors;
+                s.n += 1;
+                s.sum_e += e;
+                s.sum_abs_e += e.abs();
+                s.sum_e2 += e * e;
+                let mut m = Moments { n: s.label.0, mean: s.label.1, m2: s.label.2 };
+                m.push(y);
+                s.label = (m.n, m.mean, m.m2);
+            }
+            OutputKind::Binary | OutputKind::Classes => {
+                let l = self.class_id(label, max_classes);
+                let p = self.class_id(prediction, max_classes);
+                self.add_cell(l, p, 1);
+            }
+        }
+    }
+
+    fn class_id(&mut self, v: &Value<'_>, max_classes: usize) -> u32 {
+        let name = class_name(v).unwrap_or_default();
+        if let Some(i) = self.classes.iter().position(|c| *c == name) {
+            return i as u32;
+        }
+        if self.classes.len() < max_classes {
+            self.classes.push(name.into_owned());
+            return (self.classes.len() - 1) as u32;
+        }
+        self.overflowed += 1;
+        OTHER_ID
+    }
+
+    fn add_cell(&mut self, l: u32, p: u32, n: u64) {
+        match self.cells.iter_mut().find(|c| c.0 == l && c.1 == p) {
+            Some(c) => c.2 += n,
+            None => self.cells.push((l, p, n)),
+        }
+    }
+
+    /// Merges another summary of the same kind; pairs of another kind count as mismatched.
+    pub(crate) fn merge(&mut self, o: &GroundTruthSummary, max_classes: usize) {
+        if o.kind.is_some() && self.kind.is_some() && o.kind != self.kind {
+            self.mismatched += o.count + o.mismatched;
+            return;
+        }
+        self.kind = self.kind.or(o.kind);
+        self.count += o.count;
+        self.mismatched += o.mismatched;
+        self.overflowed += o.overflowed;
+        let remap = |s: &mut Self, id: u32| {
+            let name = o.classes.get(id as usize).map_or(OTHER_CLASS, String::as_str);
+            if id == OTHER_ID {
+                OTHER_ID
+            } else {
+                s.class_id(&Value::from(name), max_classes)
+            }
+        };
+        for &(l, p, n) in &o.cells {
+            let (l, p) = (remap(self, l), remap(self, p));
+            self.add_cell(l, p, n);
+        }
+        let (a, b) = (&mut self.errors, &o.errors);
+        a.n += b.n;
+        a.sum_e += b.sum_e;
+        a.sum_abs_e += b.sum_abs_e;
+        a.sum_e2 += b.sum_e2;
+        let mut m = Moments { n: a.label.0, mean: a.label.1, m2: a.label.2 };
+        m.merge(&Moments { n: b.label.0, mean: b.label.1, m2: b.label.2 });
+        a.label = (m.n, m.mean, m.m2);
+    }
+
+    /// How labels were compared; `None` before the first usable pair.
+    pub fn kind(&self) -> Option<OutputKind> {
+        self.kind
+    }
+
+    /// Pairs folded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Pairs not folded because their types did not match (counted, not panicked on).
+    pub fn mismatched(&self) -> u64 {
+        self.mismatched
+    }
+
+    /// Labels or predictions past the class cap, folded into [`OTHER_CLASS`].
+    pub fn overflowed(&self) -> u64 {
+        self.overflowed
+    }
+
+    /// Class names seen, in order of first appearance.
+    pub fn classes(&self) -> impl Iterator<Item = &str> {
+        self.classes.iter().map(String::as_str)
+    }
+
+    /// Count of pairs with this label and this prediction.
+    pub fn confusion<'a>(&self, label: impl Into<Value<'a>>, predicted: impl Into<Value<'a>>) -> u64 {
+        let (l, p) = (self.id_of(&label.into()), self.id_of(&predicted.into()));
+        match (l, p) {
+            (Some(l), Some(p)) => self.cells.iter().filter(|c| c.0 == l && c.1 == p).map(|c| c.2).sum(),
+            _ => 0,
+        }
+    }
+
+    fn id_of(&self, v: &Value<'_>) -> Option<u32> {
+        let name = class_name(v)?;
+        if name == OTHER_CLASS {
+            return Some(OTHER_ID);
+        }
+        self.classes.iter().position(|c| *c == name).map(|i| i as u32)
+    }
+
+    fn classified(&self) -> u64 {
+        self.cells.iter().map(|c| c.2).sum()
+    }
+
+    /// (true positives, false positives, false negatives) of a class.
+    fn tp_fp_fn(&self, class: &Value<'_>) -> Option<(u64, u64, u64)> {
+        let id = self.id_of(class)?;
+        let (mut tp, mut fp, mut fn_) = (0, 0, 0);
+        for &(l, p, n) in &self.cells {
+            match (l == id, p == id) {
+                (true, true) => tp += n,
+                (false, true) => fp += n,
+                (true, false) => fn_ += n,
+                _ => {}
+            }
+        }
+        Some((tp, fp, fn_))
+    }
+
+    /// Fraction of pairs whose prediction equals the label.
+    pub fn accuracy(&self) -> Option<f64> {
+        let total = self.classified();
+        let right: u64 = self.cells.iter().filter(|c| c.0 == c.1 && c.0 != OTHER_ID).map(|c| c.2).sum();
+        ratio(right, total)
+    }
+
+    /// tp / (tp + fp) of a class; `None` if it was never predicted.
+    pub fn precision<'a>(&self, class: impl Into<Value<'a>>) -> Option<f64> {
+        let (tp, fp, _) = self.tp_fp_fn(&class.into())?;
+        ratio(tp, tp + fp)
+    }
+
+    /// tp / (tp + fn) of a class; `None` if it never was the label.
+    pub fn recall<'a>(&self, class: impl Into<Value<'a>>) -> Option<f64> {
+        let (tp, _, fn_) = self.tp_fp_fn(&class.into())?;
+        ratio(tp, tp + fn_)
+    }
+
+    /// 2tp / (2tp + fp + fn) of a class (scikit-learn's F1 where it is defined).
+    pub fn f1<'a>(&self, class: impl Into<Value<'a>>) -> Option<f64> {
+        let (tp, fp, fn_) = self.tp_fp_fn(&class.into())?;
+        ratio(2 * tp, 2 * tp + fp + fn_)
+    }
+
+    /// Mean squared error of regression pairs.
+    pub fn mse(&self) -> Option<f64> {
+        self.per_pair(self.errors.sum_e2)
+    }
+
+    /// Mean absolute error.
+    pub fn mae(&self) -> Option<f64> {
+        self.per_pair(self.errors.sum_abs_e)
+    }
+
+    /// Root of [`mse`](Self::mse).
+    pub fn rmse(&self) -> Option<f64> {
+        self.mse().map(f64::sqrt)
+    }
+
+    /// Mean error (prediction - label): the bias.
+    pub fn mean_error(&self) -> Option<f64> {
+        self.per_pair(self.errors.sum_e)
+    }
+
+    /// Coefficient of determination, 1 - SSE/SST; `None` when the labels do not vary.
+    pub fn r2(&self) -> Option<f64> {
+        let sst = self.errors.label.2;
+        (self.errors.n > 0 && sst > 0.0).then(|| 1.0 - self.errors.sum_e2 / sst)
+    }
+
+    fn per_pair(&self, sum: f64) -> Option<f64> {
+        (self.errors.n > 0).then(|| sum / self.errors.n as f64)
+    }
+}
+
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+fn as_f64(v: &Value<'_>) -> f64 {
+    match *v {
+        Value::Int(i) => i as f64,
+        Value::Float(f) => f,
+        _ => f64::NAN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multiclass_metrics_match_hand_counts() {
+        let mut gt = GroundTruthSummary::default();
+        // label, prediction
+        let pairs = [("a", "a"), ("a", "b"), ("b", "b"), ("c", "a"), ("c", "c"), ("b", "b")];
+        for (l, p) in pairs {
+            gt.fold(&Value::from(l), &Value::from(p), 10);
+        }
+        assert_eq!(gt.accuracy(), Some(4.0 / 6.0));
+        assert_eq!(gt.precision("a"), Some(0.5));
+        assert_eq!(gt.recall("a"), Some(0.5));
+        assert_eq!(gt.precision("b"), Some(2.0 / 3.0));
+        assert_eq!(gt.recall("c"), Some(0.5));
+        assert_eq!(gt.f1("c"), Some(2.0 / 3.0));
+        assert_eq!(gt.precision("zzz"), None);
+        assert_eq!(gt.mse(), None);
+    }
+
+    #[test]
+    fn classes_past_the_cap_overflow_and_mismatches_count() {
+        let mut gt = GroundTruthSummary::default();
+        for i in 0..5 {
+            gt.fold(&Value::from(i), &Value::from(i), 3);
+        }
+        gt.fold(&Value::from(1.5), &Value::from(true), 3);
+        assert_eq!((gt.count(), gt.overflowed(), gt.mismatched()), (5, 4, 1));
+        assert_eq!(gt.confusion(OTHER_CLASS, OTHER_CLASS), 2);
+        assert_eq!(gt.accuracy(), Some(3.0 / 5.0));
+    }
+
+    #[test]
+    fn regression_sums_and_merge() {
+        let ys = [3.0, -0.5, 2.0, 7.0, 4.5];
+        let ps = [2.5, 0.0, 2.0, 8.0, 4.0];
+        let (mut a, mut b, mut whole) = Default::default();
+        for (i, (y, p)) in ys.iter().zip(ps).enumerate() {
+            let part: &mut GroundTruthSummary = if i < 2 { &mut a } else { &mut b };
+            part.fold(&Value::from(*y), &Value::from(p), 8);
+            GroundTruthSummary::fold(&mut whole, &Value::from(*y), &Value::from(p), 8);
+        }
+        a.merge(&b, 8);
+        let mean_y = ys.iter().sum::<f64>() / 5.0;
+        let sse: f64 = ys.iter().zip(ps).map(|(y, p)| (p - y) * (p - y)).sum();
+        let sst: f64 = ys.iter().map(|y| (y - mean_y) * (y - mean_y)).sum();
+        for gt in [&a, &whole] {
+            assert!((gt.mse().unwrap() - sse / 5.0).abs() < 1e-12);
+            assert!((gt.mae().unwrap() - 2.5 / 5.0).abs() < 1e-12);
+            assert!((gt.r2().unwrap() - (1.0 - sse / sst)).abs() < 1e-12);
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The pure core: values, sketches, the window accumulator and the wire types.
+//! No threads, no clock reads (time is an argument), no I/O.
+
+pub(crate) mod column;
+pub(crate) mod flatten;
+pub(crate) mod ground_truth;
+pub(crate) mod hll;
+pub(crate) mod keyed_hash;
+pub(crate) mod numeric;
+pub(crate) mod render;
+pub(crate) mod summary;
+pub(crate) mod value;
+pub(crate) mod window;
+pub(crate) mod wire;

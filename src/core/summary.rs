@@ -1,0 +1,424 @@
+//! The wire type: one window's statistics, encoded as named MessagePack.
+
+use super::column::Column;
+use super::ground_truth::GroundTruthSummary;
+use super::hll::HLL_STANDARD_ERROR;
+use super::wire::{SummaryError, SummaryErrorKind, SKETCH_ERROR_PREFIX};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The schema version written. Readers accept any version from 1 on: later versions only
+/// add fields (each `#[serde(default)]`), which older readers skip.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Largest encoded summary [`WindowSummary::decode`] accepts (16 MiB).
+pub const MAX_SUMMARY_BYTES: usize = 16 << 20;
+
+/// Classes kept per ground-truth matrix when merging summaries.
+const MERGE_MAX_CLASSES: usize = 1024;
+
+/// Counts of everything not folded, by reason. They travel in the summary, so nothing
+/// is lost silently.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct DropCounts {
+    /// Feature values whose name was new past `max_features`.
+    pub features_over_cap: u64,
+    /// Output values whose name was new past `max_outputs`.
+    pub outputs_over_cap: u64,
+    /// Values or ground truth whose feature, output or segment name exceeded `max_name_bytes`.
+    pub names_too_long: u64,
+    /// Ground truth for a new segment past `max_segments` (still counted overall).
+    pub segments_over_cap: u64,
+    /// Exceptions with a new message past `max_exceptions`.
+    pub exceptions_over_cap: u64,
+    /// Metadata entries past `max_metadata`.
+    pub metadata_over_cap: u64,
+    /// Rows or predictions of a batch without a partner (the lengths differed).
+    pub batch_unpaired: u64,
+}
+
+impl DropCounts {
+    pub(crate) fn add(&mut self, o: &DropCounts) {
+        self.features_over_cap += o.features_over_cap;
+        self.outputs_over_cap += o.outputs_over_cap;
+        self.names_too_long += o.names_too_long;
+        self.segments_over_cap += o.segments_over_cap;
+        self.exceptions_over_cap += o.exceptions_over_cap;
+        self.metadata_over_cap += o.metadata_over_cap;
+        self.batch_unpaired += o.batch_unpaired;
+    }
+
+    /// Sum of all counts.
+    pub fn total(&self) -> u64 {
+        self.features_over_cap
+            + self.outputs_over_cap
+            + self.names_too_long
+            + self.segments_over_cap
+            + self.exceptions_over_cap
+            + self.metadata_over_cap
+            + self.batch_unpaired
+    }
+}
+
+/// Exceptions with one message in one window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExceptionSummary {
+    pub(crate) message: String,
+    #[serde(default)]
+    pub(crate) tags: Vec<(String, String)>,
+    pub(crate) count: u64,
+}
+
+impl ExceptionSummary {
+    /// The message, as the developer wrote it (cut to `max_text_bytes`).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// Tags of its first occurrence.
+    pub fn tags(&self) -> &[(String, String)] {
+        &self.tags
+    }
+    /// How many times it was logged.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+}
+
+/// Statistics of one feature or output over a window.
+///
+/// Quantiles, minimum and maximum are at histogram precision: within 1 % of the exact value
+/// for |x| in about [1e-6, 1.7e10] (see the crate docs); distinct counts are HyperLogLog
+/// estimates with a 1.6 % standard error.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FeatureSummary(pub(crate) Column<u64>);
+
+impl FeatureSummary {
+    /// Values logged, missing ones included.
+    pub fn count(&self) -> u64 {
+        self.0.counts.count
+    }
+    /// Missing values: `None`, `Value::Null`, NaN.
+    pub fn missing(&self) -> u64 {
+        self.0.counts.missing
+    }
+    /// Fraction of values missing; `None` when nothing was logged.
+    pub fn missing_rate(&self) -> Option<f64> {
+        (self.count() > 0).then(|| self.missing() as f64 / self.count() as f64)
+    }
+    /// +inf values (counted, not in the histogram).
+    pub fn positive_infinities(&self) -> u64 {
+        self.0.counts.pos_inf
+    }
+    /// -inf values.
+    pub fn negative_infinities(&self) -> u64 {
+        self.0.counts.neg_inf
+    }
+    /// Booleans logged.
+    pub fn bools(&self) -> u64 {
+        self.0.counts.bools
+    }
+    /// `true` values logged.
+    pub fn trues(&self) -> u64 {
+        self.0.counts.trues
+    }
+    /// Integers logged.
+    pub fn ints(&self) -> u64 {
+        self.0.counts.ints
+    }
+    /// Floats logged (NaN excluded, infinities included).
+    pub fn floats(&self) -> u64 {
+        self.0.counts.floats
+    }
+    /// Strings logged.
+    pub fn strings(&self) -> u64 {
+        self.0.counts.strings
+    }
+    /// Strings longer than `max_string_bytes`, hashed on their prefix.
+    pub fn truncated_strings(&self) -> u64 {
+        self.0.counts.truncated
+    }
+    /// Finite numbers logged (integers and floats).
+    pub fn numbers(&self) -> u64 {
+        self.0.numbers.as_ref().map_or(0, |n| n.moments.n)
+    }
+    /// Zeros among the numbers.
+    pub fn zeros(&self) -> u64 {
+        self.0.numbers.as_ref().map_or(0, |n| n.histogram.zeros)
+    }
+    /// Negative numbers.
+    pub fn negatives(&self) -> u64 {
+        self.0.numbers.as_ref().map_or(0, |n| n.histogram.negatives())
+    }
+    /// Nonzero numbers below the histogram's range, recorded at its bottom.
+    pub fn underflows(&self) -> u64 {
+        self.0.numbers.as_ref().map_or(0, |n| n.histogram.underflow)
+    }
+    /// Numbers above the histogram's range, recorded at its top.
+    pub fn overflows(&self) -> u64 {
+        self.0.numbers.as_ref().map_or(0, |n| n.histogram.overflow)
+    }
+    /// The `q`-quantile (0..=1) of the finite numbers: the value of rank `ceil(q*n)`, at
+    /// histogram precision. `None` without numbers or for `q` outside 0..=1.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        self.0.numbers.as_ref()?.histogram.quantile(q)
+    }
+    /// Smallest number, at histogram precision.
+    pub fn min(&self) -> Option<f64> {
+        self.0.numbers.as_ref()?.histogram.min()
+    }
+    /// Largest number, at histogram precision.
+    pub fn max(&self) -> Option<f64> {
+        self.0.numbers.as_ref()?.histogram.max()
+    }
+    /// Mean of the finite numbers.
+    pub fn mean(&self) -> Option<f64> {
+        self.0.numbers.as_ref()?.moments.mean()
+    }
+    /// Population variance of the finite numbers.
+    pub fn variance(&self) -> Option<f64> {
+        self.0.numbers.as_ref()?.moments.variance()
+    }
+    /// Sum of the finite numbers.
+    pub fn sum(&self) -> Option<f64> {
+        Some(self.0.numbers.as_ref()?.moments.sum())
+    }
+    /// Estimated distinct values (numbers and strings; booleans are not hashed), rounded.
+    /// HyperLogLog: relative standard error [`HLL_STANDARD_ERROR`] (1.6 %).
+    pub fn distinct(&self) -> u64 {
+        self.0.distinct.as_ref().map_or(0, |h| h.estimate().round() as u64)
+    }
+    /// `q`-quantile of string lengths in bytes.
+    pub fn length_quantile(&self, q: f64) -> Option<f64> {
+        self.0.strings.as_ref()?.lengths.quantile(q)
+    }
+    /// The hashed category profile: counts of strings per hash bucket (1024 buckets), for
+    /// drift and new-category checks without the values.
+    pub fn category_profile(&self) -> Option<&[u64]> {
+        self.0.strings.as_deref().map(|s| &*s.profile)
+    }
+}
+
+/// The statistics of one window of one deployment: what leaves the process.
+///
+/// ```
+/// use modelwatch::WindowSummary;
+/// // Bad bytes are an error, never a panic.
+/// assert!(WindowSummary::decode(b"\x93\x01\x02").is_err());
+/// ```
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WindowSummary {
+    pub(crate) schema_version: u32,
+    pub(crate) deployment: String,
+    pub(crate) instance: u64,
+    pub(crate) sequence: u64,
+    pub(crate) window_start_ms: i64,
+    pub(crate) window_ms: u64,
+    pub(crate) partial: bool,
+    pub(crate) merged_windows: u64,
+    pub(crate) predictions: u64,
+    pub(crate) features: BTreeMap<String, FeatureSummary>,
+    pub(crate) outputs: BTreeMap<String, FeatureSummary>,
+    pub(crate) ground_truth: BTreeMap<String, GroundTruthSummary>,
+    pub(crate) ground_truth_overall: Option<GroundTruthSummary>,
+    pub(crate) exceptions: Vec<ExceptionSummary>,
+    pub(crate) metadata: BTreeMap<String, String>,
+    pub(crate) latency: Option<FeatureSummary>,
+    pub(crate) dropped: DropCounts,
+}
+
+/// Identity and time range of a summary, set by whoever seals the window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) deployment: String,
+    pub(crate) instance: u64,
+    pub(crate) sequence: u64,
+    pub(crate) window_start_ms: i64,
+    pub(crate) window_ms: u64,
+    pub(crate) partial: bool,
+}
+
+impl WindowSummary {
+    pub(crate) fn new(h: Header, metadata: BTreeMap<String, String>) -> Self {
+        WindowSummary {
+            schema_version: SCHEMA_VERSION,
+            deployment: h.deployment,
+            instance: h.instance,
+            sequence: h.sequence,
+            window_start_ms: h.window_start_ms,
+            window_ms: h.window_ms,
+            partial: h.partial,
+            merged_windows: 1,
+            metadata,
+            ..Default::default()
+        }
+    }
+
+    /// Encodes as named MessagePack (maps, so that readers skip fields they do not know).
+    pub fn encode(&self) -> Vec<u8> {
+        rmp_serde::to_vec_named(self).expect("summaries always encode")
+    }
+
+    /// Decodes and validates untrusted bytes: sizes are checked before anything is
+    /// allocated, sketches are validated; any failure is an error, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<WindowSummary, SummaryError> {
+        if bytes.len() > MAX_SUMMARY_BYTES {
+            return Err(SummaryError::new(SummaryErrorKind::TooLarge, format!("{} bytes", bytes.len())));
+        }
+        let s: WindowSummary = rmp_serde::from_slice(bytes).map_err(|e| {
+            let text = e.to_string();
+            let kind = if text.contains(SKETCH_ERROR_PREFIX) {
+                SummaryErrorKind::BadSketch
+            } else {
+                SummaryErrorKind::Malformed
+            };
+            SummaryError::new(kind, text)
+        })?;
+        if s.schema_version == 0 || s.deployment.is_empty() {
+            return Err(SummaryError::new(
+                SummaryErrorKind::Malformed,
+                "no schema version or deployment: not a modelwatch summary",
+            ));
+        }
+        Ok(s)
+    }
+
+    /// Merges another summary of the same deployment into this one: counts and confusion
+    /// matrices add exactly, sketches merge within their error bounds. The result spans
+    /// both time ranges and keeps this summary's instance and sequence.
+    pub fn merge(&mut self, other: &WindowSummary) -> Result<(), SummaryError> {
+        if self.deployment != other.deployment {
+            return Err(SummaryError::new(
+                SummaryErrorKind::Incompatible,
+                format!("deployments {:?} and {:?}", self.deployment, other.deployment),
+            ));
+        }
+        let end = self.window_end_ms().max(other.window_end_ms());
+        self.window_start_ms = self.window_start_ms.min(other.window_start_ms);
+        self.window_ms = (end - self.window_start_ms).max(0) as u64;
+        self.partial |= other.partial;
+        self.merged_windows += other.merged_windows.max(1);
+        self.predictions += other.predictions;
+        for (mine, theirs) in [(&mut self.features, &other.features), (&mut self.outputs, &other.outputs)] {
+            for (name, f) in theirs {
+                mine.entry(name.clone()).or_default().0.add(&f.0);
+            }
+        }
+        for (name, gt) in &other.ground_truth {
+            self.ground_truth.entry(name.clone()).or_default().merge(gt, MERGE_MAX_CLASSES);
+        }
+        if let Some(gt) = &other.ground_truth_overall {
+            self.ground_truth_overall.get_or_insert_with(Default::default).merge(gt, MERGE_MAX_CLASSES);
+        }
+        for e in &other.exceptions {
+            self.add_exception(e);
+        }
+        for (k, v) in &other.metadata {
+            self.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        if let Some(l) = &other.latency {
+            self.latency.get_or_insert_with(Default::default).0.add(&l.0);
+        }
+        self.dropped.add(&other.dropped);
+        Ok(())
+    }
+
+    pub(crate) fn add_exception(&mut self, e: &ExceptionSummary) {
+        match self.exceptions.iter_mut().find(|x| x.message == e.message) {
+            Some(x) => x.count += e.count,
+            None => self.exceptions.push(e.clone()),
+        }
+    }
+
+    fn window_end_ms(&self) -> i64 {
+        self.window_start_ms.saturating_add(self.window_ms as i64)
+    }
+
+    /// The schema version it was written with.
+    pub fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    /// The deployment (session name) it describes.
+    pub fn deployment(&self) -> &str {
+        &self.deployment
+    }
+    /// The agent instance that sealed it: random per agent start.
+    pub fn instance(&self) -> u64 {
+        self.instance
+    }
+    /// Its sequence number within the instance; (instance, sequence) is unique, so a
+    /// receiver can drop retried duplicates.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+    /// Window start, in milliseconds since the Unix epoch (UTC).
+    pub fn window_start(&self) -> i64 {
+        self.window_start_ms
+    }
+    /// Window length in milliseconds (for a merged summary, the span it covers).
+    pub fn window_length(&self) -> u64 {
+        self.window_ms
+    }
+    /// Sealed before its end: at shutdown, or a `flush` mid-window.
+    pub fn is_partial(&self) -> bool {
+        self.partial
+    }
+    /// How many sealed windows were merged into this summary (1 for one window).
+    pub fn merged_windows(&self) -> u64 {
+        self.merged_windows
+    }
+    /// Predictions logged.
+    pub fn predictions(&self) -> u64 {
+        self.predictions
+    }
+    /// Statistics of a feature.
+    pub fn feature(&self, name: &str) -> Option<&FeatureSummary> {
+        self.features.get(name)
+    }
+    /// All features, by name.
+    pub fn features(&self) -> impl Iterator<Item = (&str, &FeatureSummary)> {
+        self.features.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    /// Statistics of an output (`"0"` for a scalar prediction, class indexes for probabilities).
+    pub fn output(&self, name: &str) -> Option<&FeatureSummary> {
+        self.outputs.get(name)
+    }
+    /// All outputs, by name.
+    pub fn outputs(&self) -> impl Iterator<Item = (&str, &FeatureSummary)> {
+        self.outputs.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    /// Ground truth of a segment.
+    pub fn ground_truth(&self, segment: &str) -> Option<&GroundTruthSummary> {
+        self.ground_truth.get(segment)
+    }
+    /// Ground truth of every segment, by name.
+    pub fn ground_truth_segments(&self) -> impl Iterator<Item = (&str, &GroundTruthSummary)> {
+        self.ground_truth.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    /// Ground truth of all pairs together, whatever their segments.
+    pub fn ground_truth_overall(&self) -> Option<&GroundTruthSummary> {
+        self.ground_truth_overall.as_ref()
+    }
+    /// Exceptions by message.
+    pub fn exceptions(&self) -> &[ExceptionSummary] {
+        &self.exceptions
+    }
+    /// Metadata the session logged.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+    /// Inference latency, in seconds (from `Session::time_inference`).
+    pub fn latency(&self) -> Option<&FeatureSummary> {
+        self.latency.as_ref()
+    }
+    /// What was not folded, by reason.
+    pub fn dropped(&self) -> &DropCounts {
+        &self.dropped
+    }
+}
+
+/// The relative standard error of [`FeatureSummary::distinct`].
+pub const DISTINCT_STANDARD_ERROR: f64 = HLL_STANDARD_ERROR;

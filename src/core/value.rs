@@ -1,0 +1,346 @@
+//! What callers log: values, feature sets and predictions, without copying them.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+
+/// One logged value. Missing is `Null` (also what `None` and NaN become).
+///
+/// ```
+/// use modelwatch::Value;
+/// assert_eq!(Value::from(3_u8), Value::Int(3));
+/// assert_eq!(Value::from(None::<f64>), Value::Null);
+/// assert_eq!(Value::from("fraud"), Value::Str("fraud".into()));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value<'a> {
+    /// Missing.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float; NaN counts as missing, infinities are counted apart.
+    Float(f64),
+    /// A string; it enters sketches only through the keyed hash.
+    Str(Cow<'a, str>),
+}
+
+impl Value<'_> {
+    /// A borrowed view of this value (no allocation).
+    pub fn borrowed(&self) -> Value<'_> {
+        match self {
+            Value::Null => Value::Null,
+            Value::Bool(b) => Value::Bool(*b),
+            Value::Int(i) => Value::Int(*i),
+            Value::Float(f) => Value::Float(*f),
+            Value::Str(s) => Value::Str(Cow::Borrowed(s)),
+        }
+    }
+}
+
+macro_rules! from_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value<'_> {
+            fn from(v: $t) -> Self { Value::Int(i64::from(v)) }
+        }
+    )*};
+}
+from_int!(i8, i16, i32, i64, u8, u16, u32);
+
+impl From<u64> for Value<'_> {
+    fn from(v: u64) -> Self {
+        i64::try_from(v).map_or(Value::Float(v as f64), Value::Int)
+    }
+}
+impl From<usize> for Value<'_> {
+    fn from(v: usize) -> Self {
+        Value::from(v as u64)
+    }
+}
+impl From<isize> for Value<'_> {
+    fn from(v: isize) -> Self {
+        Value::Int(v as i64)
+    }
+}
+impl From<f32> for Value<'_> {
+    fn from(v: f32) -> Self {
+        Value::Float(f64::from(v))
+    }
+}
+impl From<f64> for Value<'_> {
+    fn from(v: f64) -> Self {
+        Value::Float(v)
+    }
+}
+impl From<bool> for Value<'_> {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(v: &'a str) -> Self {
+        Value::Str(Cow::Borrowed(v))
+    }
+}
+impl<'a> From<&'a String> for Value<'a> {
+    fn from(v: &'a String) -> Self {
+        Value::Str(Cow::Borrowed(v))
+    }
+}
+impl From<String> for Value<'_> {
+    fn from(v: String) -> Self {
+        Value::Str(Cow::Owned(v))
+    }
+}
+impl<'a> From<Cow<'a, str>> for Value<'a> {
+    fn from(v: Cow<'a, str>) -> Self {
+        Value::Str(v)
+    }
+}
+impl<'a, T: Into<Value<'a>>> From<Option<T>> for Value<'a> {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+/// Anything that can be viewed as a [`Value`] without being consumed.
+pub trait AsValue {
+    /// The borrowed value.
+    fn as_value(&self) -> Value<'_>;
+}
+
+impl AsValue for Value<'_> {
+    fn as_value(&self) -> Value<'_> {
+        self.borrowed()
+    }
+}
+impl AsValue for str {
+    fn as_value(&self) -> Value<'_> {
+        Value::Str(Cow::Borrowed(self))
+    }
+}
+impl AsValue for String {
+    fn as_value(&self) -> Value<'_> {
+        Value::Str(Cow::Borrowed(self))
+    }
+}
+impl<T: AsValue + ?Sized> AsValue for &T {
+    fn as_value(&self) -> Value<'_> {
+        (**self).as_value()
+    }
+}
+impl<T: AsValue> AsValue for Option<T> {
+    fn as_value(&self) -> Value<'_> {
+        self.as_ref().map_or(Value::Null, AsValue::as_value)
+    }
+}
+macro_rules! as_value_copy {
+    ($($t:ty),*) => {$(
+        impl AsValue for $t {
+            fn as_value(&self) -> Value<'_> { Value::from(*self) }
+        }
+    )*};
+}
+as_value_copy!(bool, i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64);
+
+/// A set of named feature values: arrays, slices and `Vec`s of `(name, value)` pairs,
+/// `HashMap`s and `BTreeMap`s, references to these, and any `serde::Serialize` struct
+/// wrapped in [`Record`].
+///
+/// ```
+/// use modelwatch::{Features, Value};
+/// let mut names = Vec::new();
+/// [("age", Value::from(41)), ("country", Value::from("NL"))]
+///     .for_each_feature(&mut |name, _value| names.push(name.to_string()));
+/// assert_eq!(names, ["age", "country"]);
+/// ```
+pub trait Features {
+    /// Calls `f` once per feature, in a stable order where the container has one.
+    fn for_each_feature(&self, f: &mut dyn FnMut(&str, Value<'_>));
+}
+
+impl<T: Features + ?Sized> Features for &T {
+    fn for_each_feature(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        (**self).for_each_feature(f)
+    }
+}
+impl<K: AsRef<str>, V: AsValue> Features for [(K, V)] {
+    fn for_each_feature(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        for (k, v) in self {
+            f(k.as_ref(), v.as_value());
+        }
+    }
+}
+impl<K: AsRef<str>, V: AsValue, const N: usize> Features for [(K, V); N] {
+    fn for_each_feature(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        self.as_slice().for_each_feature(f)
+    }
+}
+impl<K: AsRef<str>, V: AsValue> Features for Vec<(K, V)> {
+    fn for_each_feature(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        self.as_slice().for_each_feature(f)
+    }
+}
+impl<K: AsRef<str>, V: AsValue, S: BuildHasher> Features for HashMap<K, V, S> {
+    fn for_each_feature(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        for (k, v) in self {
+            f(k.as_ref(), v.as_value());
+        }
+    }
+}
+impl<K: AsRef<str>, V: AsValue> Features for BTreeMap<K, V> {
+    fn for_each_feature(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        for (k, v) in self {
+            f(k.as_ref(), v.as_value());
+        }
+    }
+}
+
+/// A `serde::Serialize` struct (or map) logged as features; nested fields are flattened
+/// as `outer.inner`, sequence items as `name.0`, `name.1`, ...
+///
+/// A wrapper rather than a blanket implementation, because arrays and maps of pairs are
+/// `Serialize` too and must keep their own (faster, allocation-free) path.
+///
+/// ```
+/// #[derive(serde::Serialize)]
+/// struct Address { country: &'static str }
+/// #[derive(serde::Serialize)]
+/// struct Applicant { age: u32, address: Address }
+///
+/// use modelwatch::{Features, Record};
+/// let mut seen = Vec::new();
+/// Record(&Applicant { age: 41, address: Address { country: "NL" } })
+///     .for_each_feature(&mut |name, value| seen.push(format!("{name}={value:?}")));
+/// assert_eq!(seen, ["age=Int(41)", "address.country=Str(\"NL\")"]);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Record<T>(pub T);
+
+impl<T: serde::Serialize> Features for Record<T> {
+    fn for_each_feature(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        let mut flattener = super::flatten::Flattener::new(f);
+        // Unsupported shapes (e.g. bytes) become missing values, never errors.
+        let _ = self.0.serialize(&mut flattener);
+    }
+}
+
+/// What a model predicted: a scalar (`bool`, integer, float, string class), a vector of
+/// class probabilities (`Vec<f64>`, `[f64; N]`, `&[f64]`), or named outputs ([`Outputs`]).
+///
+/// Scalars are the output named `"0"`; probabilities are outputs `"0"`, `"1"`, ... (one per
+/// class) and, for ground truth, their argmax is the predicted class.
+pub trait Prediction {
+    /// Calls `f` once per output.
+    fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>));
+    /// The predicted value that ground truth is compared with.
+    fn predicted(&self) -> Value<'_>;
+}
+
+/// Output names for positional outputs, so that naming them never allocates.
+pub(crate) const INDEX_NAMES: [&str; 32] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31",
+];
+
+macro_rules! scalar_prediction {
+    ($($t:ty),*) => {$(
+        impl Prediction for $t {
+            fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+                f("0", self.as_value())
+            }
+            fn predicted(&self) -> Value<'_> {
+                self.as_value()
+            }
+        }
+    )*};
+}
+scalar_prediction!(bool, i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64);
+scalar_prediction!(&str, String, Value<'_>);
+
+impl<T: AsValue> Prediction for Option<T> {
+    fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        f("0", self.as_value())
+    }
+    fn predicted(&self) -> Value<'_> {
+        self.as_value()
+    }
+}
+
+impl Prediction for [f64] {
+    fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        let mut name = String::new();
+        for (i, &p) in self.iter().enumerate() {
+            let name: &str = match INDEX_NAMES.get(i) {
+                Some(n) => n,
+                None => {
+                    name.clear();
+                    use std::fmt::Write;
+                    let _ = write!(name, "{i}");
+                    &name
+                }
+            };
+            f(name, Value::Float(p));
+        }
+    }
+    fn predicted(&self) -> Value<'_> {
+        argmax(self).map_or(Value::Null, |i| Value::from(i))
+    }
+}
+impl<const N: usize> Prediction for [f64; N] {
+    fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        self.as_slice().for_each_output(f)
+    }
+    fn predicted(&self) -> Value<'_> {
+        self.as_slice().predicted()
+    }
+}
+impl Prediction for Vec<f64> {
+    fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        self.as_slice().for_each_output(f)
+    }
+    fn predicted(&self) -> Value<'_> {
+        self.as_slice().predicted()
+    }
+}
+impl<T: Prediction + ?Sized> Prediction for &T {
+    fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        (**self).for_each_output(f)
+    }
+    fn predicted(&self) -> Value<'_> {
+        (**self).predicted()
+    }
+}
+
+/// The index of the largest finite probability.
+fn argmax(p: &[f64]) -> Option<usize> {
+    p.iter()
+        .enumerate()
+        .filter(|(_, x)| x.is_finite())
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+}
+
+/// Named model outputs, given as any [`Features`] container.
+///
+/// ```
+/// use modelwatch::{Outputs, Prediction, Value};
+/// let out = Outputs([("score", Value::from(0.93)), ("label", Value::from("fraud"))]);
+/// let mut names = Vec::new();
+/// out.for_each_output(&mut |name, _| names.push(name.to_string()));
+/// assert_eq!(names, ["score", "label"]);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Outputs<F>(pub F);
+
+impl<F: Features> Prediction for Outputs<F> {
+    fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        self.0.for_each_feature(f)
+    }
+    /// Named outputs have no single predicted value: ground truth for them is counted as a
+    /// type mismatch.
+    fn predicted(&self) -> Value<'_> {
+        Value::Null
+    }
+}

@@ -1,0 +1,286 @@
+//! The accumulator of one window in one shard: folds logged records into sketches, under caps.
+
+use super::column::Column;
+use super::ground_truth::GroundTruthSummary;
+use super::keyed_hash::HashKey;
+use super::numeric::Moments;
+use super::summary::{DropCounts, ExceptionSummary, FeatureSummary, WindowSummary};
+use super::value::{Features, Prediction, Value};
+use std::collections::HashMap;
+
+/// Caps that bound the memory of one window, whatever is logged. Whatever passes a cap is
+/// counted in [`DropCounts`], never silently lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Distinct feature names per window (default 512).
+    pub max_features: usize,
+    /// Distinct output names per window (default 64).
+    pub max_outputs: usize,
+    /// Longest feature, output or segment name, in bytes (default 128); longer ones are dropped.
+    pub max_name_bytes: usize,
+    /// Bytes of a string value that are hashed (default 256); longer strings are counted as truncated.
+    pub max_string_bytes: usize,
+    /// Segments with ground truth per window (default 64).
+    pub max_segments: usize,
+    /// Classes per ground-truth matrix (default 64); the rest go to the overflow class.
+    pub max_classes: usize,
+    /// Distinct exception messages per window (default 64).
+    pub max_exceptions: usize,
+    /// Longest exception message, tag or metadata text, in bytes (default 256); longer ones are cut.
+    pub max_text_bytes: usize,
+    /// Tags kept per exception (default 16).
+    pub max_tags: usize,
+    /// Metadata entries per session (default 64).
+    pub max_metadata: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_features: 512,
+            max_outputs: 64,
+            max_name_bytes: 128,
+            max_string_bytes: 256,
+            max_segments: 64,
+            max_classes: 64,
+            max_exceptions: 64,
+            max_text_bytes: 256,
+            max_tags: 16,
+            max_metadata: 64,
+        }
+    }
+}
+
+/// Columns by name, with a positional cache: records usually repeat the same names in the
+/// same order, so a name is found by one string comparison instead of a hash lookup.
+#[derive(Default)]
+struct Columns {
+    columns: Vec<(Box<str>, Column<u32>)>,
+    index: HashMap<Box<str>, u32>,
+    by_position: Vec<u32>,
+}
+
+/// Why a value was not folded.
+enum Refused {
+    OverCap,
+    NameTooLong,
+}
+
+impl Columns {
+    #[inline]
+    fn slot(&mut self, position: usize, name: &str, cap: usize, max_name: usize) -> Result<&mut Column<u32>, Refused> {
+        if let Some(&i) = self.by_position.get(position) {
+            if *self.columns[i as usize].0 == *name {
+                return Ok(&mut self.columns[i as usize].1);
+            }
+        }
+        let i = match self.index.get(name) {
+            Some(&i) => i,
+            None => {
+                if name.len() > max_name {
+                    return Err(Refused::NameTooLong);
+                }
+                if self.columns.len() >= cap {
+                    return Err(Refused::OverCap);
+                }
+                let i = self.columns.len() as u32;
+                self.columns.push((name.into(), Column::default()));
+                self.index.insert(name.into(), i);
+                i
+            }
+        };
+        if position < self.by_position.len() {
+            self.by_position[position] = i;
+        } else if position == self.by_position.len() && position < cap {
+            self.by_position.push(i);
+        }
+        Ok(&mut self.columns[i as usize].1)
+    }
+}
+
+/// One window of one shard.
+#[derive(Default)]
+pub(crate) struct WindowAcc {
+    predictions: u64,
+    features: Columns,
+    outputs: Columns,
+    segments: Vec<(Box<str>, GroundTruthSummary)>,
+    overall: Option<GroundTruthSummary>,
+    exceptions: Vec<ExceptionSummary>,
+    latency: Column<u32>,
+    drops: DropCounts,
+}
+
+impl WindowAcc {
+    /// Folds one prediction: features and outputs.
+    #[inline]
+    pub(crate) fn log_prediction<F: Features + ?Sized, P: Prediction + ?Sized>(
+        &mut self,
+        features: &F,
+        prediction: &P,
+        key: &HashKey,
+        limits: &Limits,
+    ) {
+        self.predictions += 1;
+        fold_columns(&mut self.features, &mut self.drops, false, key, limits, |f| features.for_each_feature(f));
+        fold_columns(&mut self.outputs, &mut self.drops, true, key, limits, |f| prediction.for_each_output(f));
+    }
+
+    /// Folds one (label, prediction) pair into each named segment and the overall summary.
+    pub(crate) fn log_ground_truth<S: AsRef<str>>(
+        &mut self,
+        label: &Value<'_>,
+        prediction: &Value<'_>,
+        segments: impl IntoIterator<Item = S>,
+        limits: &Limits,
+    ) {
+        for s in segments {
+            let s = s.as_ref();
+            let gt = match self.segments.iter().position(|(n, _)| **n == *s) {
+                Some(i) => &mut self.segments[i].1,
+                None if s.len() > limits.max_name_bytes => {
+                    self.drops.names_too_long += 1;
+                    continue;
+                }
+                None if self.segments.len() >= limits.max_segments => {
+                    self.drops.segments_over_cap += 1;
+                    continue;
+                }
+                None => {
+                    self.segments.push((s.into(), GroundTruthSummary::default()));
+                    &mut self.segments.last_mut().expect("just pushed").1
+                }
+            };
+            gt.fold(label, prediction, limits.max_classes);
+        }
+        self.overall
+            .get_or_insert_with(Default::default)
+            .fold(label, prediction, limits.max_classes);
+    }
+
+    /// Counts one exception by message; the tags of its first occurrence are kept.
+    pub(crate) fn log_exception(&mut self, message: &str, tags: &dyn Features, limits: &Limits) {
+        let message = cut(message, limits.max_text_bytes);
+        if let Some(e) = self.exceptions.iter_mut().find(|e| e.message == message) {
+            e.count += 1;
+            return;
+        }
+        if self.exceptions.len() >= limits.max_exceptions {
+            self.drops.exceptions_over_cap += 1;
+            return;
+        }
+        let mut kept = Vec::new();
+        tags.for_each_feature(&mut |k, v| {
+            if kept.len() < limits.max_tags {
+                kept.push((cut(k, limits.max_text_bytes).to_owned(), value_text(&v, limits.max_text_bytes)));
+            }
+        });
+        self.exceptions.push(ExceptionSummary {
+            message: message.to_owned(),
+            tags: kept,
+            count: 1,
+        });
+    }
+
+    /// Counts batch rows or predictions that had no partner.
+    pub(crate) fn count_unpaired(&mut self, n: u64) {
+        self.drops.batch_unpaired += n;
+    }
+
+    /// Records one inference latency, in seconds.
+    pub(crate) fn record_latency(&mut self, seconds: f64) {
+        self.latency.counts.count += 1;
+        self.latency.counts.floats += 1;
+        let n = self.latency.numbers.get_or_insert_with(Default::default);
+        n.histogram.record(seconds);
+        n.moments.push(seconds);
+    }
+
+    /// Whether nothing was logged into this window.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.predictions == 0
+            && self.overall.is_none()
+            && self.exceptions.is_empty()
+            && self.latency.counts.count == 0
+            && self.drops == DropCounts::default()
+    }
+
+    /// Adds this window's statistics into a summary.
+    pub(crate) fn add_to(&self, s: &mut WindowSummary, limits: &Limits) {
+        s.predictions += self.predictions;
+        for (columns, into) in [(&self.features, &mut s.features), (&self.outputs, &mut s.outputs)] {
+            for (name, c) in columns.columns.iter().filter(|(_, c)| c.counts.count > 0) {
+                into.entry(name.to_string()).or_insert_with(FeatureSummary::default).0.add(c);
+            }
+        }
+        for (name, gt) in &self.segments {
+            s.ground_truth.entry(name.to_string()).or_default().merge(gt, limits.max_classes);
+        }
+        if let Some(gt) = &self.overall {
+            s.ground_truth_overall.get_or_insert_with(Default::default).merge(gt, limits.max_classes);
+        }
+        for e in &self.exceptions {
+            s.add_exception(e);
+        }
+        if self.latency.counts.count > 0 {
+            s.latency.get_or_insert_with(FeatureSummary::default).0.add(&self.latency);
+        }
+        s.dropped.add(&self.drops);
+    }
+
+    /// Empties the window, keeping its allocations (names, sketches) for reuse.
+    pub(crate) fn clear(&mut self) {
+        self.predictions = 0;
+        for (_, c) in self.features.columns.iter_mut().chain(self.outputs.columns.iter_mut()) {
+            c.clear();
+        }
+        self.segments.clear();
+        self.overall = None;
+        self.exceptions.clear();
+        self.latency.clear();
+        self.latency.numbers.iter_mut().for_each(|n| n.moments = Moments::default());
+        self.drops = DropCounts::default();
+    }
+}
+
+#[inline]
+fn fold_columns(
+    columns: &mut Columns,
+    drops: &mut DropCounts,
+    outputs: bool,
+    key: &HashKey,
+    limits: &Limits,
+    walk: impl FnOnce(&mut dyn FnMut(&str, Value<'_>)),
+) {
+    let cap = if outputs { limits.max_outputs } else { limits.max_features };
+    let mut position = 0;
+    walk(&mut |name, value| {
+        match columns.slot(position, name, cap, limits.max_name_bytes) {
+            Ok(c) => c.fold(&value, key, limits.max_string_bytes),
+            Err(Refused::OverCap) if outputs => drops.outputs_over_cap += 1,
+            Err(Refused::OverCap) => drops.features_over_cap += 1,
+            Err(Refused::NameTooLong) => drops.names_too_long += 1,
+        }
+        position += 1;
+    });
+}
+
+/// `s` cut to at most `max` bytes at a character boundary.
+pub(crate) fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let end = (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+    &s[..end]
+}
+
+fn value_text(v: &Value<'_>, max: usize) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Str(s) => cut(s, max).to_owned(),
+    }
+}

@@ -1,0 +1,68 @@
+//! The error of the agent boundary: starting, configuring, flushing, shutting down.
+
+use std::fmt;
+
+/// What kind of agent operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The configuration is invalid (the message says which setting and why).
+    InvalidConfig,
+    /// The local folder could not be created or written.
+    Io,
+    /// `flush` or `shutdown` did not finish within its timeout.
+    Timeout,
+    /// `configure` was called while a global agent is running.
+    AlreadyConfigured,
+    /// The agent has shut down.
+    NotRunning,
+    /// Some summaries could not be delivered to a sink (they are counted in `Agent::stats`).
+    Delivery,
+}
+
+/// An error from [`Agent`](crate::Agent) or [`configure`](crate::configure).
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<std::io::Error>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn io(message: impl Into<String>, source: std::io::Error) -> Self {
+        Error {
+            kind: ErrorKind::Io,
+            message: message.into(),
+            source: Some(source),
+        }
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(s) = &self.source {
+            write!(f, ": {s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}

@@ -1,0 +1,117 @@
+//! # modelwatch
+//!
+//! In-process, privacy-preserving monitoring of an ML model in production. A model server
+//! embeds a [`Session`] per deployment and logs each prediction; modelwatch folds it into
+//! streaming sketches of the current time window and a background thread ships **only the
+//! window summaries**: by default as MessagePack files in a local folder. Raw feature
+//! values never leave the process.
+//!
+//! ```
+//! use modelwatch::{Agent, Config, Value, WindowSummary};
+//! use std::time::Duration;
+//!
+//! # let dir = std::env::temp_dir().join(format!("modelwatch-doc-crate-{}", std::process::id()));
+//! let agent = Agent::start(Config::new("api-key").data_dir(&dir).window(Duration::from_secs(60)))?;
+//! let sess = agent.session("fraud_detection_prod");
+//! sess.log_metadata("model_version", "1.0");
+//! for i in 0..1000 {
+//!     let amount = f64::from(i) * 1.5;
+//!     sess.log_prediction([("amount", Value::from(amount)), ("country", Value::from("NL"))], i % 7 == 0);
+//! }
+//! sess.log_ground_truth(true, false, ["web"]);
+//! agent.flush(Duration::from_secs(5))?;
+//!
+//! // Every sealed window is one file; read it back.
+//! let file = std::fs::read_dir(&dir).unwrap().flatten()
+//!     .find(|e| e.path().extension().is_some_and(|x| x == "msgpack")).unwrap();
+//! let s = WindowSummary::decode(&std::fs::read(file.path()).unwrap()).unwrap();
+//! assert_eq!(s.predictions(), 1000);
+//! let amount = s.feature("amount").unwrap();
+//! assert!((amount.quantile(0.5).unwrap() - 748.5).abs() < 7.5); // within 1 %
+//! assert_eq!(s.feature("country").unwrap().distinct(), 1);
+//! assert_eq!(s.ground_truth("web").unwrap().accuracy(), Some(0.0));
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), modelwatch::Error>(())
+//! ```
+//!
+//! ## Accuracy
+//! - Counts (values, missing, infinities, types, zeros, negatives, confusion matrices) are exact.
+//! - Quantiles, minimum and maximum of numbers are within **1 %** relative error for
+//!   |x| in [[`RANGE_MIN`], [`RANGE_MAX`]] (about 1e-6 to 1.7e10, both signs): hdrhistogram
+//!   with 2 significant digits over a fixed-point unit of 2^-28. Values outside are counted
+//!   (`underflows`, `overflows`) and clamped to the range's ends.
+//! - Distinct counts: an in-crate HyperLogLog with 4096 registers and Ertl's estimator,
+//!   standard error [`DISTINCT_STANDARD_ERROR`] (1.6 %), also after merges. Not the
+//!   `probabilistic-collections` crate: its estimator is inverted and its sketches panic
+//!   when merged (see `docs/hyperloglog.md`).
+//! - Mean and variance are exact up to floating point (Welford, merged with Chan's formula).
+//!
+//! ## Memory bounds
+//! Memory per session is bounded whatever is logged: at most [`Limits::max_features`]
+//! features and [`Limits::max_outputs`] outputs per window (names up to
+//! [`Limits::max_name_bytes`]), strings hashed on at most [`Limits::max_string_bytes`]
+//! bytes, segments, classes and exceptions capped. What passes a cap is counted in
+//! [`DropCounts`]. Per feature and shard, at most:
+//!
+//! | feature holds | heap bytes |
+//! |---|---|
+//! | booleans only | 0 |
+//! | non-negative numbers | [`BYTES_PER_NUMERIC_FEATURE`] (a 28 KiB histogram of `u32` counts + a 4 KiB HyperLogLog) |
+//! | numbers of both signs | [`BYTES_PER_SIGNED_FEATURE`] |
+//! | strings | [`BYTES_PER_STRING_FEATURE`] (HyperLogLog, 1024-bucket profile, length histogram) |
+//! | every type | [`BYTES_PER_FEATURE_MAX`] |
+//!
+//! plus the name (twice) and about 200 bytes of bookkeeping. A session has up to
+//! 2 × cores shards (at most 16), each with its current window, up to 4 finished windows
+//! the worker has not collected yet, and 2 spare ones. `tests/bounds.rs` checks this
+//! with 100,000 distinct feature names and 1 MB strings.
+//!
+//! ## Process exit
+//! Dropping the [`Guard`] of [`configure`] or the [`Agent`] seals and delivers the
+//! current windows (marked partial) within the shutdown timeout. No library can run code
+//! on `std::process::exit`, `panic = "abort"` or SIGKILL: call [`flush`] first where
+//! those can happen.
+
+#![warn(missing_docs)]
+
+mod agent;
+mod core;
+mod error;
+
+pub use agent::config::{Config, DEFAULT_DATA_DIR};
+pub use agent::global::{configure, flush, session, Guard};
+pub use agent::session::{InferenceTimer, Session};
+pub use agent::sink::{FolderSink, Sink};
+pub use agent::{Agent, Stats};
+pub use core::ground_truth::{GroundTruthSummary, OutputKind, OTHER_CLASS};
+pub use core::numeric::{RANGE_MAX, RANGE_MIN};
+pub use core::summary::{
+    DropCounts, ExceptionSummary, FeatureSummary, WindowSummary, DISTINCT_STANDARD_ERROR,
+    MAX_SUMMARY_BYTES, SCHEMA_VERSION,
+};
+pub use core::value::{AsValue, Features, Outputs, Prediction, Record, Value};
+pub use core::window::Limits;
+pub use core::wire::{SummaryError, SummaryErrorKind};
+pub use error::{Error, ErrorKind};
+
+/// Heap bytes of a feature that saw non-negative numbers, per shard and window.
+pub const BYTES_PER_NUMERIC_FEATURE: usize = 33_520;
+/// Heap bytes of a feature that saw numbers of both signs.
+pub const BYTES_PER_SIGNED_FEATURE: usize = 62_704;
+/// Heap bytes of a feature that saw strings.
+pub const BYTES_PER_STRING_FEATURE: usize = 37_608;
+/// Heap bytes of a feature that saw every type.
+pub const BYTES_PER_FEATURE_MAX: usize = 96_216;
+
+#[cfg(test)]
+mod bound_constants {
+    use crate::core::column::column_bound_bytes;
+
+    #[test]
+    fn documented_bytes_per_feature_match_the_structures() {
+        assert_eq!(column_bound_bytes::<u32>(true, false, false), super::BYTES_PER_NUMERIC_FEATURE);
+        assert_eq!(column_bound_bytes::<u32>(true, true, false), super::BYTES_PER_SIGNED_FEATURE);
+        assert_eq!(column_bound_bytes::<u32>(false, false, true), super::BYTES_PER_STRING_FEATURE);
+        assert_eq!(column_bound_bytes::<u32>(true, true, true), super::BYTES_PER_FEATURE_MAX);
+    }
+}
