@@ -1,6 +1,6 @@
 //! Statistics of one feature or output in one window.
 
-use super::hll::Hll;
+use super::hll::{Hll, NUMBER_PRECISION, STRING_PRECISION};
 use super::keyed_hash::HashKey;
 #[cfg(test)]
 use super::numeric::histogram_heap_bytes;
@@ -17,17 +17,31 @@ pub(crate) const PROFILE_BUCKETS: usize = 1024;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub(crate) struct Counts {
+    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) count: u64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) missing: u64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) pos_inf: u64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) neg_inf: u64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) bools: u64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) trues: u64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) ints: u64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) floats: u64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) strings: u64,
     /// Strings longer than the cap: hashed on their first `max_string_bytes` bytes.
+    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) truncated: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Counts {
@@ -73,7 +87,9 @@ impl<C: Counter> Default for Strings<C> {
 pub(crate) struct Column<C: Counter> {
     pub(crate) counts: Counts,
     pub(crate) numbers: Option<Box<Numbers<C>>>,
-    pub(crate) distinct: Option<Hll>,
+    /// Distinct numbers and distinct strings: disjoint, since the hash tags the type.
+    pub(crate) distinct_numbers: Option<Hll<NUMBER_PRECISION>>,
+    pub(crate) distinct_strings: Option<Hll<STRING_PRECISION>>,
     pub(crate) strings: Option<Box<Strings<C>>>,
 }
 
@@ -82,14 +98,14 @@ pub(crate) struct Column<C: Counter> {
 pub(crate) fn column_bound_bytes<C: Counter>(numbers: bool, negatives: bool, strings: bool) -> usize {
     let hist = histogram_heap_bytes::<C>();
     let mut b = 0;
-    if numbers || strings {
-        b += Hll::HEAP_BYTES;
-    }
     if numbers {
-        b += std::mem::size_of::<Numbers<C>>() + hist * (1 + usize::from(negatives));
+        b += Hll::<NUMBER_PRECISION>::HEAP_BYTES + std::mem::size_of::<Numbers<C>>() + hist * (1 + usize::from(negatives));
     }
     if strings {
-        b += std::mem::size_of::<Strings<C>>() + PROFILE_BUCKETS * std::mem::size_of::<C>() + hist;
+        b += Hll::<STRING_PRECISION>::HEAP_BYTES
+            + std::mem::size_of::<Strings<C>>()
+            + PROFILE_BUCKETS * std::mem::size_of::<C>()
+            + hist;
     }
     b
 }
@@ -134,7 +150,7 @@ impl Column<u32> {
                     s
                 };
                 let h = key.hash_str(s);
-                self.distinct.get_or_insert_with(Hll::default).insert_hash(h);
+                self.distinct_strings.get_or_insert_with(Default::default).insert_hash(h);
                 let st = self.strings.get_or_insert_with(Default::default);
                 let bucket = &mut st.profile[(h % PROFILE_BUCKETS as u64) as usize];
                 *bucket = bucket.saturating_add(1);
@@ -149,8 +165,8 @@ impl Column<u32> {
         let n = self.numbers.get_or_insert_with(Default::default);
         n.histogram.record(x);
         n.moments.push(x);
-        self.distinct
-            .get_or_insert_with(Hll::default)
+        self.distinct_numbers
+            .get_or_insert_with(Default::default)
             .insert_hash(key.hash_f64(x));
     }
 
@@ -161,7 +177,10 @@ impl Column<u32> {
             n.histogram.clear();
             n.moments = Moments::default();
         }
-        if let Some(d) = &mut self.distinct {
+        if let Some(d) = &mut self.distinct_numbers {
+            d.clear();
+        }
+        if let Some(d) = &mut self.distinct_strings {
             d.clear();
         }
         if let Some(s) = &mut self.strings {
@@ -192,8 +211,11 @@ impl Column<u64> {
             n.histogram.add(&on.histogram);
             n.moments.merge(&on.moments);
         }
-        if let Some(od) = &o.distinct {
-            self.distinct.get_or_insert_with(Hll::default).merge(od);
+        if let Some(od) = &o.distinct_numbers {
+            self.distinct_numbers.get_or_insert_with(Default::default).merge(od);
+        }
+        if let Some(od) = &o.distinct_strings {
+            self.distinct_strings.get_or_insert_with(Default::default).merge(od);
         }
         if let Some(os) = &o.strings {
             let s = self.strings.get_or_insert_with(Default::default);
@@ -214,8 +236,11 @@ struct HistogramWire {
     positive: Vec<u8>,
     #[serde(with = "serde_bytes")]
     negative: Vec<u8>,
+    #[serde(skip_serializing_if = "is_zero")]
     zeros: u64,
+    #[serde(skip_serializing_if = "is_zero")]
     underflow: u64,
+    #[serde(skip_serializing_if = "is_zero")]
     overflow: u64,
 }
 
@@ -247,7 +272,9 @@ struct ColumnWire {
     histogram: Option<HistogramWire>,
     moments: Option<(u64, f64, f64)>,
     #[serde(with = "serde_bytes")]
-    distinct: Option<Vec<u8>>,
+    distinct_numbers: Option<Vec<u8>>,
+    #[serde(with = "serde_bytes")]
+    distinct_strings: Option<Vec<u8>>,
     /// Sparse profile: (gap to the previous nonzero bucket, count) as LEB128 varints.
     #[serde(with = "serde_bytes")]
     profile: Option<Vec<u8>>,
@@ -260,7 +287,8 @@ impl Serialize for Column<u64> {
             counts: self.counts,
             histogram: self.numbers.as_ref().map(|n| (&n.histogram).into()),
             moments: self.numbers.as_ref().map(|n| (n.moments.n, n.moments.mean, n.moments.m2)),
-            distinct: self.distinct.as_ref().map(Hll::to_bytes),
+            distinct_numbers: self.distinct_numbers.as_ref().map(Hll::to_bytes),
+            distinct_strings: self.distinct_strings.as_ref().map(Hll::to_bytes),
             profile: self.strings.as_ref().map(|st| encode_profile(&st.profile)),
             lengths: self.strings.as_ref().map(|st| (&st.lengths).into()),
         }
@@ -291,11 +319,11 @@ impl<'de> Deserialize<'de> for Column<u64> {
             (None, None) => None,
             _ => return Err(err(WireError::sketch("strings", "profile without lengths"))),
         };
-        let distinct = w.distinct.map(|b| Hll::from_bytes(&b)).transpose().map_err(err)?;
         Ok(Column {
             counts: w.counts,
             numbers,
-            distinct,
+            distinct_numbers: w.distinct_numbers.map(|b| Hll::from_bytes(&b)).transpose().map_err(err)?,
+            distinct_strings: w.distinct_strings.map(|b| Hll::from_bytes(&b)).transpose().map_err(err)?,
             strings,
         })
     }

@@ -5,55 +5,62 @@
 //! random hash keys and panic when merged; some parameters panic; and it is unmaintained and
 //! pulls bincode 1 (RUSTSEC-2025-0141). See `docs/hyperloglog.md`.
 //!
-//! This one has 2^12 one-byte registers fed by the crate's keyed 64-bit hash and uses Ertl's
-//! improved raw estimator ("New cardinality estimation algorithms for HyperLogLog sketches",
-//! 2017), which is unbiased from 0 to far past 10^9 without the empirical bias tables or the
-//! linear-counting switch of the original paper. Standard error: 1.04/sqrt(4096) = 1.625 %.
+//! This one has 2^P one-byte registers (P = 12 for strings, 10 for numbers) fed by the
+//! crate's keyed 64-bit hash and uses Ertl's improved raw estimator ("New cardinality
+//! estimation algorithms for HyperLogLog sketches", 2017), which is unbiased from 0 to far
+//! past 10^9 without the empirical bias tables or the linear-counting switch of the original
+//! paper. Standard error: 1.04/sqrt(2^P).
 
 use super::wire::{WireError, WireResult};
+use std::io::Read;
 
-/// Register index bits.
-pub(crate) const PRECISION: u32 = 12;
-const M: usize = 1 << PRECISION;
-/// Largest register value: leading zeros of the remaining 52 bits, plus one.
-const MAX_RANK: u8 = (64 - PRECISION + 1) as u8;
-/// Standard error of the estimate, 1.04/sqrt(m).
-pub const HLL_STANDARD_ERROR: f64 = 0.01625;
+/// Register-index bits of the sketch of strings: 4096 registers.
+pub(crate) const STRING_PRECISION: u32 = 12;
+/// Register-index bits of the sketch of numbers: 1024 registers. Lower than for strings so
+/// that a summary of a dozen numeric features fits in 32 KiB (see `docs/hyperloglog.md`).
+pub(crate) const NUMBER_PRECISION: u32 = 10;
+/// Standard error of a distinct count of strings, 1.04/sqrt(4096).
+pub const STRING_DISTINCT_STANDARD_ERROR: f64 = 0.01625;
+/// Standard error of a distinct count of numbers, 1.04/sqrt(1024).
+pub const NUMBER_DISTINCT_STANDARD_ERROR: f64 = 0.0325;
 
 const SPARSE: u8 = 0;
-const DENSE: u8 = 1;
-const DENSE_PACKED_LEN: usize = M * 6 / 8;
+const DEFLATE: u8 = 2;
 
-/// A HyperLogLog sketch: one byte per register.
+/// A HyperLogLog sketch with 2^P one-byte registers.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Hll {
-    registers: Box<[u8; M]>,
+pub(crate) struct Hll<const P: u32> {
+    registers: Box<[u8]>,
 }
 
-impl std::fmt::Debug for Hll {
+impl<const P: u32> std::fmt::Debug for Hll<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Hll(~{:.0})", self.estimate())
+        write!(f, "Hll<{P}>(~{:.0})", self.estimate())
     }
 }
 
-impl Default for Hll {
+impl<const P: u32> Default for Hll<P> {
     fn default() -> Self {
         Hll {
-            registers: Box::new([0; M]),
+            registers: vec![0; Self::M].into_boxed_slice(),
         }
     }
 }
 
-impl Hll {
+impl<const P: u32> Hll<P> {
+    const M: usize = 1 << P;
+    /// Largest register value: leading zeros of the remaining 64 - P bits, plus one.
+    const MAX_RANK: u8 = (64 - P + 1) as u8;
+
     /// Bytes this sketch holds on the heap.
     #[cfg(test)]
-    pub(crate) const HEAP_BYTES: usize = M;
+    pub(crate) const HEAP_BYTES: usize = Self::M;
 
     #[inline]
     pub(crate) fn insert_hash(&mut self, hash: u64) {
-        let index = (hash >> (64 - PRECISION)) as usize;
-        // A sentinel bit below the 52 remaining bits caps the rank at MAX_RANK.
-        let rest = (hash << PRECISION) | (1 << (PRECISION - 1));
+        let index = (hash >> (64 - P)) as usize;
+        // A sentinel bit below the remaining bits caps the rank at MAX_RANK.
+        let rest = (hash << P) | (1 << (P - 1));
         let rank = rest.leading_zeros() as u8 + 1;
         let r = &mut self.registers[index];
         if rank > *r {
@@ -61,7 +68,7 @@ impl Hll {
         }
     }
 
-    pub(crate) fn merge(&mut self, other: &Hll) {
+    pub(crate) fn merge(&mut self, other: &Self) {
         for (a, b) in self.registers.iter_mut().zip(other.registers.iter()) {
             *a = (*a).max(*b);
         }
@@ -73,12 +80,12 @@ impl Hll {
 
     /// Ertl's improved estimator.
     pub(crate) fn estimate(&self) -> f64 {
-        let q = (64 - PRECISION) as usize;
+        let q = (64 - P) as usize;
         let mut histogram = [0u32; 66];
         for &r in self.registers.iter() {
             histogram[r as usize] += 1;
         }
-        let m = M as f64;
+        let m = Self::M as f64;
         let mut z = m * tau(1.0 - f64::from(histogram[q + 1]) / m);
         for k in (1..=q).rev() {
             z = 0.5 * (z + f64::from(histogram[k]));
@@ -88,65 +95,57 @@ impl Hll {
         alpha_inf * m * m / z
     }
 
-    /// Compact bytes: sparse (index, rank) triples while that is smaller, else 6-bit packed.
+    /// Compact bytes: sparse (index, rank) triples while few registers are set, else the
+    /// registers deflated (their entropy is about 3 bits each, whatever the cardinality).
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let nonzero = self.registers.iter().filter(|&&r| r != 0).count();
-        if nonzero * 3 < DENSE_PACKED_LEN {
-            let mut out = Vec::with_capacity(2 + nonzero * 3);
-            out.extend_from_slice(&[PRECISION as u8, SPARSE]);
+        let mut out = vec![P as u8, SPARSE];
+        if nonzero * 3 < Self::M / 3 {
             for (i, &r) in self.registers.iter().enumerate().filter(|(_, &r)| r != 0) {
                 out.extend_from_slice(&(i as u16).to_le_bytes());
                 out.push(r);
             }
-            out
         } else {
-            let mut out = Vec::with_capacity(2 + DENSE_PACKED_LEN);
-            out.extend_from_slice(&[PRECISION as u8, DENSE]);
-            for chunk in self.registers.chunks_exact(4) {
-                let v = u32::from(chunk[0])
-                    | u32::from(chunk[1]) << 6
-                    | u32::from(chunk[2]) << 12
-                    | u32::from(chunk[3]) << 18;
-                out.extend_from_slice(&v.to_le_bytes()[..3]);
-            }
-            out
+            out[1] = DEFLATE;
+            let mut z = flate2::write::ZlibEncoder::new(out, flate2::Compression::best());
+            std::io::Write::write_all(&mut z, &self.registers).expect("writing to a Vec");
+            out = z.finish().expect("writing to a Vec");
         }
+        out
     }
 
-    /// Validated decoding: any byte string either yields a sketch or an error.
-    pub(crate) fn from_bytes(bytes: &[u8]) -> WireResult<Hll> {
+    /// Validated decoding: any byte string either yields a sketch or an error, and never
+    /// inflates past the register count.
+    pub(crate) fn from_bytes(bytes: &[u8]) -> WireResult<Self> {
         let bad = |why: &'static str| WireError::sketch("hyperloglog", why);
         let (&[precision, encoding], body) = bytes.split_first_chunk().ok_or(bad("short"))?;
-        if u32::from(precision) != PRECISION {
-            return Err(bad("unsupported precision"));
+        if u32::from(precision) != P {
+            return Err(bad("unexpected precision"));
         }
-        let mut hll = Hll::default();
+        let mut hll = Self::default();
         match encoding {
             SPARSE => {
-                if body.len() % 3 != 0 || body.len() / 3 > M {
+                if body.len() % 3 != 0 || body.len() / 3 > Self::M {
                     return Err(bad("sparse length"));
                 }
                 for t in body.chunks_exact(3) {
                     let index = usize::from(u16::from_le_bytes([t[0], t[1]]));
-                    if index >= M || t[2] == 0 || t[2] > MAX_RANK {
+                    if index >= Self::M || t[2] == 0 || t[2] > Self::MAX_RANK {
                         return Err(bad("sparse entry out of range"));
                     }
                     hll.registers[index] = t[2];
                 }
             }
-            DENSE => {
-                if body.len() != DENSE_PACKED_LEN {
-                    return Err(bad("dense length"));
+            DEFLATE => {
+                let mut raw = Vec::with_capacity(Self::M);
+                flate2::read::ZlibDecoder::new(body)
+                    .take(Self::M as u64 + 1)
+                    .read_to_end(&mut raw)
+                    .map_err(|_| bad("corrupt deflate stream"))?;
+                if raw.len() != Self::M || raw.iter().any(|&r| r > Self::MAX_RANK) {
+                    return Err(bad("registers out of range"));
                 }
-                for (regs, b) in hll.registers.chunks_exact_mut(4).zip(body.chunks_exact(3)) {
-                    let v = u32::from_le_bytes([b[0], b[1], b[2], 0]);
-                    for (k, r) in regs.iter_mut().enumerate() {
-                        *r = ((v >> (6 * k)) & 0x3f) as u8;
-                        if *r > MAX_RANK {
-                            return Err(bad("dense register out of range"));
-                        }
-                    }
-                }
+                hll.registers.copy_from_slice(&raw);
             }
             _ => return Err(bad("unknown encoding")),
         }
@@ -195,6 +194,8 @@ mod tests {
 
     const KEY: HashKey = HashKey::new(*b"0123456789abcdef");
 
+    type Hll = super::Hll<STRING_PRECISION>;
+
     fn sketch(range: std::ops::Range<u64>) -> Hll {
         let mut h = Hll::default();
         for i in range {
@@ -203,11 +204,12 @@ mod tests {
         h
     }
 
-    fn assert_within_3_se(h: &Hll, exact: u64) {
+    fn assert_within_3_se<const P: u32>(h: &super::Hll<P>, exact: u64) {
         let est = h.estimate();
         let rel = (est - exact as f64).abs() / exact as f64;
+        let se = 1.04 / ((1u64 << P) as f64).sqrt();
         assert!(
-            rel <= 3.0 * HLL_STANDARD_ERROR,
+            rel <= 3.0 * se,
             "exact {exact}, estimate {est:.1}, relative error {rel:.4}"
         );
     }
@@ -228,7 +230,17 @@ mod tests {
                 again.insert_hash(KEY.hash_str(&format!("user-{i}")));
             }
             assert_eq!(again, h);
+            // The sketch of numbers, fed with f64 hashes.
+            let mut numbers = super::Hll::<NUMBER_PRECISION>::default();
+            (0..exact).for_each(|i| numbers.insert_hash(KEY.hash_f64(i as f64 * 0.37)));
+            assert_within_3_se(&numbers, exact);
         }
+    }
+
+    #[test]
+    fn standard_error_constants_match_the_precisions() {
+        assert!((STRING_DISTINCT_STANDARD_ERROR - 1.04 / 64.0).abs() < 1e-4);
+        assert!((NUMBER_DISTINCT_STANDARD_ERROR - 1.04 / 32.0).abs() < 1e-4);
     }
 
     #[test]
@@ -245,9 +257,16 @@ mod tests {
         for n in [0, 5, 500, 50_000] {
             let h = sketch(0..n);
             let bytes = h.to_bytes();
-            assert!(bytes.len() <= 2 + DENSE_PACKED_LEN);
+            assert!(bytes.len() <= 2 + 4096 * 6 / 8, "{n}: {} bytes", bytes.len());
             assert_eq!(Hll::from_bytes(&bytes).unwrap(), h);
         }
+    }
+
+    #[test]
+    fn deflate_bombs_are_refused() {
+        let mut z = flate2::write::ZlibEncoder::new(vec![12, DEFLATE], flate2::Compression::best());
+        std::io::Write::write_all(&mut z, &vec![1u8; 1 << 24]).unwrap();
+        assert!(Hll::from_bytes(&z.finish().unwrap()).is_err());
     }
 
     #[test]
@@ -259,7 +278,8 @@ mod tests {
             &[12, 0, 0, 0][..],
             &[12, 0, 0xff, 0xff, 1][..],
             &[12, 0, 0, 0, 60][..],
-            &[12, 1, 0][..],
+            &[12, 2, 0][..],
+            &[10, 0][..],
             &[12, 7][..],
         ] {
             assert!(Hll::from_bytes(bad).is_err(), "{bad:?}");

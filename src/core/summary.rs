@@ -2,7 +2,6 @@
 
 use super::column::Column;
 use super::ground_truth::GroundTruthSummary;
-use super::hll::HLL_STANDARD_ERROR;
 use super::wire::{SummaryError, SummaryErrorKind, SKETCH_ERROR_PREFIX};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -185,10 +184,15 @@ impl FeatureSummary {
     pub fn sum(&self) -> Option<f64> {
         Some(self.0.numbers.as_ref()?.moments.sum())
     }
-    /// Estimated distinct values (numbers and strings; booleans are not hashed), rounded.
-    /// HyperLogLog: relative standard error [`HLL_STANDARD_ERROR`] (1.6 %).
+    /// Estimated distinct values, rounded: distinct numbers plus distinct strings
+    /// (booleans are not hashed). HyperLogLog with relative standard error
+    /// [`STRING_DISTINCT_STANDARD_ERROR`](crate::STRING_DISTINCT_STANDARD_ERROR) (1.6 %) for
+    /// strings and [`NUMBER_DISTINCT_STANDARD_ERROR`](crate::NUMBER_DISTINCT_STANDARD_ERROR)
+    /// (3.25 %) for numbers.
     pub fn distinct(&self) -> u64 {
-        self.0.distinct.as_ref().map_or(0, |h| h.estimate().round() as u64)
+        let n = self.0.distinct_numbers.as_ref().map_or(0.0, |h| h.estimate());
+        let s = self.0.distinct_strings.as_ref().map_or(0.0, |h| h.estimate());
+        (n + s).round() as u64
     }
     /// `q`-quantile of string lengths in bytes.
     pub fn length_quantile(&self, q: f64) -> Option<f64> {
@@ -420,5 +424,3 @@ impl WindowSummary {
     }
 }
 
-/// The relative standard error of [`FeatureSummary::distinct`].
-pub const DISTINCT_STANDARD_ERROR: f64 = HLL_STANDARD_ERROR;

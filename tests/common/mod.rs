@@ -1,0 +1,147 @@
+//! Fixtures shared by the integration tests and benches: the reference workload and the
+//! breast-cancer data set, read from `fixtures/` (copied from the design brief's data).
+#![allow(dead_code)]
+
+use std::io::Read;
+
+pub const FEATURES: [&str; 13] = [
+    "f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "cat_small", "user_id", "flag",
+];
+
+/// One row of the reference workload, typed as a model server would have it.
+pub struct Row {
+    pub floats: [Option<f64>; 10],
+    pub cat_small: String,
+    pub user_id: String,
+    pub flag: bool,
+    pub prediction: f64,
+    pub label: i64,
+}
+
+impl Row {
+    /// The row as (name, value) pairs, the allocation-free input form.
+    pub fn pairs(&self) -> [(&'static str, modelwatch::Value<'_>); 13] {
+        use modelwatch::Value;
+        let f = |i: usize| Value::from(self.floats[i]);
+        [
+            ("f0", f(0)), ("f1", f(1)), ("f2", f(2)), ("f3", f(3)), ("f4", f(4)),
+            ("f5", f(5)), ("f6", f(6)), ("f7", f(7)), ("f8", f(8)), ("f9", f(9)),
+            ("cat_small", Value::from(self.cat_small.as_str())),
+            ("user_id", Value::from(self.user_id.as_str())),
+            ("flag", Value::from(self.flag)),
+        ]
+    }
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+/// The 100,000-row reference workload (`fixtures/workload-100k.csv.gz`).
+pub fn workload() -> Vec<Row> {
+    let file = std::fs::File::open(fixture("workload-100k.csv.gz")).expect("fixture");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(file).read_to_string(&mut text).expect("gzip");
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "f0,f1,f2,f3,f4,f5,f6,f7,f8,f9,cat_small,user_id,flag,prediction,label"
+    );
+    lines
+        .map(|line| {
+            let c: Vec<&str> = line.split(',').collect();
+            let mut floats = [None; 10];
+            for (i, f) in floats.iter_mut().enumerate() {
+                *f = (!c[i].is_empty()).then(|| c[i].parse().unwrap());
+            }
+            Row {
+                floats,
+                cat_small: c[10].to_owned(),
+                user_id: c[11].to_owned(),
+                flag: c[12] == "true",
+                prediction: c[13].parse().unwrap(),
+                label: c[14].parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// Breast-cancer rows: (30 feature values, segment, probability, prediction, label).
+pub struct Scored {
+    pub features: Vec<(String, f64)>,
+    pub segment: String,
+    pub proba: f64,
+    pub prediction: i64,
+    pub label: i64,
+}
+
+pub fn breast_cancer() -> Vec<Scored> {
+    let text = std::fs::read_to_string(fixture("breast_cancer_lr.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    lines
+        .map(|line| {
+            let c: Vec<&str> = line.split(',').collect();
+            Scored {
+                features: (0..30).map(|i| (header[i].clone(), c[i].parse().unwrap())).collect(),
+                segment: c[30].to_owned(),
+                proba: c[31].parse().unwrap(),
+                prediction: c[32].parse().unwrap(),
+                label: c[33].parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+pub fn breast_cancer_metrics() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture("breast_cancer_lr.metrics.json")).unwrap()).unwrap()
+}
+
+/// A sink that keeps every encoded summary in memory, for tests.
+#[derive(Clone, Default)]
+pub struct MemorySink(pub std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+impl modelwatch::Sink for MemorySink {
+    fn deliver(&mut self, _: &modelwatch::WindowSummary, encoded: &[u8]) -> std::io::Result<()> {
+        self.0.lock().unwrap().push(encoded.to_vec());
+        Ok(())
+    }
+}
+
+impl MemorySink {
+    pub fn summaries(&self) -> Vec<modelwatch::WindowSummary> {
+        self.0.lock().unwrap().iter().map(|b| modelwatch::WindowSummary::decode(b).unwrap()).collect()
+    }
+
+    /// All summaries merged into one.
+    pub fn merged(&self) -> modelwatch::WindowSummary {
+        let all = self.summaries();
+        let mut it = all.into_iter();
+        let mut first = it.next().expect("at least one summary");
+        for s in it {
+            first.merge(&s).unwrap();
+        }
+        first
+    }
+}
+
+/// A fresh, empty temporary folder.
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("modelwatch-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// An agent writing only to memory, with a window long enough not to roll during a test.
+pub fn memory_agent(window_secs: u64) -> (modelwatch::Agent, MemorySink) {
+    let sink = MemorySink::default();
+    let agent = modelwatch::Agent::start(
+        modelwatch::Config::new("test-key")
+            .no_data_dir()
+            .sink(sink.clone())
+            .window(std::time::Duration::from_secs(window_secs)),
+    )
+    .unwrap();
+    (agent, sink)
+}

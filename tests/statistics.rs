@@ -1,0 +1,176 @@
+//! Statistics of real data against exact computations: the reference workload and the
+//! breast-cancer data set scored by scikit-learn.
+
+mod common;
+
+use common::{breast_cancer, breast_cancer_metrics, memory_agent, workload, Row};
+use modelwatch::{WindowSummary, NUMBER_DISTINCT_STANDARD_ERROR, STRING_DISTINCT_STANDARD_ERROR};
+use std::collections::HashSet;
+use std::time::Duration;
+
+const FLUSH: Duration = Duration::from_secs(30);
+
+fn log_rows(rows: &[Row]) -> WindowSummary {
+    let (agent, sink) = memory_agent(3600);
+    let sess = agent.session("workload");
+    for r in rows {
+        sess.log_prediction(r.pairs(), r.prediction);
+    }
+    agent.flush(FLUSH).unwrap();
+    sink.merged()
+}
+
+fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    sorted[((q * n as f64).ceil() as usize).clamp(1, n) - 1]
+}
+
+fn assert_relative(got: f64, want: f64, tol: f64, what: &str) {
+    let err = if want == 0.0 { got.abs() } else { ((got - want) / want).abs() };
+    assert!(err <= tol, "{what}: got {got}, want {want}, relative error {err:.5} > {tol}");
+}
+
+fn assert_distinct(got: u64, exact: usize, standard_error: f64, what: &str) {
+    assert_relative(got as f64, exact as f64, 3.0 * standard_error, what);
+}
+
+#[test]
+fn workload_statistics_match_exact_computations() {
+    let rows = workload();
+    assert_eq!(rows.len(), 100_000);
+    let s = log_rows(&rows);
+    assert_eq!(s.predictions(), 100_000);
+    for i in 0..10 {
+        let name = format!("f{i}");
+        let f = s.feature(&name).unwrap();
+        let mut present: Vec<f64> = rows.iter().filter_map(|r| r.floats[i]).collect();
+        assert_eq!(f.count(), 100_000, "{name}");
+        assert_eq!(f.missing(), (100_000 - present.len()) as u64, "{name}");
+        assert_eq!(f.floats(), present.len() as u64);
+        assert_eq!(f.negatives(), present.iter().filter(|&&x| x < 0.0).count() as u64);
+        let mean = present.iter().sum::<f64>() / present.len() as f64;
+        assert_relative(f.mean().unwrap(), mean, 1e-9, &name);
+        let var = present.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / present.len() as f64;
+        assert_relative(f.variance().unwrap(), var, 1e-9, &name);
+        let exact_distinct = present.iter().map(|x| x.to_bits()).collect::<HashSet<_>>().len();
+        assert_distinct(f.distinct(), exact_distinct, NUMBER_DISTINCT_STANDARD_ERROR, &name);
+        present.sort_by(f64::total_cmp);
+        for q in [0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1.0] {
+            assert_relative(f.quantile(q).unwrap(), exact_quantile(&present, q), 0.01, &format!("{name} q{q}"));
+        }
+    }
+    for (name, pick) in [("cat_small", 0), ("user_id", 1)] {
+        let f = s.feature(name).unwrap();
+        let values: HashSet<&str> = rows.iter().map(|r| if pick == 0 { &*r.cat_small } else { &*r.user_id }).collect();
+        assert_eq!(f.strings(), 100_000);
+        assert_distinct(f.distinct(), values.len(), STRING_DISTINCT_STANDARD_ERROR, name);
+        assert_eq!(f.category_profile().unwrap().iter().sum::<u64>(), 100_000);
+    }
+    assert_eq!(s.feature("cat_small").unwrap().distinct(), 20, "small cardinalities are exact in practice");
+    let flag = s.feature("flag").unwrap();
+    assert_eq!((flag.bools(), flag.trues()), (100_000, rows.iter().filter(|r| r.flag).count() as u64));
+    let out = s.output("0").unwrap();
+    let mut preds: Vec<f64> = rows.iter().map(|r| r.prediction).collect();
+    preds.sort_by(f64::total_cmp);
+    for q in [0.01, 0.5, 0.99] {
+        assert_relative(out.quantile(q).unwrap(), exact_quantile(&preds, q), 0.01, "prediction");
+    }
+}
+
+#[test]
+fn encoded_summary_of_the_workload_fits_in_32_kib() {
+    let s = log_rows(&workload());
+    let bytes = s.encode();
+    eprintln!("encoded summary of 100k workload predictions: {} bytes", bytes.len());
+    assert!(bytes.len() <= 32 * 1024, "{} bytes", bytes.len());
+}
+
+#[test]
+fn merging_disjoint_streams_equals_the_union() {
+    let rows = workload();
+    let whole = log_rows(&rows[..30_000]);
+    let mut a = log_rows(&rows[..17_000]);
+    let b = log_rows(&rows[17_000..30_000]);
+    a.merge(&b).unwrap();
+    assert_eq!(a.predictions(), whole.predictions());
+    for (name, w) in whole.features() {
+        let m = a.feature(name).unwrap();
+        assert_eq!((m.count(), m.missing(), m.strings(), m.trues()), (w.count(), w.missing(), w.strings(), w.trues()));
+        // Histograms and HyperLogLog registers add exactly: the estimates are identical.
+        assert_eq!(m.distinct(), w.distinct(), "{name}");
+        for q in [0.0, 0.1, 0.5, 0.9, 1.0] {
+            assert_eq!(m.quantile(q), w.quantile(q), "{name}");
+        }
+        assert_eq!(m.category_profile(), w.category_profile());
+        if let (Some(x), Some(y)) = (m.mean(), w.mean()) {
+            assert_relative(x, y, 1e-12, name);
+        }
+    }
+}
+
+#[test]
+fn breast_cancer_metrics_equal_scikit_learn() {
+    let oracle = breast_cancer_metrics();
+    let (agent, sink) = memory_agent(3600);
+    let sess = agent.session("breast_cancer");
+    for r in breast_cancer() {
+        sess.log_prediction(&r.features, r.proba);
+        sess.log_ground_truth(r.label, r.prediction, [r.segment.as_str()]);
+    }
+    agent.flush(FLUSH).unwrap();
+    let s = sink.merged();
+    assert_eq!(s.predictions(), 569);
+    let check = |gt: &modelwatch::GroundTruthSummary, o: &serde_json::Value| {
+        let close = |got: Option<f64>, key: &str| {
+            let want = o[key].as_f64().unwrap();
+            assert!((got.unwrap() - want).abs() <= 1e-9, "{key}: {got:?} vs {want}");
+        };
+        assert_eq!(gt.count(), o["count"].as_u64().unwrap());
+        assert_eq!(gt.confusion(1, 1), o["tp"].as_u64().unwrap());
+        assert_eq!(gt.confusion(0, 1), o["fp"].as_u64().unwrap());
+        assert_eq!(gt.confusion(0, 0), o["tn"].as_u64().unwrap());
+        assert_eq!(gt.confusion(1, 0), o["fn"].as_u64().unwrap());
+        close(gt.accuracy(), "accuracy");
+        close(gt.precision(1), "precision");
+        close(gt.recall(1), "recall");
+        close(gt.f1(1), "f1");
+    };
+    check(s.ground_truth_overall().unwrap(), &oracle["all"]);
+    for seg in ["large", "small"] {
+        check(s.ground_truth(seg).unwrap(), &oracle["segments"][seg]);
+    }
+    // Feature quantiles against numpy's, within the 1 % bound (numpy interpolates, so
+    // compare with the exact rank-based quantile's tolerance doubled).
+    for (name, qs) in oracle["feature_quantiles"].as_object().unwrap() {
+        let f = s.feature(name).unwrap();
+        assert_eq!(f.count(), 569);
+        for (q, want) in qs.as_object().unwrap() {
+            let q: f64 = q.parse().unwrap();
+            assert_relative(f.quantile(q).unwrap(), want.as_f64().unwrap(), 0.02, name);
+        }
+    }
+}
+
+#[test]
+fn encoded_bytes_round_trip_and_broken_bytes_are_errors() {
+    let rows = workload();
+    let s = log_rows(&rows[..2000]);
+    let bytes = s.encode();
+    let back = WindowSummary::decode(&bytes).unwrap();
+    assert_eq!(back.encode(), bytes);
+    // Every truncation and a sweep of single-byte corruptions: errors or valid summaries,
+    // never a panic.
+    for cut in (0..bytes.len()).step_by(7) {
+        assert!(WindowSummary::decode(&bytes[..cut]).is_err());
+    }
+    let mut broken = bytes.clone();
+    for i in (0..bytes.len()).step_by(3) {
+        for v in [0x00, 0xff, 0xc1, 0x7f] {
+            let old = broken[i];
+            broken[i] = v;
+            let _ = WindowSummary::decode(&broken);
+            broken[i] = old;
+        }
+    }
+    assert_eq!(WindowSummary::decode(b"not msgpack").unwrap_err().kind(), &modelwatch::SummaryErrorKind::Malformed);
+}
