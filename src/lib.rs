@@ -103,7 +103,7 @@ pub const BYTES_PER_SIGNED_FEATURE: usize = 59_632;
 /// Heap bytes of a feature that saw strings.
 pub const BYTES_PER_STRING_FEATURE: usize = 37_608;
 /// Heap bytes of a feature that saw every type.
-pub const BYTES_PER_FEATURE_MAX: usize = 93_144;
+pub const BYTES_PER_FEATURE_MAX: usize = 97_240;
 
 #[cfg(test)]
 mod bound_constants {
