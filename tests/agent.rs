@@ -1,0 +1,236 @@
+//! The agent's lifecycle on a real clock and a real folder: windows sealed when their end
+//! passes, on flush and at shutdown; atomic files; sessions across threads; configuration
+//! errors; a failing sink counted.
+
+mod common;
+
+use common::{memory_agent, temp_dir, MemorySink};
+use modelwatch::{Agent, Config, ErrorKind, Record, Sink, Value, WindowSummary};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn wait_for(mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < WAIT, "condition not reached in {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn folder_sink_writes_one_decodable_file_per_window_and_no_temporary_files() {
+    let dir = temp_dir("folder");
+    let agent = Agent::start(Config::new("k").data_dir(&dir)).unwrap();
+    let sess = agent.session("fraud/detection prod");
+    sess.log_metadata("model_version", "1.0");
+    sess.log_prediction([("feat1", Value::from(1.2)), ("feat2", Value::from("XX"))], true);
+    sess.log_exception("wrong format", [("feature", "F1")]);
+    agent.flush(WAIT).unwrap();
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("fraud_detection_prod.") && name.ends_with(".msgpack"), "{name}");
+    let s = WindowSummary::decode(&std::fs::read(&files[0]).unwrap()).unwrap();
+    assert_eq!(s.deployment(), "fraud/detection prod");
+    assert_eq!(s.predictions(), 1);
+    assert!(s.is_partial(), "a flush mid-window seals a partial window");
+    assert_eq!(s.metadata().get("model_version").map(String::as_str), Some("1.0"));
+    assert_eq!(s.exceptions()[0].message(), "wrong format");
+    assert_eq!(s.exceptions()[0].tags(), [("feature".to_owned(), "F1".to_owned())]);
+    assert_eq!(s.output("0").unwrap().trues(), 1);
+    assert_eq!(s.window_start() % 60_000, 0, "windows align to UTC multiples of their length");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn windows_are_sealed_when_their_end_passes_without_flush() {
+    let (agent, sink) = memory_agent(1);
+    let sess = agent.session("rolling");
+    // Log across at least two one-second windows.
+    let start = Instant::now();
+    let mut logged = 0;
+    while start.elapsed() < Duration::from_millis(2_300) {
+        sess.log_prediction([("x", logged as f64)], 1);
+        logged += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The worker seals each window soon after its end, with no flush.
+    wait_for(|| sink.summaries().iter().map(|s| s.predictions()).sum::<u64>() == logged);
+    let all = sink.summaries();
+    assert!(all.len() >= 2, "{} summaries", all.len());
+    let mut starts: Vec<i64> = all.iter().map(|s| s.window_start()).collect();
+    starts.dedup();
+    assert_eq!(starts.len(), all.len(), "one summary per window");
+    assert!(all.iter().all(|s| !s.is_partial() && s.window_length() == 1000 && s.window_start() % 1000 == 0));
+    let seqs: Vec<u64> = all.iter().map(|s| s.sequence()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(all.iter().all(|s| s.instance() == all[0].instance()));
+}
+
+#[test]
+fn dropping_the_agent_delivers_the_current_window_marked_partial() {
+    let sink = MemorySink::default();
+    {
+        let agent = Agent::start(Config::new("k").no_data_dir().sink(sink.clone())).unwrap();
+        let sess = agent.session("exit");
+        for i in 0..1234 {
+            sess.log_prediction([("i", i)], i % 2 == 0);
+        }
+        // The session outlives nothing: the agent drops here.
+    }
+    let all = sink.summaries();
+    assert_eq!(all.iter().map(|s| s.predictions()).sum::<u64>(), 1234);
+    assert!(all.iter().all(|s| s.is_partial()));
+}
+
+#[test]
+fn flush_and_shutdown_report_their_outcome() {
+    let (agent, sink) = memory_agent(3600);
+    agent.session("s").log_prediction([("a", 1)], 1);
+    agent.flush(WAIT).unwrap();
+    agent.flush(WAIT).unwrap(); // nothing pending: still fine, nothing sent twice
+    assert_eq!(sink.summaries().len(), 1);
+    agent.shutdown(WAIT).unwrap();
+    assert_eq!(agent.flush(WAIT).unwrap_err().kind(), ErrorKind::NotRunning);
+    assert_eq!(agent.stats().delivered, 1);
+}
+
+struct Failing;
+impl Sink for Failing {
+    fn deliver(&mut self, _: &WindowSummary, _: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::other("disk full"))
+    }
+}
+
+#[test]
+fn a_failing_sink_is_counted_and_reported_by_flush() {
+    let ok = MemorySink::default();
+    let agent = Agent::start(Config::new("k").no_data_dir().sink(Failing).sink(ok.clone())).unwrap();
+    agent.session("s").log_prediction([("a", 1)], 1);
+    assert_eq!(agent.flush(WAIT).unwrap_err().kind(), ErrorKind::Delivery);
+    let stats = agent.stats();
+    assert_eq!((stats.delivered, stats.failed), (1, 1));
+    assert_eq!(ok.summaries().len(), 1, "the other sink still got it");
+}
+
+#[test]
+fn configuration_errors_are_clear() {
+    let e = Agent::start(Config::new("k").window(Duration::from_millis(10))).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+    assert!(e.to_string().contains("window"), "{e}");
+    let file = temp_dir("not-a-dir").join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let e = Agent::start(Config::new("k").data_dir(file.join("sub"))).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Io);
+    assert_eq!(Agent::start(Config::new("k").no_data_dir()).unwrap_err().kind(), ErrorKind::InvalidConfig);
+}
+
+#[test]
+fn threads_share_a_session_and_every_record_counts() {
+    let (agent, sink) = memory_agent(3600);
+    let sess = agent.session("threads");
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let sess = sess.clone();
+            s.spawn(move || {
+                for i in 0..25_000 {
+                    sess.log_prediction([("t", Value::from(t)), ("i", Value::from(i))], 0.5);
+                }
+            });
+        }
+    });
+    agent.flush(WAIT).unwrap();
+    let m = sink.merged();
+    assert_eq!(m.predictions(), 100_000);
+    assert_eq!(m.feature("t").unwrap().count(), 100_000);
+    assert_eq!(m.feature("t").unwrap().distinct(), 4);
+}
+
+#[derive(serde::Serialize)]
+struct Address {
+    country: &'static str,
+}
+#[derive(serde::Serialize)]
+struct Applicant {
+    age: u32,
+    income: Option<f64>,
+    address: Address,
+}
+
+#[test]
+fn every_input_form_is_accepted_and_bad_values_are_counted() {
+    let (agent, sink) = memory_agent(3600);
+    let sess = agent.session("forms");
+    sess.log_prediction(HashMap::from([("age", 30.0)]), 1_u8);
+    sess.log_prediction(BTreeMap::from([("age".to_string(), Some(31.0))]), "fraud");
+    sess.log_prediction(vec![("age", Value::Int(32))], vec![0.2, 0.8]);
+    sess.log_prediction(&[("age", f64::NAN)][..], f64::INFINITY);
+    sess.log_prediction(Record(&Applicant { age: 33, income: None, address: Address { country: "NL" } }), None::<f64>);
+    sess.log_prediction([("age", f64::NEG_INFINITY)], false);
+    sess.log_prediction_batch(&[[("age", 1.0)], [("age", 2.0)], [("age", 3.0)]], &[true, false]);
+    {
+        let _t = sess.time_inference();
+    }
+    agent.flush(WAIT).unwrap();
+    let s = sink.merged();
+    assert_eq!(s.predictions(), 8);
+    let age = s.feature("age").unwrap();
+    assert_eq!(age.count(), 8, "the third batch row has no prediction: not logged");
+    assert_eq!(age.missing(), 1);
+    assert_eq!(age.negative_infinities(), 1);
+    assert_eq!((age.ints(), age.floats()), (2, 5));
+    assert_eq!(s.feature("address.country").unwrap().strings(), 1);
+    assert_eq!(s.feature("income").unwrap().missing(), 1);
+    let out = s.output("0").unwrap();
+    assert_eq!(out.positive_infinities(), 1);
+    assert_eq!(s.output("1").unwrap().count(), 1, "probability vectors are outputs 0, 1, ...");
+    assert_eq!(s.dropped().batch_unpaired, 1);
+    assert_eq!(s.latency().unwrap().count(), 1);
+}
+
+#[test]
+fn ground_truth_kinds_follow_the_types() {
+    let (agent, sink) = memory_agent(3600);
+    let sess = agent.session("gt");
+    sess.log_ground_truth(true, true, ["a"]);
+    sess.log_ground_truth(true, false, ["a", "b"]);
+    sess.log_ground_truth(false, false, [] as [&str; 0]);
+    sess.log_ground_truth(1.5, true, ["a"]); // mismatch: counted
+    sess.log_ground_truth(2, [0.1, 0.2, 0.7], ["probs"]); // argmax class 2
+    sess.log_ground_truth(3.0, 2.5, ["reg"]);
+    sess.log_ground_truth(5.0, 5.5, ["reg"]);
+    agent.flush(WAIT).unwrap();
+    let s = sink.merged();
+    let a = s.ground_truth("a").unwrap();
+    assert_eq!((a.count(), a.mismatched()), (2, 1));
+    assert_eq!(a.accuracy(), Some(0.5));
+    assert_eq!(a.precision(true), Some(1.0));
+    assert_eq!(a.recall(true), Some(0.5));
+    assert_eq!(s.ground_truth("b").unwrap().recall(true), Some(0.0));
+    assert_eq!(s.ground_truth("probs").unwrap().accuracy(), Some(1.0));
+    let r = s.ground_truth("reg").unwrap();
+    assert_eq!((r.mse(), r.mae(), r.r2()), (Some(0.25), Some(0.5), Some(1.0 - 0.5 / 2.0)));
+    // Overall mixes kinds: the first kind wins, the rest are counted as mismatched.
+    let all = s.ground_truth_overall().unwrap();
+    assert_eq!(all.count() + all.mismatched(), 7);
+}
+
+#[test]
+fn the_global_agent_configures_once_and_the_guard_flushes_on_drop() {
+    let before = modelwatch::session("early");
+    before.log_prediction([("x", 1)], 1); // inert, no panic
+    assert_eq!(before.deployment(), None);
+    let sink = MemorySink::default();
+    let guard = modelwatch::configure(Config::new("k").no_data_dir().sink(sink.clone())).unwrap();
+    let again = modelwatch::configure(Config::new("k").no_data_dir().sink(MemorySink::default()));
+    assert_eq!(again.unwrap_err().kind(), ErrorKind::AlreadyConfigured);
+    modelwatch::session("global").log_prediction([("x", 1)], 1);
+    modelwatch::session("global").log_prediction([("x", 2)], 1);
+    drop(guard);
+    assert_eq!(sink.merged().predictions(), 2);
+    // After the guard, configure works again.
+    let guard = modelwatch::configure(Config::new("k").no_data_dir().sink(sink.clone())).unwrap();
+    guard.shutdown(WAIT).unwrap();
+}
