@@ -1,1 +1,88 @@
-fn main(){}
+//! Logging speed on the reference workload (13 features, one float prediction).
+//! Results and the machine are recorded in docs/benchmarks.md.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use modelwatch::{Agent, Config, Value};
+use std::time::{Duration, Instant};
+
+/// Long windows, no folder: the benchmark measures logging, not window sealing.
+fn agent() -> (Agent, common::MemorySink) {
+    common::memory_agent(7 * 86_400)
+}
+
+fn benches(c: &mut Criterion) {
+    let rows = common::workload();
+    let pairs: Vec<[(&str, Value<'_>); 13]> = rows.iter().map(|r| r.pairs()).collect();
+    let predictions: Vec<f64> = rows.iter().map(|r| r.prediction).collect();
+
+    let mut g = c.benchmark_group("log_prediction");
+    g.throughput(Throughput::Elements(1));
+    let (a, _sink) = agent();
+    let sess = a.session("bench");
+    let mut i = 0;
+    g.bench_function("one_row_per_call", |b| {
+        b.iter(|| {
+            sess.log_prediction(rows[i].pairs(), rows[i].prediction);
+            i = if i + 1 == rows.len() { 0 } else { i + 1 };
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("log_prediction_batch");
+    for batch in [1_000usize, 100_000] {
+        g.throughput(Throughput::Elements(batch as u64));
+        let (a, _sink) = agent();
+        let sess = a.session("bench");
+        g.bench_with_input(BenchmarkId::from_parameter(batch), &batch, |b, &batch| {
+            let mut start = 0;
+            b.iter(|| {
+                let end = (start + batch).min(rows.len());
+                sess.log_prediction_batch(&pairs[start..end], &predictions[start..end]);
+                start = if end == rows.len() { 0 } else { end };
+            })
+        });
+    }
+    g.finish();
+
+    // Scaling: the same number of calls split over 1 or 2 threads logging to one session.
+    let mut g = c.benchmark_group("threads_one_session");
+    const PER_ITER: usize = 20_000;
+    g.throughput(Throughput::Elements(PER_ITER as u64));
+    for threads in [1usize, 2] {
+        let (a, _sink) = agent();
+        let sess = a.session("bench");
+        g.bench_with_input(BenchmarkId::from_parameter(threads), &threads, |b, &threads| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    std::thread::scope(|s| {
+                        for t in 0..threads {
+                            let sess = sess.clone();
+                            let rows = &rows;
+                            s.spawn(move || {
+                                let chunk = PER_ITER / threads;
+                                for r in &rows[t * chunk..(t + 1) * chunk] {
+                                    sess.log_prediction(r.pairs(), r.prediction);
+                                }
+                            });
+                        }
+                    });
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = logging;
+    config = Criterion::default().measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(2));
+    targets = benches
+}
+criterion_main!(logging);

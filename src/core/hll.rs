@@ -62,10 +62,9 @@ impl<const P: u32> Hll<P> {
         // A sentinel bit below the remaining bits caps the rank at MAX_RANK.
         let rest = (hash << P) | (1 << (P - 1));
         let rank = rest.leading_zeros() as u8 + 1;
+        // Branch-free: once most registers are set, the comparison is unpredictable.
         let r = &mut self.registers[index];
-        if rank > *r {
-            *r = rank;
-        }
+        *r = (*r).max(rank);
     }
 
     pub(crate) fn merge(&mut self, other: &Self) {

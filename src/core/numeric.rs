@@ -84,7 +84,8 @@ impl<C: Counter> SignedHistogram<C> {
             self.overflow += 1;
             HIGH_UNITS
         } else {
-            magnitude.round() as u64
+            // Not `round()`: without SSE4.1 it is a libm call, and magnitude is positive.
+            (magnitude + 0.5) as u64
         };
         let side = if x > 0.0 {
             &mut self.positive

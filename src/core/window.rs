@@ -71,7 +71,7 @@ impl Columns {
     #[inline]
     fn slot(&mut self, position: usize, name: &str, cap: usize, max_name: usize) -> Result<&mut Column<u32>, Refused> {
         if let Some(&i) = self.by_position.get(position) {
-            if *self.columns[i as usize].0 == *name {
+            if same_name(&self.columns[i as usize].0, name) {
                 return Ok(&mut self.columns[i as usize].1);
             }
         }
@@ -264,6 +264,13 @@ fn fold_columns(
         }
         position += 1;
     });
+}
+
+/// Byte equality, inlined: names are short, and a libc `memcmp` call per value costs
+/// more than the comparison.
+#[inline]
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 /// `s` cut to at most `max` bytes at a character boundary.
