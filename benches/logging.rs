@@ -5,7 +5,7 @@
 mod common;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use modelwatch::{Agent, Config, Value};
+use modelwatch::{Agent, Value};
 use std::time::{Duration, Instant};
 
 /// Long windows, no folder: the benchmark measures logging, not window sealing.
@@ -54,28 +54,32 @@ fn benches(c: &mut Criterion) {
     for threads in [1usize, 2] {
         let (a, _sink) = agent();
         let sess = a.session("bench");
-        g.bench_with_input(BenchmarkId::from_parameter(threads), &threads, |b, &threads| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    std::thread::scope(|s| {
-                        for t in 0..threads {
-                            let sess = sess.clone();
-                            let rows = &rows;
-                            s.spawn(move || {
-                                let chunk = PER_ITER / threads;
-                                for r in &rows[t * chunk..(t + 1) * chunk] {
-                                    sess.log_prediction(r.pairs(), r.prediction);
-                                }
-                            });
-                        }
-                    });
-                    total += start.elapsed();
-                }
-                total
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::from_parameter(threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let start = Instant::now();
+                        std::thread::scope(|s| {
+                            for t in 0..threads {
+                                let sess = sess.clone();
+                                let rows = &rows;
+                                s.spawn(move || {
+                                    let chunk = PER_ITER / threads;
+                                    for r in &rows[t * chunk..(t + 1) * chunk] {
+                                        sess.log_prediction(r.pairs(), r.prediction);
+                                    }
+                                });
+                            }
+                        });
+                        total += start.elapsed();
+                    }
+                    total
+                })
+            },
+        );
     }
     g.finish();
 }

@@ -85,12 +85,11 @@ pub use agent::session::{InferenceTimer, Session};
 pub use agent::sink::{FolderSink, Sink};
 pub use agent::{Agent, Stats};
 pub use core::ground_truth::{GroundTruthSummary, OutputKind, OTHER_CLASS};
+pub use core::hll::{NUMBER_DISTINCT_STANDARD_ERROR, STRING_DISTINCT_STANDARD_ERROR};
 pub use core::numeric::{RANGE_MAX, RANGE_MIN};
 pub use core::summary::{
-    DropCounts, ExceptionSummary, FeatureSummary, WindowSummary, MAX_SUMMARY_BYTES,
-    SCHEMA_VERSION,
+    DropCounts, ExceptionSummary, FeatureSummary, WindowSummary, MAX_SUMMARY_BYTES, SCHEMA_VERSION,
 };
-pub use core::hll::{NUMBER_DISTINCT_STANDARD_ERROR, STRING_DISTINCT_STANDARD_ERROR};
 pub use core::value::{AsValue, Features, Outputs, Prediction, Record, Value};
 pub use core::window::Limits;
 pub use core::wire::{SummaryError, SummaryErrorKind};
@@ -111,9 +110,21 @@ mod bound_constants {
 
     #[test]
     fn documented_bytes_per_feature_match_the_structures() {
-        assert_eq!(column_bound_bytes::<u32>(true, false, false), super::BYTES_PER_NUMERIC_FEATURE);
-        assert_eq!(column_bound_bytes::<u32>(true, true, false), super::BYTES_PER_SIGNED_FEATURE);
-        assert_eq!(column_bound_bytes::<u32>(false, false, true), super::BYTES_PER_STRING_FEATURE);
-        assert_eq!(column_bound_bytes::<u32>(true, true, true), super::BYTES_PER_FEATURE_MAX);
+        assert_eq!(
+            column_bound_bytes::<u32>(true, false, false),
+            super::BYTES_PER_NUMERIC_FEATURE
+        );
+        assert_eq!(
+            column_bound_bytes::<u32>(true, true, false),
+            super::BYTES_PER_SIGNED_FEATURE
+        );
+        assert_eq!(
+            column_bound_bytes::<u32>(false, false, true),
+            super::BYTES_PER_STRING_FEATURE
+        );
+        assert_eq!(
+            column_bound_bytes::<u32>(true, true, true),
+            super::BYTES_PER_FEATURE_MAX
+        );
     }
 }

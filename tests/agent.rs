@@ -25,22 +25,42 @@ fn folder_sink_writes_one_decodable_file_per_window_and_no_temporary_files() {
     let agent = Agent::start(Config::new("k").data_dir(&dir)).unwrap();
     let sess = agent.session("fraud/detection prod");
     sess.log_metadata("model_version", "1.0");
-    sess.log_prediction([("feat1", Value::from(1.2)), ("feat2", Value::from("XX"))], true);
+    sess.log_prediction(
+        [("feat1", Value::from(1.2)), ("feat2", Value::from("XX"))],
+        true,
+    );
     sess.log_exception("wrong format", [("feature", "F1")]);
     agent.flush(WAIT).unwrap();
-    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with("fraud_detection_prod.") && name.ends_with(".msgpack"), "{name}");
+    assert!(
+        name.starts_with("fraud_detection_prod.") && name.ends_with(".msgpack"),
+        "{name}"
+    );
     let s = WindowSummary::decode(&std::fs::read(&files[0]).unwrap()).unwrap();
     assert_eq!(s.deployment(), "fraud/detection prod");
     assert_eq!(s.predictions(), 1);
     assert!(s.is_partial(), "a flush mid-window seals a partial window");
-    assert_eq!(s.metadata().get("model_version").map(String::as_str), Some("1.0"));
+    assert_eq!(
+        s.metadata().get("model_version").map(String::as_str),
+        Some("1.0")
+    );
     assert_eq!(s.exceptions()[0].message(), "wrong format");
-    assert_eq!(s.exceptions()[0].tags(), [("feature".to_owned(), "F1".to_owned())]);
+    assert_eq!(
+        s.exceptions()[0].tags(),
+        [("feature".to_owned(), "F1".to_owned())]
+    );
     assert_eq!(s.output("0").unwrap().trues(), 1);
-    assert_eq!(s.window_start() % 60_000, 0, "windows align to UTC multiples of their length");
+    assert_eq!(
+        s.window_start() % 60_000,
+        0,
+        "windows align to UTC multiples of their length"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -57,13 +77,21 @@ fn windows_are_sealed_when_their_end_passes_without_flush() {
         std::thread::sleep(Duration::from_millis(5));
     }
     // The worker seals each window soon after its end, with no flush.
-    wait_for(|| sink.summaries().iter().map(|s| s.predictions()).sum::<u64>() == logged);
+    wait_for(|| {
+        sink.summaries()
+            .iter()
+            .map(|s| s.predictions())
+            .sum::<u64>()
+            == logged
+    });
     let all = sink.summaries();
     assert!(all.len() >= 2, "{} summaries", all.len());
     let mut starts: Vec<i64> = all.iter().map(|s| s.window_start()).collect();
     starts.dedup();
     assert_eq!(starts.len(), all.len(), "one summary per window");
-    assert!(all.iter().all(|s| !s.is_partial() && s.window_length() == 1000 && s.window_start() % 1000 == 0));
+    assert!(all
+        .iter()
+        .all(|s| !s.is_partial() && s.window_length() == 1000 && s.window_start() % 1000 == 0));
     let seqs: Vec<u64> = all.iter().map(|s| s.sequence()).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     assert!(all.iter().all(|s| s.instance() == all[0].instance()));
@@ -107,7 +135,13 @@ impl Sink for Failing {
 #[test]
 fn a_failing_sink_is_counted_and_reported_by_flush() {
     let ok = MemorySink::default();
-    let agent = Agent::start(Config::new("k").no_data_dir().sink(Failing).sink(ok.clone())).unwrap();
+    let agent = Agent::start(
+        Config::new("k")
+            .no_data_dir()
+            .sink(Failing)
+            .sink(ok.clone()),
+    )
+    .unwrap();
     agent.session("s").log_prediction([("a", 1)], 1);
     assert_eq!(agent.flush(WAIT).unwrap_err().kind(), ErrorKind::Delivery);
     let stats = agent.stats();
@@ -124,7 +158,12 @@ fn configuration_errors_are_clear() {
     std::fs::write(&file, b"x").unwrap();
     let e = Agent::start(Config::new("k").data_dir(file.join("sub"))).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Io);
-    assert_eq!(Agent::start(Config::new("k").no_data_dir()).unwrap_err().kind(), ErrorKind::InvalidConfig);
+    assert_eq!(
+        Agent::start(Config::new("k").no_data_dir())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidConfig
+    );
 }
 
 #[test]
@@ -167,9 +206,19 @@ fn every_input_form_is_accepted_and_bad_values_are_counted() {
     sess.log_prediction(BTreeMap::from([("age".to_string(), Some(31.0))]), "fraud");
     sess.log_prediction(vec![("age", Value::Int(32))], vec![0.2, 0.8]);
     sess.log_prediction(&[("age", f64::NAN)][..], f64::INFINITY);
-    sess.log_prediction(Record(&Applicant { age: 33, income: None, address: Address { country: "NL" } }), None::<f64>);
+    sess.log_prediction(
+        Record(&Applicant {
+            age: 33,
+            income: None,
+            address: Address { country: "NL" },
+        }),
+        None::<f64>,
+    );
     sess.log_prediction([("age", f64::NEG_INFINITY)], false);
-    sess.log_prediction_batch(&[[("age", 1.0)], [("age", 2.0)], [("age", 3.0)]], &[true, false]);
+    sess.log_prediction_batch(
+        &[[("age", 1.0)], [("age", 2.0)], [("age", 3.0)]],
+        &[true, false],
+    );
     {
         let _t = sess.time_inference();
     }
@@ -177,7 +226,11 @@ fn every_input_form_is_accepted_and_bad_values_are_counted() {
     let s = sink.merged();
     assert_eq!(s.predictions(), 8);
     let age = s.feature("age").unwrap();
-    assert_eq!(age.count(), 8, "the third batch row has no prediction: not logged");
+    assert_eq!(
+        age.count(),
+        8,
+        "the third batch row has no prediction: not logged"
+    );
     assert_eq!(age.missing(), 1);
     assert_eq!(age.negative_infinities(), 1);
     assert_eq!((age.ints(), age.floats()), (2, 5));
@@ -185,7 +238,11 @@ fn every_input_form_is_accepted_and_bad_values_are_counted() {
     assert_eq!(s.feature("income").unwrap().missing(), 1);
     let out = s.output("0").unwrap();
     assert_eq!(out.positive_infinities(), 1);
-    assert_eq!(s.output("1").unwrap().count(), 1, "probability vectors are outputs 0, 1, ...");
+    assert_eq!(
+        s.output("1").unwrap().count(),
+        1,
+        "probability vectors are outputs 0, 1, ..."
+    );
     assert_eq!(s.dropped().batch_unpaired, 1);
     assert_eq!(s.latency().unwrap().count(), 1);
 }
@@ -211,7 +268,10 @@ fn ground_truth_kinds_follow_the_types() {
     assert_eq!(s.ground_truth("b").unwrap().recall(true), Some(0.0));
     assert_eq!(s.ground_truth("probs").unwrap().accuracy(), Some(1.0));
     let r = s.ground_truth("reg").unwrap();
-    assert_eq!((r.mse(), r.mae(), r.r2()), (Some(0.25), Some(0.5), Some(1.0 - 0.5 / 2.0)));
+    assert_eq!(
+        (r.mse(), r.mae(), r.r2()),
+        (Some(0.25), Some(0.5), Some(1.0 - 0.5 / 2.0))
+    );
     // Overall mixes kinds: the first kind wins, the rest are counted as mismatched.
     let all = s.ground_truth_overall().unwrap();
     assert_eq!(all.count() + all.mismatched(), 7);

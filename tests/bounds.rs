@@ -63,7 +63,10 @@ fn log_prediction_allocates_nothing_after_warm_up() {
         sess.log_prediction(r.pairs(), r.prediction);
     }
     let allocated = allocations() - before;
-    assert_eq!(allocated, 0, "allocations in 100,000 log_prediction calls after warm-up");
+    assert_eq!(
+        allocated, 0,
+        "allocations in 100,000 log_prediction calls after warm-up"
+    );
     agent.flush(std::time::Duration::from_secs(30)).unwrap();
     assert_eq!(sink.merged().predictions(), 200_000);
 }
@@ -89,12 +92,19 @@ fn memory_stays_bounded_with_100k_feature_names_and_megabyte_strings() {
         use std::fmt::Write;
         name.clear();
         let _ = write!(name, "feature-{i}");
-        sess.log_prediction([(name.as_str(), Value::from(huge.as_str())), ("n", Value::from(i))], 0.5);
+        sess.log_prediction(
+            [
+                (name.as_str(), Value::from(huge.as_str())),
+                ("n", Value::from(i)),
+            ],
+            0.5,
+        );
         peak = peak.max(live_bytes() - start);
     }
     sess.log_prediction([(huge_name.as_str(), Value::from(1.0))], 0.5);
     // Per feature: its sketches, its name twice (vector and index) and bookkeeping.
-    let bound = (limits.max_features * (BYTES_PER_FEATURE_MAX + 2 * limits.max_name_bytes + 256)) as i64;
+    let bound =
+        (limits.max_features * (BYTES_PER_FEATURE_MAX + 2 * limits.max_name_bytes + 256)) as i64;
     eprintln!("peak growth {peak} bytes, documented bound {bound} bytes");
     assert!(peak <= bound, "peak growth {peak} > bound {bound}");
 
@@ -104,10 +114,17 @@ fn memory_stays_bounded_with_100k_feature_names_and_megabyte_strings() {
     assert_eq!(s.features().count(), limits.max_features);
     let d = s.dropped();
     // 100,000 names + "n" + the huge name; 512 kept (feature-0..510 and "n").
-    assert_eq!(d.features_over_cap, 100_000 - (limits.max_features as u64 - 1));
+    assert_eq!(
+        d.features_over_cap,
+        100_000 - (limits.max_features as u64 - 1)
+    );
     assert_eq!(d.names_too_long, 1);
     let f0 = s.feature("feature-0").unwrap();
     assert_eq!((f0.strings(), f0.truncated_strings()), (1, 1));
-    assert_eq!(f0.length_quantile(0.5).map(|l| (l - (1 << 20) as f64).abs() < 0.01 * (1 << 20) as f64), Some(true));
+    assert_eq!(
+        f0.length_quantile(0.5)
+            .map(|l| (l - (1 << 20) as f64).abs() < 0.01 * (1 << 20) as f64),
+        Some(true)
+    );
     assert_eq!(s.feature("n").unwrap().count(), 100_000);
 }

@@ -48,7 +48,13 @@ struct Applicant {
 fn no_canary_reaches_any_file_the_sink_writes() {
     let dir = common::temp_dir("privacy");
     let sink = common::MemorySink::default();
-    let agent = Agent::start(Config::new("k").data_dir(&dir).sink(sink.clone()).debug_mode(true)).unwrap();
+    let agent = Agent::start(
+        Config::new("k")
+            .data_dir(&dir)
+            .sink(sink.clone())
+            .debug_mode(true),
+    )
+    .unwrap();
     let sess = agent.session("privacy");
     // A control: metadata is shipped as given (the documented contract), so the scan must
     // find it; this proves the scan can fail.
@@ -61,11 +67,22 @@ fn no_canary_reaches_any_file_the_sink_writes() {
         let f = CANARY_FLOATS[i as usize % 4];
         let n = CANARY_INTS[i as usize % 2];
         sess.log_prediction(
-            [("user", Value::from(s)), ("amount", Value::from(x)), ("canary_f", Value::from(f)), ("canary_i", Value::from(n))],
+            [
+                ("user", Value::from(s)),
+                ("amount", Value::from(x)),
+                ("canary_f", Value::from(f)),
+                ("canary_i", Value::from(n)),
+            ],
             Outputs([("score", Value::from(f)), ("class", Value::from(s))]),
         );
         sess.log_prediction(HashMap::from([("long", long.as_str())]), vec![f, x]);
-        sess.log_prediction(Record(&Applicant { name: s.to_owned(), income: f }), n);
+        sess.log_prediction(
+            Record(&Applicant {
+                name: s.to_owned(),
+                income: f,
+            }),
+            n,
+        );
         sess.log_ground_truth(f, x, ["seg"]);
     }
     agent.flush(Duration::from_secs(30)).unwrap();
@@ -75,14 +92,26 @@ fn no_canary_reaches_any_file_the_sink_writes() {
     let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
     for e in std::fs::read_dir(&dir).unwrap().flatten() {
         files += 1;
-        blobs.push((e.path().display().to_string(), std::fs::read(e.path()).unwrap()));
+        blobs.push((
+            e.path().display().to_string(),
+            std::fs::read(e.path()).unwrap(),
+        ));
     }
-    blobs.extend(sink.0.lock().unwrap().iter().map(|b| ("memory sink".to_owned(), b.clone())));
+    blobs.extend(
+        sink.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| ("memory sink".to_owned(), b.clone())),
+    );
     assert!(files >= 1, "the folder sink wrote nothing");
     for (what, blob) in &blobs {
         let s = modelwatch::WindowSummary::decode(blob).unwrap();
         assert!(s.predictions() > 0);
-        assert!(blob.windows(20).any(|w| w == b"CONTROL-visible-7731"), "control not found in {what}");
+        assert!(
+            blob.windows(20).any(|w| w == b"CONTROL-visible-7731"),
+            "control not found in {what}"
+        );
         for (needle_name, needle) in needles() {
             assert!(
                 !blob.windows(needle.len()).any(|w| w == needle.as_slice()),

@@ -26,8 +26,15 @@ fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn assert_relative(got: f64, want: f64, tol: f64, what: &str) {
-    let err = if want == 0.0 { got.abs() } else { ((got - want) / want).abs() };
-    assert!(err <= tol, "{what}: got {got}, want {want}, relative error {err:.5} > {tol}");
+    let err = if want == 0.0 {
+        got.abs()
+    } else {
+        ((got - want) / want).abs()
+    };
+    assert!(
+        err <= tol,
+        "{what}: got {got}, want {want}, relative error {err:.5} > {tol}"
+    );
 }
 
 fn assert_distinct(got: u64, exact: usize, standard_error: f64, what: &str) {
@@ -47,33 +54,76 @@ fn workload_statistics_match_exact_computations() {
         assert_eq!(f.count(), 100_000, "{name}");
         assert_eq!(f.missing(), (100_000 - present.len()) as u64, "{name}");
         assert_eq!(f.floats(), present.len() as u64);
-        assert_eq!(f.negatives(), present.iter().filter(|&&x| x < 0.0).count() as u64);
+        assert_eq!(
+            f.negatives(),
+            present.iter().filter(|&&x| x < 0.0).count() as u64
+        );
         let mean = present.iter().sum::<f64>() / present.len() as f64;
         assert_relative(f.mean().unwrap(), mean, 1e-9, &name);
         let var = present.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / present.len() as f64;
         assert_relative(f.variance().unwrap(), var, 1e-9, &name);
-        let exact_distinct = present.iter().map(|x| x.to_bits()).collect::<HashSet<_>>().len();
-        assert_distinct(f.distinct(), exact_distinct, NUMBER_DISTINCT_STANDARD_ERROR, &name);
+        let exact_distinct = present
+            .iter()
+            .map(|x| x.to_bits())
+            .collect::<HashSet<_>>()
+            .len();
+        assert_distinct(
+            f.distinct(),
+            exact_distinct,
+            NUMBER_DISTINCT_STANDARD_ERROR,
+            &name,
+        );
         present.sort_by(f64::total_cmp);
         for q in [0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1.0] {
-            assert_relative(f.quantile(q).unwrap(), exact_quantile(&present, q), 0.01, &format!("{name} q{q}"));
+            assert_relative(
+                f.quantile(q).unwrap(),
+                exact_quantile(&present, q),
+                0.01,
+                &format!("{name} q{q}"),
+            );
         }
     }
     for (name, pick) in [("cat_small", 0), ("user_id", 1)] {
         let f = s.feature(name).unwrap();
-        let values: HashSet<&str> = rows.iter().map(|r| if pick == 0 { &*r.cat_small } else { &*r.user_id }).collect();
+        let values: HashSet<&str> = rows
+            .iter()
+            .map(|r| {
+                if pick == 0 {
+                    &*r.cat_small
+                } else {
+                    &*r.user_id
+                }
+            })
+            .collect();
         assert_eq!(f.strings(), 100_000);
-        assert_distinct(f.distinct(), values.len(), STRING_DISTINCT_STANDARD_ERROR, name);
+        assert_distinct(
+            f.distinct(),
+            values.len(),
+            STRING_DISTINCT_STANDARD_ERROR,
+            name,
+        );
         assert_eq!(f.category_profile().unwrap().iter().sum::<u64>(), 100_000);
     }
-    assert_eq!(s.feature("cat_small").unwrap().distinct(), 20, "small cardinalities are exact in practice");
+    assert_eq!(
+        s.feature("cat_small").unwrap().distinct(),
+        20,
+        "small cardinalities are exact in practice"
+    );
     let flag = s.feature("flag").unwrap();
-    assert_eq!((flag.bools(), flag.trues()), (100_000, rows.iter().filter(|r| r.flag).count() as u64));
+    assert_eq!(
+        (flag.bools(), flag.trues()),
+        (100_000, rows.iter().filter(|r| r.flag).count() as u64)
+    );
     let out = s.output("0").unwrap();
     let mut preds: Vec<f64> = rows.iter().map(|r| r.prediction).collect();
     preds.sort_by(f64::total_cmp);
     for q in [0.01, 0.5, 0.99] {
-        assert_relative(out.quantile(q).unwrap(), exact_quantile(&preds, q), 0.01, "prediction");
+        assert_relative(
+            out.quantile(q).unwrap(),
+            exact_quantile(&preds, q),
+            0.01,
+            "prediction",
+        );
     }
 }
 
@@ -81,7 +131,10 @@ fn workload_statistics_match_exact_computations() {
 fn encoded_summary_of_the_workload_fits_in_32_kib() {
     let s = log_rows(&workload());
     let bytes = s.encode();
-    eprintln!("encoded summary of 100k workload predictions: {} bytes", bytes.len());
+    eprintln!(
+        "encoded summary of 100k workload predictions: {} bytes",
+        bytes.len()
+    );
     assert!(bytes.len() <= 32 * 1024, "{} bytes", bytes.len());
 }
 
@@ -95,7 +148,10 @@ fn merging_disjoint_streams_equals_the_union() {
     assert_eq!(a.predictions(), whole.predictions());
     for (name, w) in whole.features() {
         let m = a.feature(name).unwrap();
-        assert_eq!((m.count(), m.missing(), m.strings(), m.trues()), (w.count(), w.missing(), w.strings(), w.trues()));
+        assert_eq!(
+            (m.count(), m.missing(), m.strings(), m.trues()),
+            (w.count(), w.missing(), w.strings(), w.trues())
+        );
         // Histograms and HyperLogLog registers add exactly: the estimates are identical.
         assert_eq!(m.distinct(), w.distinct(), "{name}");
         for q in [0.0, 0.1, 0.5, 0.9, 1.0] {
@@ -123,7 +179,10 @@ fn breast_cancer_metrics_equal_scikit_learn() {
     let check = |gt: &modelwatch::GroundTruthSummary, o: &serde_json::Value| {
         let close = |got: Option<f64>, key: &str| {
             let want = o[key].as_f64().unwrap();
-            assert!((got.unwrap() - want).abs() <= 1e-9, "{key}: {got:?} vs {want}");
+            assert!(
+                (got.unwrap() - want).abs() <= 1e-9,
+                "{key}: {got:?} vs {want}"
+            );
         };
         assert_eq!(gt.count(), o["count"].as_u64().unwrap());
         assert_eq!(gt.confusion(1, 1), o["tp"].as_u64().unwrap());
@@ -172,5 +231,43 @@ fn encoded_bytes_round_trip_and_broken_bytes_are_errors() {
             broken[i] = old;
         }
     }
-    assert_eq!(WindowSummary::decode(b"not msgpack").unwrap_err().kind(), &modelwatch::SummaryErrorKind::Malformed);
+    assert_eq!(
+        WindowSummary::decode(b"not msgpack").unwrap_err().kind(),
+        &modelwatch::SummaryErrorKind::Malformed
+    );
+}
+
+#[test]
+fn batches_fold_exactly_like_single_calls() {
+    let rows = workload();
+    let single = log_rows(&rows[..20_000]);
+    let (agent, sink) = memory_agent(3600);
+    let sess = agent.session("workload");
+    let pairs: Vec<_> = rows[..20_000].iter().map(Row::pairs).collect();
+    let predictions: Vec<f64> = rows[..20_000].iter().map(|r| r.prediction).collect();
+    for (p, y) in pairs.chunks(777).zip(predictions.chunks(777)) {
+        sess.log_prediction_batch(p, y);
+    }
+    agent.flush(FLUSH).unwrap();
+    let batched = sink.merged();
+    assert_eq!(batched.predictions(), single.predictions());
+    for (name, a) in single.features().chain(single.outputs()) {
+        let b = batched
+            .feature(name)
+            .or_else(|| batched.output(name))
+            .unwrap();
+        assert_eq!(
+            (a.count(), a.missing(), a.numbers(), a.strings()),
+            (b.count(), b.missing(), b.numbers(), b.strings())
+        );
+        assert_eq!(a.distinct(), b.distinct(), "{name}");
+        assert_eq!(a.category_profile(), b.category_profile());
+        for q in [0.0, 0.3, 0.5, 0.97, 1.0] {
+            assert_eq!(a.quantile(q), b.quantile(q), "{name}");
+        }
+        if let (Some(x), Some(y)) = (a.variance(), b.variance()) {
+            assert_relative(y, x, 1e-12, name);
+            assert_relative(b.mean().unwrap(), a.mean().unwrap(), 1e-12, name);
+        }
+    }
 }

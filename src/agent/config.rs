@@ -120,17 +120,26 @@ impl Config {
 
     pub(crate) fn validate(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::new(ErrorKind::InvalidConfig, m));
-        if self.window < Duration::from_secs(1) || self.window.subsec_nanos() % 1_000_000 != 0 {
-            return bad(format!("window must be at least 1 s in whole milliseconds, got {:?}", self.window));
+        if self.window < Duration::from_secs(1)
+            || !self.window.subsec_nanos().is_multiple_of(1_000_000)
+        {
+            return bad(format!(
+                "window must be at least 1 s in whole milliseconds, got {:?}",
+                self.window
+            ));
         }
         if self.window > Duration::from_secs(7 * 86_400) {
-            return bad(format!("window must be at most 7 days, got {:?}", self.window));
+            return bad(format!(
+                "window must be at most 7 days, got {:?}",
+                self.window
+            ));
         }
         if self.data_dir.is_none() && self.sinks.is_empty() {
             return bad("no sink: set data_dir or add a sink".into());
         }
         let l = &self.limits;
-        if l.max_features == 0 || l.max_outputs == 0 || l.max_name_bytes == 0 || l.max_classes == 0 {
+        if l.max_features == 0 || l.max_outputs == 0 || l.max_name_bytes == 0 || l.max_classes == 0
+        {
             return bad(format!("limits must be positive: {l:?}"));
         }
         Ok(())

@@ -24,7 +24,10 @@ static WARNED_INERT: AtomicBool = AtomicBool::new(false);
 pub fn configure(config: Config) -> Result<Guard, Error> {
     let mut global = GLOBAL.lock();
     if global.is_some() {
-        return Err(Error::new(ErrorKind::AlreadyConfigured, "modelwatch is already configured in this process"));
+        return Err(Error::new(
+            ErrorKind::AlreadyConfigured,
+            "modelwatch is already configured in this process",
+        ));
     }
     *global = Some(Agent::start(config)?);
     Ok(Guard { _private: () })
@@ -48,7 +51,10 @@ pub fn session(deployment: &str) -> Session {
 pub fn flush(timeout: Duration) -> Result<(), Error> {
     match &*GLOBAL.lock() {
         Some(agent) => agent.flush(timeout),
-        None => Err(Error::new(ErrorKind::NotRunning, "modelwatch is not configured")),
+        None => Err(Error::new(
+            ErrorKind::NotRunning,
+            "modelwatch is not configured",
+        )),
     }
 }
 

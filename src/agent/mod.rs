@@ -64,14 +64,20 @@ pub struct Agent {
 
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent").field("sessions", &self.sessions.lock().len()).finish()
+        f.debug_struct("Agent")
+            .field("sessions", &self.sessions.lock().len())
+            .finish()
     }
 }
 
 /// A random 64-bit agent instance id, from the standard library's per-process random keys.
 fn random_instance() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.write_u32(std::process::id());
     h.finish()
 }
@@ -82,13 +88,16 @@ impl Agent {
         config.validate()?;
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
         if let Some(dir) = &config.data_dir {
-            let sink = FolderSink::new(dir).map_err(|e| Error::io(format!("cannot create data_dir {}", dir.display()), e))?;
+            let sink = FolderSink::new(dir)
+                .map_err(|e| Error::io(format!("cannot create data_dir {}", dir.display()), e))?;
             sinks.push(Box::new(sink));
         }
         sinks.extend(config.sinks);
         let window_ms = config.window.as_millis() as i64;
         let shared = Arc::new(Shared {
-            key: config.hash_key.unwrap_or_else(|| HashKey::derive(config.api_key.as_bytes())),
+            key: config
+                .hash_key
+                .unwrap_or_else(|| HashKey::derive(config.api_key.as_bytes())),
             limits: config.limits,
             window_ms,
         });
@@ -109,7 +118,9 @@ impl Agent {
             .name("modelwatch".into())
             .spawn(move || worker.run(rx))
             .map_err(|e| Error::io("cannot start the modelwatch thread", e))?;
-        let shards = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(2, 16);
+        let shards = std::thread::available_parallelism()
+            .map_or(4, |n| n.get() * 2)
+            .clamp(2, 16);
         Ok(Agent {
             shared,
             shards,
@@ -124,9 +135,13 @@ impl Agent {
     /// The session of a deployment, created on first use. Cheap to call and to clone.
     pub fn session(&self, deployment: &str) -> Session {
         let mut sessions = self.sessions.lock();
-        let inner = sessions
-            .entry(deployment.to_owned())
-            .or_insert_with(|| Arc::new(SessionInner::new(deployment.to_owned(), Arc::clone(&self.shared), self.shards)));
+        let inner = sessions.entry(deployment.to_owned()).or_insert_with(|| {
+            Arc::new(SessionInner::new(
+                deployment.to_owned(),
+                Arc::clone(&self.shared),
+                self.shards,
+            ))
+        });
         Session {
             inner: Some(Arc::clone(inner)),
         }
@@ -152,19 +167,32 @@ impl Agent {
         result
     }
 
-    fn request(&self, make: fn(SyncSender<bool>) -> Control, timeout: Duration) -> Result<(), Error> {
+    fn request(
+        &self,
+        make: fn(SyncSender<bool>) -> Control,
+        timeout: Duration,
+    ) -> Result<(), Error> {
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
         let sent = match &*self.control.lock() {
             Some(tx) => tx.send(make(reply_tx)).is_ok(),
             None => false,
         };
         if !sent {
-            return Err(Error::new(ErrorKind::NotRunning, "the modelwatch agent has shut down"));
+            return Err(Error::new(
+                ErrorKind::NotRunning,
+                "the modelwatch agent has shut down",
+            ));
         }
         match reply_rx.recv_timeout(timeout) {
             Ok(true) => Ok(()),
-            Ok(false) => Err(Error::new(ErrorKind::Delivery, "some summaries could not be delivered (see Agent::stats)")),
-            Err(_) => Err(Error::new(ErrorKind::Timeout, format!("not finished within {timeout:?}"))),
+            Ok(false) => Err(Error::new(
+                ErrorKind::Delivery,
+                "some summaries could not be delivered (see Agent::stats)",
+            )),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("not finished within {timeout:?}"),
+            )),
         }
     }
 

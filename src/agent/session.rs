@@ -111,7 +111,9 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("deployment", &self.deployment()).finish()
+        f.debug_struct("Session")
+            .field("deployment", &self.deployment())
+            .finish()
     }
 }
 
@@ -162,12 +164,7 @@ impl Session {
     /// # Ok::<(), modelwatch::Error>(())
     /// ```
     pub fn log_prediction_batch<F: Features, P: Prediction>(&self, rows: &[F], predictions: &[P]) {
-        self.with_shard(|w, s| {
-            for (row, p) in rows.iter().zip(predictions) {
-                w.log_prediction(row, p, &s.key, &s.limits);
-            }
-            w.count_unpaired(rows.len().abs_diff(predictions.len()) as u64);
-        });
+        self.with_shard(|w, s| w.log_batch(rows, predictions, &s.key, &s.limits));
     }
 
     /// Counts an exception by message; the tags of its first occurrence in a window are
@@ -205,7 +202,9 @@ impl Session {
         segments: impl IntoIterator<Item = S>,
     ) {
         let label = label.into();
-        self.with_shard(|w, s| w.log_ground_truth(&label, &prediction.predicted(), segments, &s.limits));
+        self.with_shard(|w, s| {
+            w.log_ground_truth(&label, &prediction.predicted(), segments, &s.limits)
+        });
     }
 
     /// Sets a metadata entry (model version, ...) shipped with every summary of this session.

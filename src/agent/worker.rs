@@ -72,7 +72,11 @@ impl Worker {
                 if all || g.start_ms.saturating_add(self.window_ms) <= now {
                     g.seal_current();
                 }
-                taken.extend(std::mem::take(&mut g.finished).into_iter().map(|(s, w)| (i, s, w)));
+                taken.extend(
+                    std::mem::take(&mut g.finished)
+                        .into_iter()
+                        .map(|(s, w)| (i, s, w)),
+                );
             }
             taken.sort_by_key(|t| t.1);
             let mut starts: Vec<i64> = taken.iter().map(|t| t.1).collect();
@@ -94,7 +98,13 @@ impl Worker {
         ok
     }
 
-    fn summarize(&mut self, session: &SessionInner, start: i64, partial: bool, taken: &[(usize, i64, WindowAcc)]) -> WindowSummary {
+    fn summarize(
+        &mut self,
+        session: &SessionInner,
+        start: i64,
+        partial: bool,
+        taken: &[(usize, i64, WindowAcc)],
+    ) -> WindowSummary {
         self.next_sequence += 1;
         let header = Header {
             deployment: session.name.clone(),

@@ -10,6 +10,9 @@ use super::wire::WireError;
 use hdrhistogram::Counter;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// Numbers whose moments are computed together in [`Column::apply_run`].
+const RUN_MAX: usize = 64;
+
 /// Buckets of the hashed category profile.
 pub(crate) const PROFILE_BUCKETS: usize = 1024;
 
@@ -95,11 +98,17 @@ pub(crate) struct Column<C: Counter> {
 
 #[cfg(test)]
 /// Heap bytes of a column at most, by what it has seen (the documented per-feature bound).
-pub(crate) fn column_bound_bytes<C: Counter>(numbers: bool, negatives: bool, strings: bool) -> usize {
+pub(crate) fn column_bound_bytes<C: Counter>(
+    numbers: bool,
+    negatives: bool,
+    strings: bool,
+) -> usize {
     let hist = histogram_heap_bytes::<C>();
     let mut b = 0;
     if numbers {
-        b += Hll::<NUMBER_PRECISION>::HEAP_BYTES + std::mem::size_of::<Numbers<C>>() + hist * (1 + usize::from(negatives));
+        b += Hll::<NUMBER_PRECISION>::HEAP_BYTES
+            + std::mem::size_of::<Numbers<C>>()
+            + hist * (1 + usize::from(negatives));
     }
     if strings {
         b += Hll::<STRING_PRECISION>::HEAP_BYTES
@@ -110,61 +119,151 @@ pub(crate) fn column_bound_bytes<C: Counter>(numbers: bool, negatives: bool, str
     b
 }
 
-impl Column<u32> {
-    /// Folds one value. `max_string_bytes` caps what is hashed of a string.
+/// A logged value reduced to what the sketches need. Strings are hashed (on at most
+/// `max_string_bytes` bytes) and dropped here, so that a batch can be folded column by
+/// column from a scratch buffer that holds no text.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Folded {
+    Missing,
+    Bool(bool),
+    Int(f64),
+    Float(f64),
+    PosInf,
+    NegInf,
+    Str {
+        hash: u64,
+        len: usize,
+        truncated: bool,
+    },
+}
+
+impl Folded {
     #[inline]
-    pub(crate) fn fold(&mut self, v: &Value<'_>, key: &HashKey, max_string_bytes: usize) {
-        let c = &mut self.counts;
-        c.count += 1;
+    pub(crate) fn of(v: &Value<'_>, key: &HashKey, max_string_bytes: usize) -> Folded {
         match *v {
-            Value::Null => c.missing += 1,
-            Value::Bool(b) => {
-                c.bools += 1;
-                c.trues += u64::from(b);
-            }
-            Value::Int(i) => {
-                c.ints += 1;
-                self.fold_number(i as f64, key);
-            }
-            Value::Float(x) => {
-                if x.is_nan() {
-                    c.missing += 1;
-                } else if x.is_infinite() {
-                    c.floats += 1;
-                    if x > 0.0 {
-                        c.pos_inf += 1
-                    } else {
-                        c.neg_inf += 1
-                    }
+            Value::Null => Folded::Missing,
+            Value::Bool(b) => Folded::Bool(b),
+            Value::Int(i) => Folded::Int(i as f64),
+            Value::Float(x) if x.is_nan() => Folded::Missing,
+            Value::Float(x) if x.is_infinite() => {
+                if x > 0.0 {
+                    Folded::PosInf
                 } else {
-                    c.floats += 1;
-                    self.fold_number(x, key);
+                    Folded::NegInf
                 }
             }
+            Value::Float(x) => Folded::Float(x),
             Value::Str(ref s) => {
-                c.strings += 1;
-                let s = if s.len() > max_string_bytes {
-                    c.truncated += 1;
+                let truncated = s.len() > max_string_bytes;
+                let hashed = if truncated {
                     &s[..floor_char_boundary(s, max_string_bytes)]
                 } else {
                     s
                 };
-                let h = key.hash_str(s);
-                self.distinct_strings.get_or_insert_with(Default::default).insert_hash(h);
-                let st = self.strings.get_or_insert_with(Default::default);
-                let bucket = &mut st.profile[(h % PROFILE_BUCKETS as u64) as usize];
-                *bucket = bucket.saturating_add(1);
-                // The length recorded is the logged one, truncated or not.
-                st.lengths.record(v_len(v) as f64);
+                Folded::Str {
+                    hash: key.hash_str(hashed),
+                    len: s.len(),
+                    truncated,
+                }
             }
         }
+    }
+}
+
+impl Column<u32> {
+    /// Folds one value. `max_string_bytes` caps what is hashed of a string.
+    #[inline]
+    pub(crate) fn fold(&mut self, v: &Value<'_>, key: &HashKey, max_string_bytes: usize) {
+        self.apply(Folded::of(v, key, max_string_bytes), key);
+    }
+
+    /// Folds one reduced value.
+    #[inline]
+    pub(crate) fn apply(&mut self, v: Folded, key: &HashKey) {
+        if let Some(x) = self.apply_but_moments(v, key) {
+            self.numbers_mut().moments.push(x);
+        }
+    }
+
+    /// Folds a run of values of this column. Their moments are computed in two passes
+    /// over the run and merged once: Welford's update per value is a chain of dependent
+    /// divisions, the critical path when one column's values come in a row.
+    pub(crate) fn apply_run(&mut self, run: &[Folded], key: &HashKey) {
+        let mut numbers = [0.0; RUN_MAX];
+        let mut n = 0;
+        for &v in run {
+            if let Some(x) = self.apply_but_moments(v, key) {
+                if n == RUN_MAX {
+                    self.numbers_mut().moments.merge(&Moments::of(&numbers));
+                    n = 0;
+                }
+                numbers[n] = x;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.numbers_mut()
+                .moments
+                .merge(&Moments::of(&numbers[..n]));
+        }
+    }
+
+    fn numbers_mut(&mut self) -> &mut Numbers<u32> {
+        self.numbers.get_or_insert_with(Default::default)
+    }
+
+    /// Folds a value into everything but the moments; returns the number to add to them.
+    #[inline]
+    fn apply_but_moments(&mut self, v: Folded, key: &HashKey) -> Option<f64> {
+        let c = &mut self.counts;
+        c.count += 1;
+        match v {
+            Folded::Missing => c.missing += 1,
+            Folded::Bool(b) => {
+                c.bools += 1;
+                c.trues += u64::from(b);
+            }
+            Folded::Int(x) => {
+                c.ints += 1;
+                self.fold_number(x, key);
+                return Some(x);
+            }
+            Folded::Float(x) => {
+                c.floats += 1;
+                self.fold_number(x, key);
+                return Some(x);
+            }
+            Folded::PosInf => {
+                c.floats += 1;
+                c.pos_inf += 1;
+            }
+            Folded::NegInf => {
+                c.floats += 1;
+                c.neg_inf += 1;
+            }
+            Folded::Str {
+                hash,
+                len,
+                truncated,
+            } => {
+                c.strings += 1;
+                c.truncated += u64::from(truncated);
+                self.distinct_strings
+                    .get_or_insert_with(Default::default)
+                    .insert_hash(hash);
+                let st = self.strings.get_or_insert_with(Default::default);
+                let bucket = &mut st.profile[(hash % PROFILE_BUCKETS as u64) as usize];
+                *bucket = bucket.saturating_add(1);
+                // The length recorded is the logged one, truncated or not.
+                st.lengths.record(len as f64);
+            }
+        }
+        None
     }
 
     #[inline]
     fn fold_number(&mut self, x: f64, key: &HashKey) {
-        let n = self.numbers.get_or_insert_with(Default::default);
-        n.histogram.record(x);
-        n.moments.push(x);
+        self.numbers_mut().histogram.record(x);
         self.distinct_numbers
             .get_or_insert_with(Default::default)
             .insert_hash(key.hash_f64(x));
@@ -190,16 +289,12 @@ impl Column<u32> {
     }
 }
 
-fn v_len(v: &Value<'_>) -> usize {
-    match v {
-        Value::Str(s) => s.len(),
-        _ => 0,
-    }
-}
-
 /// `str::floor_char_boundary`, which is not stable.
 fn floor_char_boundary(s: &str, max: usize) -> usize {
-    (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
+    (0..=max)
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0)
 }
 
 impl Column<u64> {
@@ -212,10 +307,14 @@ impl Column<u64> {
             n.moments.merge(&on.moments);
         }
         if let Some(od) = &o.distinct_numbers {
-            self.distinct_numbers.get_or_insert_with(Default::default).merge(od);
+            self.distinct_numbers
+                .get_or_insert_with(Default::default)
+                .merge(od);
         }
         if let Some(od) = &o.distinct_strings {
-            self.distinct_strings.get_or_insert_with(Default::default).merge(od);
+            self.distinct_strings
+                .get_or_insert_with(Default::default)
+                .merge(od);
         }
         if let Some(os) = &o.strings {
             let s = self.strings.get_or_insert_with(Default::default);
@@ -286,7 +385,10 @@ impl Serialize for Column<u64> {
         ColumnWire {
             counts: self.counts,
             histogram: self.numbers.as_ref().map(|n| (&n.histogram).into()),
-            moments: self.numbers.as_ref().map(|n| (n.moments.n, n.moments.mean, n.moments.m2)),
+            moments: self
+                .numbers
+                .as_ref()
+                .map(|n| (n.moments.n, n.moments.mean, n.moments.m2)),
             distinct_numbers: self.distinct_numbers.as_ref().map(Hll::to_bytes),
             distinct_strings: self.distinct_strings.as_ref().map(Hll::to_bytes),
             profile: self.strings.as_ref().map(|st| encode_profile(&st.profile)),
@@ -307,7 +409,12 @@ impl<'de> Deserialize<'de> for Column<u64> {
                 moments: Moments { n, mean, m2 },
             })),
             (None, None) => None,
-            _ => return Err(err(WireError::sketch("numbers", "histogram without moments"))),
+            _ => {
+                return Err(err(WireError::sketch(
+                    "numbers",
+                    "histogram without moments",
+                )))
+            }
         };
         let strings = match (w.profile, w.lengths) {
             (Some(p), Some(l)) => {
@@ -322,8 +429,16 @@ impl<'de> Deserialize<'de> for Column<u64> {
         Ok(Column {
             counts: w.counts,
             numbers,
-            distinct_numbers: w.distinct_numbers.map(|b| Hll::from_bytes(&b)).transpose().map_err(err)?,
-            distinct_strings: w.distinct_strings.map(|b| Hll::from_bytes(&b)).transpose().map_err(err)?,
+            distinct_numbers: w
+                .distinct_numbers
+                .map(|b| Hll::from_bytes(&b))
+                .transpose()
+                .map_err(err)?,
+            distinct_strings: w
+                .distinct_strings
+                .map(|b| Hll::from_bytes(&b))
+                .transpose()
+                .map_err(err)?,
             strings,
         })
     }

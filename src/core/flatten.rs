@@ -39,7 +39,11 @@ impl<'f> Flattener<'f> {
     }
 
     /// Serializes `value` under `path.key`, then restores the path.
-    fn child<T: Serialize + ?Sized>(&mut self, key: &dyn fmt::Display, value: &T) -> Result<(), Unsupported> {
+    fn child<T: Serialize + ?Sized>(
+        &mut self,
+        key: &dyn fmt::Display,
+        value: &T,
+    ) -> Result<(), Unsupported> {
         use std::fmt::Write;
         let len = self.path.len();
         if len > 0 {
@@ -99,10 +103,19 @@ impl<'a, 'f> ser::Serializer for &'a mut Flattener<'f> {
     fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
         self.leaf(Value::Null)
     }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<(), Unsupported> {
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), Unsupported> {
         self.leaf(Value::from(variant))
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result<(), Unsupported> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<(), Unsupported> {
         v.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -120,7 +133,11 @@ impl<'a, 'f> ser::Serializer for &'a mut Flattener<'f> {
     fn serialize_tuple(self, _: usize) -> Result<Compound<'a, 'f>, Unsupported> {
         Ok(Compound::new(self))
     }
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Compound<'a, 'f>, Unsupported> {
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Compound<'a, 'f>, Unsupported> {
         Ok(Compound::new(self))
     }
     fn serialize_tuple_variant(
@@ -184,8 +201,12 @@ macro_rules! seq_like {
         }
     )*};
 }
-seq_like!(SerializeSeq::serialize_element, SerializeTuple::serialize_element,
-    SerializeTupleStruct::serialize_field, SerializeTupleVariant::serialize_field);
+seq_like!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 macro_rules! struct_like {
     ($($tr:ident),*) => {$(
@@ -255,10 +276,19 @@ impl ser::Serializer for &mut KeyText {
     fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
         Err(Unsupported)
     }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, v: &'static str) -> Result<(), Unsupported> {
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        v: &'static str,
+    ) -> Result<(), Unsupported> {
         self.serialize_str(v)
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result<(), Unsupported> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<(), Unsupported> {
         v.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -276,7 +306,11 @@ impl ser::Serializer for &mut KeyText {
     fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Unsupported> {
         Err(Unsupported)
     }
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, Unsupported> {
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Unsupported> {
         Err(Unsupported)
     }
     fn serialize_tuple_variant(
@@ -291,7 +325,11 @@ impl ser::Serializer for &mut KeyText {
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Unsupported> {
         Err(Unsupported)
     }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Unsupported> {
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, Unsupported> {
         Err(Unsupported)
     }
     fn serialize_struct_variant(
@@ -326,14 +364,23 @@ mod tests {
     fn nested_fields_flatten_with_dots() {
         let r = Outer {
             id: None,
-            inner: Inner { x: 1.5, tags: vec!["a", "b"] },
+            inner: Inner {
+                x: 1.5,
+                tags: vec!["a", "b"],
+            },
             extra: BTreeMap::from([(7, true)]),
         };
         let mut seen = Vec::new();
         Record(&r).for_each_feature(&mut |k, v| seen.push(format!("{k}={v:?}")));
         assert_eq!(
             seen,
-            ["id=Null", "inner.x=Float(1.5)", "inner.tags.0=Str(\"a\")", "inner.tags.1=Str(\"b\")", "extra.7=Bool(true)"]
+            [
+                "id=Null",
+                "inner.x=Float(1.5)",
+                "inner.tags.0=Str(\"a\")",
+                "inner.tags.1=Str(\"b\")",
+                "extra.7=Bool(true)"
+            ]
         );
     }
 }

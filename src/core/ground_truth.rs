@@ -87,7 +87,8 @@ const OTHER_ID: u32 = u32::MAX;
 impl GroundTruthSummary {
     /// Folds one (label, prediction) pair. `max_classes` caps the class vocabulary.
     pub(crate) fn fold(&mut self, label: &Value<'_>, prediction: &Value<'_>, max_classes: usize) {
-        let Some(kind) = OutputKind::of(label, prediction).filter(|k| self.kind.is_none_or(|s| s == *k))
+        let Some(kind) =
+            OutputKind::of(label, prediction).filter(|k| self.kind.is_none_or(|s| s == *k))
         else {
             self.mismatched += 1;
             return;
@@ -103,7 +104,11 @@ impl GroundTruthSummary {
                 s.sum_e += e;
                 s.sum_abs_e += e.abs();
                 s.sum_e2 += e * e;
-                let mut m = Moments { n: s.label.0, mean: s.label.1, m2: s.label.2 };
+                let mut m = Moments {
+                    n: s.label.0,
+                    mean: s.label.1,
+                    m2: s.label.2,
+                };
                 m.push(y);
                 s.label = (m.n, m.mean, m.m2);
             }
@@ -146,7 +151,10 @@ impl GroundTruthSummary {
         self.mismatched += o.mismatched;
         self.overflowed += o.overflowed;
         let remap = |s: &mut Self, id: u32| {
-            let name = o.classes.get(id as usize).map_or(OTHER_CLASS, String::as_str);
+            let name = o
+                .classes
+                .get(id as usize)
+                .map_or(OTHER_CLASS, String::as_str);
             if id == OTHER_ID {
                 OTHER_ID
             } else {
@@ -162,8 +170,16 @@ impl GroundTruthSummary {
         a.sum_e += b.sum_e;
         a.sum_abs_e += b.sum_abs_e;
         a.sum_e2 += b.sum_e2;
-        let mut m = Moments { n: a.label.0, mean: a.label.1, m2: a.label.2 };
-        m.merge(&Moments { n: b.label.0, mean: b.label.1, m2: b.label.2 });
+        let mut m = Moments {
+            n: a.label.0,
+            mean: a.label.1,
+            m2: a.label.2,
+        };
+        m.merge(&Moments {
+            n: b.label.0,
+            mean: b.label.1,
+            m2: b.label.2,
+        });
         a.label = (m.n, m.mean, m.m2);
     }
 
@@ -193,10 +209,19 @@ impl GroundTruthSummary {
     }
 
     /// Count of pairs with this label and this prediction.
-    pub fn confusion<'a>(&self, label: impl Into<Value<'a>>, predicted: impl Into<Value<'a>>) -> u64 {
+    pub fn confusion<'a>(
+        &self,
+        label: impl Into<Value<'a>>,
+        predicted: impl Into<Value<'a>>,
+    ) -> u64 {
         let (l, p) = (self.id_of(&label.into()), self.id_of(&predicted.into()));
         match (l, p) {
-            (Some(l), Some(p)) => self.cells.iter().filter(|c| c.0 == l && c.1 == p).map(|c| c.2).sum(),
+            (Some(l), Some(p)) => self
+                .cells
+                .iter()
+                .filter(|c| c.0 == l && c.1 == p)
+                .map(|c| c.2)
+                .sum(),
             _ => 0,
         }
     }
@@ -206,7 +231,10 @@ impl GroundTruthSummary {
         if name == OTHER_CLASS {
             return Some(OTHER_ID);
         }
-        self.classes.iter().position(|c| *c == name).map(|i| i as u32)
+        self.classes
+            .iter()
+            .position(|c| *c == name)
+            .map(|i| i as u32)
     }
 
     fn classified(&self) -> u64 {
@@ -231,7 +259,12 @@ impl GroundTruthSummary {
     /// Fraction of pairs whose prediction equals the label.
     pub fn accuracy(&self) -> Option<f64> {
         let total = self.classified();
-        let right: u64 = self.cells.iter().filter(|c| c.0 == c.1 && c.0 != OTHER_ID).map(|c| c.2).sum();
+        let right: u64 = self
+            .cells
+            .iter()
+            .filter(|c| c.0 == c.1 && c.0 != OTHER_ID)
+            .map(|c| c.2)
+            .sum();
         ratio(right, total)
     }
 
@@ -304,7 +337,14 @@ mod tests {
     fn multiclass_metrics_match_hand_counts() {
         let mut gt = GroundTruthSummary::default();
         // label, prediction
-        let pairs = [("a", "a"), ("a", "b"), ("b", "b"), ("c", "a"), ("c", "c"), ("b", "b")];
+        let pairs = [
+            ("a", "a"),
+            ("a", "b"),
+            ("b", "b"),
+            ("c", "a"),
+            ("c", "c"),
+            ("b", "b"),
+        ];
         for (l, p) in pairs {
             gt.fold(&Value::from(l), &Value::from(p), 10);
         }

@@ -256,7 +256,11 @@ mod tests {
         for n in [0, 5, 500, 50_000] {
             let h = sketch(0..n);
             let bytes = h.to_bytes();
-            assert!(bytes.len() <= 2 + 4096 * 6 / 8, "{n}: {} bytes", bytes.len());
+            assert!(
+                bytes.len() <= 2 + 4096 * 6 / 8,
+                "{n}: {} bytes",
+                bytes.len()
+            );
             assert_eq!(Hll::from_bytes(&bytes).unwrap(), h);
         }
     }

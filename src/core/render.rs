@@ -6,9 +6,12 @@ use std::fmt::{self, Display, Write};
 fn num(x: Option<f64>) -> String {
     match x {
         None => "-".into(),
-        Some(x) if x == 0.0 => "0".into(),
+        Some(0.0) => "0".into(),
         Some(x) if x.abs() >= 1e6 || x.abs() < 1e-3 => format!("{x:.3e}"),
-        Some(x) => format!("{x:.4}").trim_end_matches('0').trim_end_matches('.').into(),
+        Some(x) => format!("{x:.4}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .into(),
     }
 }
 
@@ -18,7 +21,12 @@ fn pct(x: Option<f64>) -> String {
 
 fn types(f: &FeatureSummary) -> String {
     let mut t = String::new();
-    for (n, name) in [(f.floats(), "float"), (f.ints(), "int"), (f.strings(), "str"), (f.bools(), "bool")] {
+    for (n, name) in [
+        (f.floats(), "float"),
+        (f.ints(), "int"),
+        (f.strings(), "str"),
+        (f.bools(), "bool"),
+    ] {
         if n > 0 {
             let _ = write!(t, "{}{name}:{n}", if t.is_empty() { "" } else { " " });
         }
@@ -29,7 +37,11 @@ fn types(f: &FeatureSummary) -> String {
     t
 }
 
-fn column_table(f: &mut fmt::Formatter<'_>, title: &str, rows: &mut dyn Iterator<Item = (&str, &FeatureSummary)>) -> fmt::Result {
+fn column_table(
+    f: &mut fmt::Formatter<'_>,
+    title: &str,
+    rows: &mut dyn Iterator<Item = (&str, &FeatureSummary)>,
+) -> fmt::Result {
     writeln!(
         f,
         "  {title:<24} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11} {:>9}  types",
@@ -45,7 +57,11 @@ fn column_table(f: &mut fmt::Formatter<'_>, title: &str, rows: &mut dyn Iterator
             num(c.quantile(0.5)),
             num(c.quantile(0.9)),
             num(c.quantile(0.99)),
-            if c.numbers() + c.strings() > 0 { c.distinct().to_string() } else { "-".into() },
+            if c.numbers() + c.strings() > 0 {
+                c.distinct().to_string()
+            } else {
+                "-".into()
+            },
             types(c),
         )?;
     }
@@ -69,7 +85,11 @@ impl Display for WindowSummary {
             self.predictions()
         )?;
         if !self.metadata().is_empty() {
-            let m: Vec<String> = self.metadata().iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let m: Vec<String> = self
+                .metadata()
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             writeln!(f, "  metadata: {}", m.join(", "))?;
         }
         if self.features.is_empty() {
@@ -84,11 +104,23 @@ impl Display for WindowSummary {
         for (seg, gt) in overall.into_iter().chain(self.ground_truth_segments()) {
             write!(f, "  ground truth {seg:<12} n={:<6}", gt.count())?;
             if gt.kind() == Some(super::ground_truth::OutputKind::Regression) {
-                write!(f, " mse={} mae={} r2={}", num(gt.mse()), num(gt.mae()), num(gt.r2()))?;
+                write!(
+                    f,
+                    " mse={} mae={} r2={}",
+                    num(gt.mse()),
+                    num(gt.mae()),
+                    num(gt.r2())
+                )?;
             } else {
                 write!(f, " accuracy={}", pct(gt.accuracy()))?;
                 for c in gt.classes().take(8) {
-                    write!(f, " | {c}: p={} r={} f1={}", num(gt.precision(c)), num(gt.recall(c)), num(gt.f1(c)))?;
+                    write!(
+                        f,
+                        " | {c}: p={} r={} f1={}",
+                        num(gt.precision(c)),
+                        num(gt.recall(c)),
+                        num(gt.f1(c))
+                    )?;
                 }
             }
             if gt.mismatched() > 0 {
@@ -98,7 +130,13 @@ impl Display for WindowSummary {
         }
         for e in self.exceptions() {
             let tags: Vec<String> = e.tags().iter().map(|(k, v)| format!("{k}={v}")).collect();
-            writeln!(f, "  exception x{}: {} {}", e.count(), e.message(), tags.join(" "))?;
+            writeln!(
+                f,
+                "  exception x{}: {} {}",
+                e.count(),
+                e.message(),
+                tags.join(" ")
+            )?;
         }
         if let Some(l) = self.latency() {
             writeln!(
@@ -132,7 +170,12 @@ pub(crate) fn utc(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]

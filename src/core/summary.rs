@@ -149,7 +149,10 @@ impl FeatureSummary {
     }
     /// Negative numbers.
     pub fn negatives(&self) -> u64 {
-        self.0.numbers.as_ref().map_or(0, |n| n.histogram.negatives())
+        self.0
+            .numbers
+            .as_ref()
+            .map_or(0, |n| n.histogram.negatives())
     }
     /// Nonzero numbers below the histogram's range, recorded at its bottom.
     pub fn underflows(&self) -> u64 {
@@ -190,8 +193,16 @@ impl FeatureSummary {
     /// strings and [`NUMBER_DISTINCT_STANDARD_ERROR`](crate::NUMBER_DISTINCT_STANDARD_ERROR)
     /// (3.25 %) for numbers.
     pub fn distinct(&self) -> u64 {
-        let n = self.0.distinct_numbers.as_ref().map_or(0.0, |h| h.estimate());
-        let s = self.0.distinct_strings.as_ref().map_or(0.0, |h| h.estimate());
+        let n = self
+            .0
+            .distinct_numbers
+            .as_ref()
+            .map_or(0.0, |h| h.estimate());
+        let s = self
+            .0
+            .distinct_strings
+            .as_ref()
+            .map_or(0.0, |h| h.estimate());
         (n + s).round() as u64
     }
     /// `q`-quantile of string lengths in bytes.
@@ -270,7 +281,10 @@ impl WindowSummary {
     /// allocated, sketches are validated; any failure is an error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<WindowSummary, SummaryError> {
         if bytes.len() > MAX_SUMMARY_BYTES {
-            return Err(SummaryError::new(SummaryErrorKind::TooLarge, format!("{} bytes", bytes.len())));
+            return Err(SummaryError::new(
+                SummaryErrorKind::TooLarge,
+                format!("{} bytes", bytes.len()),
+            ));
         }
         let s: WindowSummary = rmp_serde::from_slice(bytes).map_err(|e| {
             let text = e.to_string();
@@ -297,7 +311,10 @@ impl WindowSummary {
         if self.deployment != other.deployment {
             return Err(SummaryError::new(
                 SummaryErrorKind::Incompatible,
-                format!("deployments {:?} and {:?}", self.deployment, other.deployment),
+                format!(
+                    "deployments {:?} and {:?}",
+                    self.deployment, other.deployment
+                ),
             ));
         }
         let end = self.window_end_ms().max(other.window_end_ms());
@@ -306,16 +323,24 @@ impl WindowSummary {
         self.partial |= other.partial;
         self.merged_windows += other.merged_windows.max(1);
         self.predictions += other.predictions;
-        for (mine, theirs) in [(&mut self.features, &other.features), (&mut self.outputs, &other.outputs)] {
+        for (mine, theirs) in [
+            (&mut self.features, &other.features),
+            (&mut self.outputs, &other.outputs),
+        ] {
             for (name, f) in theirs {
                 mine.entry(name.clone()).or_default().0.add(&f.0);
             }
         }
         for (name, gt) in &other.ground_truth {
-            self.ground_truth.entry(name.clone()).or_default().merge(gt, MERGE_MAX_CLASSES);
+            self.ground_truth
+                .entry(name.clone())
+                .or_default()
+                .merge(gt, MERGE_MAX_CLASSES);
         }
         if let Some(gt) = &other.ground_truth_overall {
-            self.ground_truth_overall.get_or_insert_with(Default::default).merge(gt, MERGE_MAX_CLASSES);
+            self.ground_truth_overall
+                .get_or_insert_with(Default::default)
+                .merge(gt, MERGE_MAX_CLASSES);
         }
         for e in &other.exceptions {
             self.add_exception(e);
@@ -324,7 +349,10 @@ impl WindowSummary {
             self.metadata.entry(k.clone()).or_insert_with(|| v.clone());
         }
         if let Some(l) = &other.latency {
-            self.latency.get_or_insert_with(Default::default).0.add(&l.0);
+            self.latency
+                .get_or_insert_with(Default::default)
+                .0
+                .add(&l.0);
         }
         self.dropped.add(&other.dropped);
         Ok(())
@@ -423,4 +451,3 @@ impl WindowSummary {
         &self.dropped
     }
 }
-

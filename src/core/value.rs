@@ -285,7 +285,7 @@ impl Prediction for [f64] {
         }
     }
     fn predicted(&self) -> Value<'_> {
-        argmax(self).map_or(Value::Null, |i| Value::from(i))
+        argmax(self).map_or(Value::Null, Value::from)
     }
 }
 impl<const N: usize> Prediction for [f64; N] {

@@ -1,6 +1,6 @@
 //! The accumulator of one window in one shard: folds logged records into sketches, under caps.
 
-use super::column::Column;
+use super::column::{Column, Folded};
 use super::ground_truth::GroundTruthSummary;
 use super::keyed_hash::HashKey;
 use super::numeric::Moments;
@@ -56,10 +56,21 @@ impl Default for Limits {
 /// same order, so a name is found by one string comparison instead of a hash lookup.
 #[derive(Default)]
 struct Columns {
-    columns: Vec<(Box<str>, Column<u32>)>,
+    columns: Vec<Column<u32>>,
+    /// Every column's name, back to back: the positional check reads this small, hot
+    /// buffer instead of following a pointer per name.
+    names: String,
+    /// (offset, length) of each column's name in `names`.
+    spans: Vec<(u32, u32)>,
     index: HashMap<Box<str>, u32>,
     by_position: Vec<u32>,
+    /// Per column, the values of a batch chunk waiting to be folded (empty between calls).
+    scratch: Vec<Vec<Folded>>,
 }
+
+/// Rows of a batch gathered before folding column by column: each column's sketches then
+/// stay in cache for a run of values instead of being evicted by the other columns'.
+pub(crate) const BATCH_CHUNK: usize = 64;
 
 /// Why a value was not folded.
 enum Refused {
@@ -68,11 +79,18 @@ enum Refused {
 }
 
 impl Columns {
+    /// The index of the column named `name`, seen at `position` in its record.
     #[inline]
-    fn slot(&mut self, position: usize, name: &str, cap: usize, max_name: usize) -> Result<&mut Column<u32>, Refused> {
+    fn slot(
+        &mut self,
+        position: usize,
+        name: &str,
+        cap: usize,
+        max_name: usize,
+    ) -> Result<usize, Refused> {
         if let Some(&i) = self.by_position.get(position) {
-            if same_name(&self.columns[i as usize].0, name) {
-                return Ok(&mut self.columns[i as usize].1);
+            if self.name_bytes(i as usize) == name.as_bytes() {
+                return Ok(i as usize);
             }
         }
         let i = match self.index.get(name) {
@@ -85,7 +103,10 @@ impl Columns {
                     return Err(Refused::OverCap);
                 }
                 let i = self.columns.len() as u32;
-                self.columns.push((name.into(), Column::default()));
+                self.columns.push(Column::default());
+                self.spans
+                    .push((self.names.len() as u32, name.len() as u32));
+                self.names.push_str(name);
                 self.index.insert(name.into(), i);
                 i
             }
@@ -95,7 +116,26 @@ impl Columns {
         } else if position == self.by_position.len() && position < cap {
             self.by_position.push(i);
         }
-        Ok(&mut self.columns[i as usize].1)
+        Ok(i as usize)
+    }
+
+    /// Folds the gathered scratch values, column by column.
+    fn fold_scratch(&mut self, key: &HashKey) {
+        for (values, column) in self.scratch.iter_mut().zip(self.columns.iter_mut()) {
+            column.apply_run(values, key);
+            values.clear();
+        }
+    }
+
+    fn name(&self, i: usize) -> &str {
+        let (start, len) = self.spans[i];
+        &self.names[start as usize..(start + len) as usize]
+    }
+
+    #[inline]
+    fn name_bytes(&self, i: usize) -> &[u8] {
+        let (start, len) = self.spans[i];
+        &self.names.as_bytes()[start as usize..(start + len) as usize]
     }
 }
 
@@ -123,8 +163,69 @@ impl WindowAcc {
         limits: &Limits,
     ) {
         self.predictions += 1;
-        fold_columns(&mut self.features, &mut self.drops, false, key, limits, |f| features.for_each_feature(f));
-        fold_columns(&mut self.outputs, &mut self.drops, true, key, limits, |f| prediction.for_each_output(f));
+        let drops = &mut self.drops;
+        walk_columns(
+            &mut self.features,
+            drops,
+            false,
+            limits,
+            |f| features.for_each_feature(f),
+            |c, i, v| c.columns[i].fold(&v, key, limits.max_string_bytes),
+        );
+        walk_columns(
+            &mut self.outputs,
+            drops,
+            true,
+            limits,
+            |f| prediction.for_each_output(f),
+            |c, i, v| c.columns[i].fold(&v, key, limits.max_string_bytes),
+        );
+    }
+
+    /// Folds `rows[i]` with `predictions[i]`, gathering [`BATCH_CHUNK`] rows at a time and
+    /// folding them column by column. Same result as one `log_prediction` per row.
+    pub(crate) fn log_batch<F: Features, P: Prediction>(
+        &mut self,
+        rows: &[F],
+        predictions: &[P],
+        key: &HashKey,
+        limits: &Limits,
+    ) {
+        let n = rows.len().min(predictions.len());
+        self.drops.batch_unpaired += rows.len().abs_diff(predictions.len()) as u64;
+        for (rows, predictions) in rows[..n]
+            .chunks(BATCH_CHUNK)
+            .zip(predictions[..n].chunks(BATCH_CHUNK))
+        {
+            self.predictions += rows.len() as u64;
+            let drops = &mut self.drops;
+            let gather = |c: &mut Columns, i: usize, v: Value<'_>| {
+                if c.scratch.len() <= i {
+                    c.scratch.resize_with(i + 1, Vec::new);
+                }
+                c.scratch[i].push(Folded::of(&v, key, limits.max_string_bytes));
+            };
+            for (row, p) in rows.iter().zip(predictions) {
+                walk_columns(
+                    &mut self.features,
+                    drops,
+                    false,
+                    limits,
+                    |f| row.for_each_feature(f),
+                    gather,
+                );
+                walk_columns(
+                    &mut self.outputs,
+                    drops,
+                    true,
+                    limits,
+                    |f| p.for_each_output(f),
+                    gather,
+                );
+            }
+            self.features.fold_scratch(key);
+            self.outputs.fold_scratch(key);
+        }
     }
 
     /// Folds one (label, prediction) pair into each named segment and the overall summary.
@@ -148,15 +249,18 @@ impl WindowAcc {
                     continue;
                 }
                 None => {
-                    self.segments.push((s.into(), GroundTruthSummary::default()));
+                    self.segments
+                        .push((s.into(), GroundTruthSummary::default()));
                     &mut self.segments.last_mut().expect("just pushed").1
                 }
             };
             gt.fold(label, prediction, limits.max_classes);
         }
-        self.overall
-            .get_or_insert_with(Default::default)
-            .fold(label, prediction, limits.max_classes);
+        self.overall.get_or_insert_with(Default::default).fold(
+            label,
+            prediction,
+            limits.max_classes,
+        );
     }
 
     /// Counts one exception by message; the tags of its first occurrence are kept.
@@ -173,7 +277,10 @@ impl WindowAcc {
         let mut kept = Vec::new();
         tags.for_each_feature(&mut |k, v| {
             if kept.len() < limits.max_tags {
-                kept.push((cut(k, limits.max_text_bytes).to_owned(), value_text(&v, limits.max_text_bytes)));
+                kept.push((
+                    cut(k, limits.max_text_bytes).to_owned(),
+                    value_text(&v, limits.max_text_bytes),
+                ));
             }
         });
         self.exceptions.push(ExceptionSummary {
@@ -181,11 +288,6 @@ impl WindowAcc {
             tags: kept,
             count: 1,
         });
-    }
-
-    /// Counts batch rows or predictions that had no partner.
-    pub(crate) fn count_unpaired(&mut self, n: u64) {
-        self.drops.batch_unpaired += n;
     }
 
     /// Records one inference latency, in seconds.
@@ -209,22 +311,42 @@ impl WindowAcc {
     /// Adds this window's statistics into a summary.
     pub(crate) fn add_to(&self, s: &mut WindowSummary, limits: &Limits) {
         s.predictions += self.predictions;
-        for (columns, into) in [(&self.features, &mut s.features), (&self.outputs, &mut s.outputs)] {
-            for (name, c) in columns.columns.iter().filter(|(_, c)| c.counts.count > 0) {
-                into.entry(name.to_string()).or_insert_with(FeatureSummary::default).0.add(c);
+        for (columns, into) in [
+            (&self.features, &mut s.features),
+            (&self.outputs, &mut s.outputs),
+        ] {
+            for (i, c) in columns
+                .columns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.counts.count > 0)
+            {
+                let name = columns.name(i);
+                into.entry(name.to_string())
+                    .or_insert_with(FeatureSummary::default)
+                    .0
+                    .add(c);
             }
         }
         for (name, gt) in &self.segments {
-            s.ground_truth.entry(name.to_string()).or_default().merge(gt, limits.max_classes);
+            s.ground_truth
+                .entry(name.to_string())
+                .or_default()
+                .merge(gt, limits.max_classes);
         }
         if let Some(gt) = &self.overall {
-            s.ground_truth_overall.get_or_insert_with(Default::default).merge(gt, limits.max_classes);
+            s.ground_truth_overall
+                .get_or_insert_with(Default::default)
+                .merge(gt, limits.max_classes);
         }
         for e in &self.exceptions {
             s.add_exception(e);
         }
         if self.latency.counts.count > 0 {
-            s.latency.get_or_insert_with(FeatureSummary::default).0.add(&self.latency);
+            s.latency
+                .get_or_insert_with(FeatureSummary::default)
+                .0
+                .add(&self.latency);
         }
         s.dropped.add(&self.drops);
     }
@@ -232,32 +354,46 @@ impl WindowAcc {
     /// Empties the window, keeping its allocations (names, sketches) for reuse.
     pub(crate) fn clear(&mut self) {
         self.predictions = 0;
-        for (_, c) in self.features.columns.iter_mut().chain(self.outputs.columns.iter_mut()) {
+        for c in self
+            .features
+            .columns
+            .iter_mut()
+            .chain(self.outputs.columns.iter_mut())
+        {
             c.clear();
         }
         self.segments.clear();
         self.overall = None;
         self.exceptions.clear();
         self.latency.clear();
-        self.latency.numbers.iter_mut().for_each(|n| n.moments = Moments::default());
+        self.latency
+            .numbers
+            .iter_mut()
+            .for_each(|n| n.moments = Moments::default());
         self.drops = DropCounts::default();
     }
 }
 
+/// Resolves each (name, value) of a record to its column and hands it to `each`; counts
+/// what the caps refuse.
 #[inline]
-fn fold_columns(
+fn walk_columns(
     columns: &mut Columns,
     drops: &mut DropCounts,
     outputs: bool,
-    key: &HashKey,
     limits: &Limits,
     walk: impl FnOnce(&mut dyn FnMut(&str, Value<'_>)),
+    mut each: impl FnMut(&mut Columns, usize, Value<'_>),
 ) {
-    let cap = if outputs { limits.max_outputs } else { limits.max_features };
+    let cap = if outputs {
+        limits.max_outputs
+    } else {
+        limits.max_features
+    };
     let mut position = 0;
     walk(&mut |name, value| {
         match columns.slot(position, name, cap, limits.max_name_bytes) {
-            Ok(c) => c.fold(&value, key, limits.max_string_bytes),
+            Ok(i) => each(columns, i, value),
             Err(Refused::OverCap) if outputs => drops.outputs_over_cap += 1,
             Err(Refused::OverCap) => drops.features_over_cap += 1,
             Err(Refused::NameTooLong) => drops.names_too_long += 1,
@@ -266,19 +402,15 @@ fn fold_columns(
     });
 }
 
-/// Byte equality, inlined: names are short, and a libc `memcmp` call per value costs
-/// more than the comparison.
-#[inline]
-fn same_name(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
-}
-
 /// `s` cut to at most `max` bytes at a character boundary.
 pub(crate) fn cut(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
-    let end = (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+    let end = (0..=max)
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0);
     &s[..end]
 }
 

@@ -5,7 +5,19 @@
 use std::io::Read;
 
 pub const FEATURES: [&str; 13] = [
-    "f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "cat_small", "user_id", "flag",
+    "f0",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "f6",
+    "f7",
+    "f8",
+    "f9",
+    "cat_small",
+    "user_id",
+    "flag",
 ];
 
 /// One row of the reference workload, typed as a model server would have it.
@@ -24,8 +36,16 @@ impl Row {
         use modelwatch::Value;
         let f = |i: usize| Value::from(self.floats[i]);
         [
-            ("f0", f(0)), ("f1", f(1)), ("f2", f(2)), ("f3", f(3)), ("f4", f(4)),
-            ("f5", f(5)), ("f6", f(6)), ("f7", f(7)), ("f8", f(8)), ("f9", f(9)),
+            ("f0", f(0)),
+            ("f1", f(1)),
+            ("f2", f(2)),
+            ("f3", f(3)),
+            ("f4", f(4)),
+            ("f5", f(5)),
+            ("f6", f(6)),
+            ("f7", f(7)),
+            ("f8", f(8)),
+            ("f9", f(9)),
             ("cat_small", Value::from(self.cat_small.as_str())),
             ("user_id", Value::from(self.user_id.as_str())),
             ("flag", Value::from(self.flag)),
@@ -34,14 +54,18 @@ impl Row {
 }
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 /// The 100,000-row reference workload (`fixtures/workload-100k.csv.gz`).
 pub fn workload() -> Vec<Row> {
     let file = std::fs::File::open(fixture("workload-100k.csv.gz")).expect("fixture");
     let mut text = String::new();
-    flate2::read::GzDecoder::new(file).read_to_string(&mut text).expect("gzip");
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut text)
+        .expect("gzip");
     let mut lines = text.lines();
     assert_eq!(
         lines.next().unwrap(),
@@ -83,7 +107,9 @@ pub fn breast_cancer() -> Vec<Scored> {
         .map(|line| {
             let c: Vec<&str> = line.split(',').collect();
             Scored {
-                features: (0..30).map(|i| (header[i].clone(), c[i].parse().unwrap())).collect(),
+                features: (0..30)
+                    .map(|i| (header[i].clone(), c[i].parse().unwrap()))
+                    .collect(),
                 segment: c[30].to_owned(),
                 proba: c[31].parse().unwrap(),
                 prediction: c[32].parse().unwrap(),
@@ -94,7 +120,10 @@ pub fn breast_cancer() -> Vec<Scored> {
 }
 
 pub fn breast_cancer_metrics() -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture("breast_cancer_lr.metrics.json")).unwrap()).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(fixture("breast_cancer_lr.metrics.json")).unwrap(),
+    )
+    .unwrap()
 }
 
 /// A sink that keeps every encoded summary in memory, for tests.
@@ -110,7 +139,12 @@ impl modelwatch::Sink for MemorySink {
 
 impl MemorySink {
     pub fn summaries(&self) -> Vec<modelwatch::WindowSummary> {
-        self.0.lock().unwrap().iter().map(|b| modelwatch::WindowSummary::decode(b).unwrap()).collect()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| modelwatch::WindowSummary::decode(b).unwrap())
+            .collect()
     }
 
     /// All summaries merged into one.
