@@ -180,41 +180,40 @@ impl Column<u32> {
     /// Folds one reduced value.
     #[inline]
     pub(crate) fn apply(&mut self, v: Folded, key: &HashKey) {
-        if let Some(x) = self.apply_but_moments(v, key) {
-            self.numbers_mut().moments.push(x);
+        if let Some(x) = self.count(v) {
+            // One value: Welford's update is cheaper than a two-pass run and a merge.
+            let numbers = self.numbers.get_or_insert_with(Default::default);
+            numbers.histogram.record(x);
+            numbers.moments.push(x);
+            self.distinct_numbers
+                .get_or_insert_with(Default::default)
+                .insert_hash(key.hash_f64(x));
         }
     }
 
-    /// Folds a run of values of this column. Their moments are computed in two passes
-    /// over the run and merged once: Welford's update per value is a chain of dependent
-    /// divisions, the critical path when one column's values come in a row.
+    /// Folds a run of values of this column. Numbers are folded together afterwards, sketch
+    /// by sketch: their keyed hashes are independent and overlap in the pipeline, and their
+    /// moments are computed in two passes and merged once (Welford's per-value update is a
+    /// chain of dependent divisions, the critical path when a column's values come in a row).
     pub(crate) fn apply_run(&mut self, run: &[Folded], key: &HashKey) {
         let mut numbers = [0.0; RUN_MAX];
         let mut n = 0;
         for &v in run {
-            if let Some(x) = self.apply_but_moments(v, key) {
-                if n == RUN_MAX {
-                    self.numbers_mut().moments.merge(&Moments::of(&numbers));
-                    n = 0;
-                }
+            if let Some(x) = self.count(v) {
                 numbers[n] = x;
                 n += 1;
+                if n == RUN_MAX {
+                    self.fold_numbers(&numbers, key);
+                    n = 0;
+                }
             }
         }
-        if n > 0 {
-            self.numbers_mut()
-                .moments
-                .merge(&Moments::of(&numbers[..n]));
-        }
+        self.fold_numbers(&numbers[..n], key);
     }
 
-    fn numbers_mut(&mut self) -> &mut Numbers<u32> {
-        self.numbers.get_or_insert_with(Default::default)
-    }
-
-    /// Folds a value into everything but the moments; returns the number to add to them.
+    /// Counts a value and folds it if it is not a number; returns the number otherwise.
     #[inline]
-    fn apply_but_moments(&mut self, v: Folded, key: &HashKey) -> Option<f64> {
+    fn count(&mut self, v: Folded) -> Option<f64> {
         let c = &mut self.counts;
         c.count += 1;
         match v {
@@ -225,12 +224,10 @@ impl Column<u32> {
             }
             Folded::Int(x) => {
                 c.ints += 1;
-                self.fold_number(x, key);
                 return Some(x);
             }
             Folded::Float(x) => {
                 c.floats += 1;
-                self.fold_number(x, key);
                 return Some(x);
             }
             Folded::PosInf => {
@@ -261,12 +258,21 @@ impl Column<u32> {
         None
     }
 
+    /// Folds finite numbers into the histogram, the distinct count and the moments.
     #[inline]
-    fn fold_number(&mut self, x: f64, key: &HashKey) {
-        self.numbers_mut().histogram.record(x);
-        self.distinct_numbers
-            .get_or_insert_with(Default::default)
-            .insert_hash(key.hash_f64(x));
+    fn fold_numbers(&mut self, xs: &[f64], key: &HashKey) {
+        if xs.is_empty() {
+            return;
+        }
+        let numbers = self.numbers.get_or_insert_with(Default::default);
+        for &x in xs {
+            numbers.histogram.record(x);
+        }
+        numbers.moments.merge(&Moments::of(xs));
+        let distinct = self.distinct_numbers.get_or_insert_with(Default::default);
+        for &x in xs {
+            distinct.insert_hash(key.hash_f64(x));
+        }
     }
 
     /// Zeroes every count, keeping allocations for the next window.

@@ -89,7 +89,7 @@ impl Columns {
         max_name: usize,
     ) -> Result<usize, Refused> {
         if let Some(&i) = self.by_position.get(position) {
-            if self.name_bytes(i as usize) == name.as_bytes() {
+            if same_bytes(self.name_bytes(i as usize), name.as_bytes()) {
                 return Ok(i as usize);
             }
         }
@@ -400,6 +400,13 @@ fn walk_columns(
         }
         position += 1;
     });
+}
+
+/// Byte equality as a loop: names are short, and a libc `bcmp` call per value (what `==`
+/// on slices becomes) costs more than the comparison.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// `s` cut to at most `max` bytes at a character boundary.
