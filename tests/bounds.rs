@@ -74,14 +74,7 @@ fn log_prediction_allocates_nothing_after_warm_up() {
 #[test]
 fn memory_stays_bounded_with_100k_feature_names_and_megabyte_strings() {
     let limits = Limits::default();
-    let sink = common::MemorySink::default();
-    let agent = modelwatch::Agent::start(
-        modelwatch::Config::new("k")
-            .no_data_dir()
-            .sink(sink.clone())
-            .window(std::time::Duration::from_secs(WEEK)),
-    )
-    .unwrap();
+    let (agent, sink) = common::memory_agent(WEEK);
     let sess = agent.session("hostile");
     let huge = "x".repeat(1 << 20);
     let huge_name = "n".repeat(1 << 20);
