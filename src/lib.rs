@@ -84,8 +84,11 @@ pub use agent::global::{configure, flush, session, Guard};
 pub use agent::session::{InferenceTimer, Session};
 pub use agent::sink::{FolderSink, Sink};
 pub use agent::{Agent, Stats};
-pub use core::ground_truth::{GroundTruthSummary, OutputKind, OTHER_CLASS};
+pub use core::ground_truth::{
+    Calibration, GroundTruthSummary, OutputKind, CALIBRATION_BUCKETS, OTHER_CLASS,
+};
 pub use core::hll::{NUMBER_DISTINCT_STANDARD_ERROR, STRING_DISTINCT_STANDARD_ERROR};
+pub use core::join::{FeedbackCounts, BYTES_PER_JOIN_ENTRY};
 pub use core::numeric::{RANGE_MAX, RANGE_MIN};
 pub use core::summary::{
     DropCounts, ExceptionSummary, FeatureSummary, WindowSummary, MAX_SUMMARY_BYTES, SCHEMA_VERSION,

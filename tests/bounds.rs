@@ -4,7 +4,9 @@
 
 mod common;
 
-use modelwatch::{Limits, Value, BYTES_PER_FEATURE_MAX};
+use modelwatch::{
+    Limits, Value, BYTES_PER_FEATURE_MAX, BYTES_PER_JOIN_ENTRY, BYTES_PER_STRING_FEATURE,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -120,4 +122,38 @@ fn memory_stays_bounded_with_100k_feature_names_and_megabyte_strings() {
         Some(true)
     );
     assert_eq!(s.feature("n").unwrap().count(), 100_000);
+}
+
+#[test]
+fn the_join_store_stays_within_its_documented_bound() {
+    const CAPACITY: usize = 10_000;
+    let sink = common::MemorySink::default();
+    let agent = modelwatch::Agent::start(
+        modelwatch::Config::new("k")
+            .no_data_dir()
+            .sink(sink.clone())
+            .window(std::time::Duration::from_secs(WEEK))
+            .join_capacity(CAPACITY),
+    )
+    .unwrap();
+    let sess = agent.session("join");
+    let class = "c".repeat(1000); // cut to max_text_bytes when remembered
+    let mut key = String::new();
+    let start = live_bytes();
+    let mut peak = 0;
+    for i in 0..200_000 {
+        use std::fmt::Write;
+        key.clear();
+        let _ = write!(key, "record-{i}");
+        sess.log_prediction_keyed(&key, [("flag", true)], class.as_str());
+        peak = peak.max(live_bytes() - start);
+    }
+    let limits = Limits::default();
+    let bound = (CAPACITY * (BYTES_PER_JOIN_ENTRY + limits.max_text_bytes)
+        + BYTES_PER_STRING_FEATURE
+        + 64 * 1024) as i64;
+    eprintln!("join store: peak growth {peak} bytes, documented bound {bound} bytes");
+    assert!(peak <= bound, "peak growth {peak} > bound {bound}");
+    agent.flush(std::time::Duration::from_secs(30)).unwrap();
+    assert_eq!(sink.merged().feedback().evicted, 200_000 - CAPACITY as u64);
 }

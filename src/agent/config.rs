@@ -27,6 +27,8 @@ pub struct Config {
     pub(crate) limits: Limits,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) sinks: Vec<Box<dyn Sink>>,
+    pub(crate) join_capacity: usize,
+    pub(crate) join_ttl: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -59,6 +61,8 @@ impl Config {
             limits: Limits::default(),
             shutdown_timeout: Duration::from_secs(5),
             sinks: Vec::new(),
+            join_capacity: 100_000,
+            join_ttl: Duration::from_secs(86_400),
         }
     }
 
@@ -111,6 +115,22 @@ impl Config {
         self
     }
 
+    /// Keyed predictions remembered per session for [`Session::log_feedback`](crate::Session::log_feedback),
+    /// at most; past it the oldest unanswered ones are evicted and counted. Each entry takes
+    /// at most [`BYTES_PER_JOIN_ENTRY`](crate::BYTES_PER_JOIN_ENTRY) bytes plus a class name
+    /// of up to `max_text_bytes`. Default: 100,000.
+    pub fn join_capacity(mut self, entries: usize) -> Self {
+        self.join_capacity = entries;
+        self
+    }
+
+    /// How long a keyed prediction waits for its feedback before it expires (counted).
+    /// Default: 24 hours.
+    pub fn join_ttl(mut self, ttl: Duration) -> Self {
+        self.join_ttl = ttl;
+        self
+    }
+
     /// Adds a sink that receives every summary (beside the folder sink, unless
     /// [`no_data_dir`](Self::no_data_dir)). Default: none.
     pub fn sink(mut self, sink: impl Sink + 'static) -> Self {
@@ -138,6 +158,9 @@ impl Config {
             return bad("no sink: set data_dir or add a sink".into());
         }
         let l = &self.limits;
+        if self.join_capacity == 0 || self.join_ttl.is_zero() {
+            return bad("join_capacity and join_ttl must be positive".into());
+        }
         if l.max_features == 0 || l.max_outputs == 0 || l.max_name_bytes == 0 || l.max_classes == 0
         {
             return bad(format!("limits must be positive: {l:?}"));

@@ -100,6 +100,8 @@ impl Agent {
                 .unwrap_or_else(|| HashKey::derive(config.api_key.as_bytes())),
             limits: config.limits,
             window_ms,
+            join_capacity: config.join_capacity,
+            join_ttl_ms: config.join_ttl.as_millis().min(i64::MAX as u128) as i64,
         });
         let sessions = Arc::new(Mutex::new(BTreeMap::new()));
         let stats = Arc::new(AgentStats::default());

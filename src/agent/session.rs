@@ -1,5 +1,6 @@
 //! Sessions: the handle a model server logs through, and its per-thread shards.
 
+use crate::core::join::{JoinStore, Remembered};
 use crate::core::keyed_hash::HashKey;
 use crate::core::value::{Features, Prediction, Value};
 use crate::core::window::{cut, Limits, WindowAcc};
@@ -19,6 +20,8 @@ pub(crate) struct Shared {
     pub(crate) key: HashKey,
     pub(crate) limits: Limits,
     pub(crate) window_ms: i64,
+    pub(crate) join_capacity: usize,
+    pub(crate) join_ttl_ms: i64,
 }
 
 /// One shard's windows. Each logging thread maps to one shard, so locks are uncontended.
@@ -62,6 +65,8 @@ pub(crate) struct SessionInner {
     pub(crate) shards: Box<[Padded<Mutex<Shard>>]>,
     pub(crate) metadata: Mutex<BTreeMap<String, String>>,
     pub(crate) metadata_dropped: AtomicU64,
+    /// Created on the first keyed prediction or feedback.
+    join: Mutex<Option<JoinStore>>,
 }
 
 impl SessionInner {
@@ -82,7 +87,25 @@ impl SessionInner {
             shards,
             metadata: Mutex::new(BTreeMap::new()),
             metadata_dropped: AtomicU64::new(0),
+            join: Mutex::new(None),
         }
+    }
+
+    fn join_store(&self) -> parking_lot::MappedMutexGuard<'_, JoinStore> {
+        parking_lot::MutexGuard::map(self.join.lock(), |j| {
+            j.get_or_insert_with(|| {
+                JoinStore::new(self.shared.join_capacity, self.shared.join_ttl_ms)
+            })
+        })
+    }
+
+    /// Feedback outcomes since the last summary.
+    pub(crate) fn take_feedback_counts(&self) -> crate::core::join::FeedbackCounts {
+        self.join
+            .lock()
+            .as_mut()
+            .map(JoinStore::take_counts)
+            .unwrap_or_default()
     }
 }
 
@@ -203,7 +226,68 @@ impl Session {
     ) {
         let label = label.into();
         self.with_shard(|w, s| {
-            w.log_ground_truth(&label, &prediction.predicted(), segments, &s.limits)
+            w.log_ground_truth(
+                &label,
+                &prediction.predicted(),
+                prediction.confidence(),
+                segments,
+                &s.limits,
+            )
+        });
+    }
+
+    /// Logs a prediction like [`log_prediction`](Self::log_prediction) and remembers its
+    /// predicted value (and confidence) under `key`, so that [`log_feedback`](Self::log_feedback)
+    /// can join the label later, from this process. The store keeps a keyed hash of the key,
+    /// never the key or any feature value; it holds at most `Config::join_capacity` entries
+    /// for at most `Config::join_ttl` (oldest out first, counted).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join("modelwatch-doc-keyed");
+    /// # let agent = modelwatch::Agent::start(modelwatch::Config::new("k").data_dir(&dir))?;
+    /// let sess = agent.session("fraud");
+    /// sess.log_prediction_keyed("txn-1042", [("amount", 99.5)], true);
+    /// // Days later, when the investigation closes:
+    /// sess.log_feedback("txn-1042", false, ["web"]);
+    /// # Ok::<(), modelwatch::Error>(())
+    /// ```
+    pub fn log_prediction_keyed(
+        &self,
+        key: &str,
+        features: impl Features,
+        prediction: impl Prediction,
+    ) {
+        self.log_prediction(&features, &prediction);
+        let Some(inner) = &self.inner else { return };
+        let shared = &*inner.shared;
+        let remembered = Remembered {
+            predicted: prediction
+                .predicted()
+                .to_owned_cut(shared.limits.max_text_bytes),
+            confidence: prediction.confidence(),
+        };
+        let key = JoinStore::key(&shared.key, key);
+        inner.join_store().remember(key, remembered, now_ms());
+    }
+
+    /// Logs the label of a prediction logged with [`log_prediction_keyed`](Self::log_prediction_keyed):
+    /// the pair (label, remembered prediction) folds into the current window's ground truth,
+    /// per segment and overall. Feedback for an unknown, expired or already answered key is
+    /// counted ([`WindowSummary::feedback`](crate::WindowSummary::feedback)), not folded.
+    pub fn log_feedback<'a, S: AsRef<str>>(
+        &self,
+        key: &str,
+        label: impl Into<Value<'a>>,
+        segments: impl IntoIterator<Item = S>,
+    ) {
+        let Some(inner) = &self.inner else { return };
+        let key = JoinStore::key(&inner.shared.key, key);
+        let Some(r) = inner.join_store().answer(key, now_ms()) else {
+            return;
+        };
+        let label = label.into();
+        self.with_shard(|w, s| {
+            w.log_ground_truth(&label, &r.predicted, r.confidence, segments, &s.limits)
         });
     }
 

@@ -116,6 +116,7 @@ impl Worker {
         };
         let mut summary = WindowSummary::new(header, session.metadata.lock().clone());
         summary.dropped.metadata_over_cap = session.metadata_dropped.swap(0, Ordering::Relaxed);
+        summary.feedback = session.take_feedback_counts();
         for (_, _, w) in taken.iter().filter(|t| t.1 == start) {
             w.add_to(&mut summary, &session.shared.limits);
         }

@@ -31,6 +31,8 @@ impl OutputKind {
         };
         match (label, prediction) {
             (Bool(_), Bool(_)) => Some(OutputKind::Binary),
+            // A probability of `true`.
+            (Bool(_), Float(p)) if (0.0..=1.0).contains(p) => Some(OutputKind::Binary),
             (Int(_) | Str(_), Int(_) | Str(_)) => Some(OutputKind::Classes),
             (l, p) if number(l) && number(p) => Some(OutputKind::Regression),
             _ => None,
@@ -47,6 +49,30 @@ pub(crate) fn class_name<'v>(v: &'v Value<'_>) -> Option<std::borrow::Cow<'v, st
         Value::Str(s) => Some(Cow::Borrowed(s)),
         _ => None,
     }
+}
+
+/// Equal-width buckets of predicted probability for calibration.
+pub const CALIBRATION_BUCKETS: usize = 10;
+
+/// Per bucket of predicted probability: pairs, sum of the probabilities, and hits (the
+/// label was `true`, or the predicted class was the label).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CalibrationBucket(u64, f64, u64);
+
+/// One bucket of a calibration table, as returned by [`GroundTruthSummary::calibration`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Calibration {
+    /// Lower edge of the bucket's predicted probability (inclusive).
+    pub lower: f64,
+    /// Upper edge (exclusive, but 1.0 falls in the last bucket).
+    pub upper: f64,
+    /// Pairs in the bucket.
+    pub count: u64,
+    /// Mean predicted probability of those pairs.
+    pub mean_predicted: f64,
+    /// Fraction of those pairs whose label was `true` (binary) or the predicted class.
+    pub observed: f64,
 }
 
 /// Regression error sums, e = prediction - label.
@@ -80,13 +106,22 @@ pub struct GroundTruthSummary {
     /// Labels or predictions that fell into the overflow class.
     overflowed: u64,
     errors: ErrorSums,
+    /// Calibration buckets, when predictions came with probabilities.
+    calibration: Vec<CalibrationBucket>,
 }
 
 const OTHER_ID: u32 = u32::MAX;
 
 impl GroundTruthSummary {
-    /// Folds one (label, prediction) pair. `max_classes` caps the class vocabulary.
-    pub(crate) fn fold(&mut self, label: &Value<'_>, prediction: &Value<'_>, max_classes: usize) {
+    /// Folds one (label, prediction) pair. `confidence` is the predicted class's probability
+    /// when the prediction was a probability vector. `max_classes` caps the class vocabulary.
+    pub(crate) fn fold(
+        &mut self,
+        label: &Value<'_>,
+        prediction: &Value<'_>,
+        confidence: Option<f64>,
+        max_classes: usize,
+    ) {
         let Some(kind) =
             OutputKind::of(label, prediction).filter(|k| self.kind.is_none_or(|s| s == *k))
         else {
@@ -113,11 +148,33 @@ impl GroundTruthSummary {
                 s.label = (m.n, m.mean, m.m2);
             }
             OutputKind::Binary | OutputKind::Classes => {
+                let (predicted, confidence) = match *prediction {
+                    // A probability of `true`: calibrated against the label itself.
+                    Value::Float(p) => {
+                        self.calibrate(p, *label == Value::Bool(true));
+                        (Value::Bool(p >= 0.5), None)
+                    }
+                    _ => (prediction.borrowed(), confidence),
+                };
                 let l = self.class_id(label, max_classes);
-                let p = self.class_id(prediction, max_classes);
+                let p = self.class_id(&predicted, max_classes);
+                if let Some(c) = confidence.filter(|c| (0.0..=1.0).contains(c)) {
+                    self.calibrate(c, l == p && l != OTHER_ID);
+                }
                 self.add_cell(l, p, 1);
             }
         }
+    }
+
+    fn calibrate(&mut self, probability: f64, hit: bool) {
+        if self.calibration.is_empty() {
+            self.calibration = vec![CalibrationBucket::default(); CALIBRATION_BUCKETS];
+        }
+        let i = ((probability * CALIBRATION_BUCKETS as f64) as usize).min(CALIBRATION_BUCKETS - 1);
+        let b = &mut self.calibration[i];
+        b.0 += 1;
+        b.1 += probability;
+        b.2 += u64::from(hit);
     }
 
     fn class_id(&mut self, v: &Value<'_>, max_classes: usize) -> u32 {
@@ -164,6 +221,16 @@ impl GroundTruthSummary {
         for &(l, p, n) in &o.cells {
             let (l, p) = (remap(self, l), remap(self, p));
             self.add_cell(l, p, n);
+        }
+        if !o.calibration.is_empty() {
+            if self.calibration.len() != o.calibration.len() {
+                self.calibration = vec![CalibrationBucket::default(); o.calibration.len()];
+            }
+            for (a, b) in self.calibration.iter_mut().zip(&o.calibration) {
+                a.0 += b.0;
+                a.1 += b.1;
+                a.2 += b.2;
+            }
         }
         let (a, b) = (&mut self.errors, &o.errors);
         a.n += b.n;
@@ -286,6 +353,98 @@ impl GroundTruthSummary {
         ratio(2 * tp, 2 * tp + fp + fn_)
     }
 
+    /// Classes that take part in averages: every class seen, but the overflow class.
+    fn class_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.classes.len() as u32)
+            .filter(|&id| self.cells.iter().any(|c| c.0 == id || c.1 == id))
+    }
+
+    fn macro_average(&self, metric: impl Fn(u64, u64, u64) -> Option<f64>) -> Option<f64> {
+        let mut n = 0;
+        let mut sum = 0.0;
+        for id in self.class_ids() {
+            let (mut tp, mut fp, mut fn_) = (0, 0, 0);
+            for &(l, p, c) in &self.cells {
+                match (l == id, p == id) {
+                    (true, true) => tp += c,
+                    (false, true) => fp += c,
+                    (true, false) => fn_ += c,
+                    _ => {}
+                }
+            }
+            // As scikit-learn's default (zero_division=0): an undefined class score counts as 0.
+            sum += metric(tp, fp, fn_).unwrap_or(0.0);
+            n += 1;
+        }
+        (n > 0).then(|| sum / f64::from(n))
+    }
+
+    /// Unweighted mean of the per-class precisions (scikit-learn's `average="macro"`,
+    /// `zero_division=0`), over the classes seen as label or prediction.
+    pub fn macro_precision(&self) -> Option<f64> {
+        self.macro_average(|tp, fp, _| ratio(tp, tp + fp))
+    }
+
+    /// Unweighted mean of the per-class recalls.
+    pub fn macro_recall(&self) -> Option<f64> {
+        self.macro_average(|tp, _, fn_| ratio(tp, tp + fn_))
+    }
+
+    /// Unweighted mean of the per-class F1 scores.
+    pub fn macro_f1(&self) -> Option<f64> {
+        self.macro_average(|tp, fp, fn_| ratio(2 * tp, 2 * tp + fp + fn_))
+    }
+
+    /// F1 from the counts summed over classes (`average="micro"`); with one label per pair
+    /// it equals micro precision, micro recall and the accuracy over the classes seen.
+    pub fn micro_f1(&self) -> Option<f64> {
+        let total = self.classified();
+        let right: u64 = self
+            .cells
+            .iter()
+            .filter(|c| c.0 == c.1 && c.0 != OTHER_ID)
+            .map(|c| c.2)
+            .sum();
+        // Summed over classes, fp = fn = total - right.
+        ratio(2 * right, 2 * right + 2 * (total - right))
+    }
+
+    /// The calibration table: for each of [`CALIBRATION_BUCKETS`] equal-width buckets of
+    /// predicted probability, how often the prediction was right. Empty when predictions
+    /// carried no probability (a probability of `true` with a `bool` label, or a vector of
+    /// class probabilities).
+    pub fn calibration(&self) -> Vec<Calibration> {
+        let width = 1.0 / self.calibration.len().max(1) as f64;
+        self.calibration
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Calibration {
+                lower: i as f64 * width,
+                upper: (i + 1) as f64 * width,
+                count: b.0,
+                mean_predicted: if b.0 > 0 { b.1 / b.0 as f64 } else { 0.0 },
+                observed: if b.0 > 0 {
+                    b.2 as f64 / b.0 as f64
+                } else {
+                    0.0
+                },
+            })
+            .collect()
+    }
+
+    /// Expected calibration error: Σ over buckets of (pairs in bucket / pairs) ×
+    /// |observed − mean predicted|. `None` without probabilities.
+    pub fn expected_calibration_error(&self) -> Option<f64> {
+        let total: u64 = self.calibration.iter().map(|b| b.0).sum();
+        (total > 0).then(|| {
+            self.calibration
+                .iter()
+                .filter(|b| b.0 > 0)
+                .map(|b| (b.2 as f64 - b.1).abs() / total as f64)
+                .sum()
+        })
+    }
+
     /// Mean squared error of regression pairs.
     pub fn mse(&self) -> Option<f64> {
         self.per_pair(self.errors.sum_e2)
@@ -346,7 +505,7 @@ mod tests {
             ("b", "b"),
         ];
         for (l, p) in pairs {
-            gt.fold(&Value::from(l), &Value::from(p), 10);
+            gt.fold(&Value::from(l), &Value::from(p), None, 10);
         }
         assert_eq!(gt.accuracy(), Some(4.0 / 6.0));
         assert_eq!(gt.precision("a"), Some(0.5));
@@ -362,9 +521,9 @@ mod tests {
     fn classes_past_the_cap_overflow_and_mismatches_count() {
         let mut gt = GroundTruthSummary::default();
         for i in 0..5 {
-            gt.fold(&Value::from(i), &Value::from(i), 3);
+            gt.fold(&Value::from(i), &Value::from(i), None, 3);
         }
-        gt.fold(&Value::from(1.5), &Value::from(true), 3);
+        gt.fold(&Value::from(1.5), &Value::from(true), None, 3);
         assert_eq!((gt.count(), gt.overflowed(), gt.mismatched()), (5, 4, 1));
         assert_eq!(gt.confusion(OTHER_CLASS, OTHER_CLASS), 2);
         assert_eq!(gt.accuracy(), Some(3.0 / 5.0));
@@ -377,8 +536,8 @@ mod tests {
         let (mut a, mut b, mut whole) = Default::default();
         for (i, (y, p)) in ys.iter().zip(ps).enumerate() {
             let part: &mut GroundTruthSummary = if i < 2 { &mut a } else { &mut b };
-            part.fold(&Value::from(*y), &Value::from(p), 8);
-            GroundTruthSummary::fold(&mut whole, &Value::from(*y), &Value::from(p), 8);
+            part.fold(&Value::from(*y), &Value::from(p), None, 8);
+            GroundTruthSummary::fold(&mut whole, &Value::from(*y), &Value::from(p), None, 8);
         }
         a.merge(&b, 8);
         let mean_y = ys.iter().sum::<f64>() / 5.0;

@@ -51,6 +51,14 @@ impl HashKey {
         sip13_u64(k0 ^ NUMBERS, k1, x.to_bits())
     }
 
+    /// A 128-bit hash of a string (two 64-bit hashes under different derived keys), for
+    /// identifying record keys without keeping them.
+    pub(crate) fn hash_str_128(&self, s: &str) -> u128 {
+        let a = finish_with(self.hasher_with_tweak(RECORD_KEYS_LOW), s.as_bytes());
+        let b = finish_with(self.hasher_with_tweak(RECORD_KEYS_HIGH), s.as_bytes());
+        (u128::from(a) << 64) | u128::from(b)
+    }
+
     fn words(&self) -> (u64, u64) {
         let k0 = u64::from_le_bytes(self.0[..8].try_into().expect("8 bytes"));
         let k1 = u64::from_le_bytes(self.0[8..].try_into().expect("8 bytes"));
@@ -63,6 +71,8 @@ const STRINGS: u64 = 0;
 const NUMBERS: u64 = 1;
 const DERIVE_LOW: u64 = 2;
 const DERIVE_HIGH: u64 = 3;
+const RECORD_KEYS_LOW: u64 = 4;
+const RECORD_KEYS_HIGH: u64 = 5;
 
 /// SipHash-1-3 of the 8 little-endian bytes of `m`, unrolled: the hot path hashes one
 /// number per value, and the general hasher's buffering costs as much as the rounds.

@@ -5,6 +5,7 @@ pub(crate) mod column;
 pub(crate) mod flatten;
 pub(crate) mod ground_truth;
 pub(crate) mod hll;
+pub(crate) mod join;
 pub(crate) mod keyed_hash;
 pub(crate) mod numeric;
 pub(crate) mod render;

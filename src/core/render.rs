@@ -112,7 +112,15 @@ impl Display for WindowSummary {
                     num(gt.r2())
                 )?;
             } else {
-                write!(f, " accuracy={}", pct(gt.accuracy()))?;
+                write!(
+                    f,
+                    " accuracy={} macro-f1={}",
+                    pct(gt.accuracy()),
+                    num(gt.macro_f1())
+                )?;
+                if let Some(ece) = gt.expected_calibration_error() {
+                    write!(f, " ece={}", num(Some(ece)))?;
+                }
                 for c in gt.classes().take(8) {
                     write!(
                         f,
@@ -146,6 +154,14 @@ impl Display for WindowSummary {
                 num(l.quantile(0.5).map(|s| s * 1e3)),
                 num(l.quantile(0.99).map(|s| s * 1e3)),
                 num(l.max().map(|s| s * 1e3))
+            )?;
+        }
+        let fb = self.feedback();
+        if *fb != Default::default() {
+            writeln!(
+                f,
+                "  feedback: matched {} | unknown key {} | expired {} | duplicate {} | evicted {} | replaced {}",
+                fb.matched, fb.unknown_key, fb.expired, fb.duplicate, fb.evicted, fb.replaced
             )?;
         }
         let d = self.dropped();

@@ -2,6 +2,7 @@
 
 use super::column::Column;
 use super::ground_truth::GroundTruthSummary;
+use super::join::FeedbackCounts;
 use super::wire::{SummaryError, SummaryErrorKind, SKETCH_ERROR_PREFIX};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -243,6 +244,7 @@ pub struct WindowSummary {
     pub(crate) metadata: BTreeMap<String, String>,
     pub(crate) latency: Option<FeatureSummary>,
     pub(crate) dropped: DropCounts,
+    pub(crate) feedback: FeedbackCounts,
 }
 
 /// Identity and time range of a summary, set by whoever seals the window.
@@ -355,6 +357,7 @@ impl WindowSummary {
                 .add(&l.0);
         }
         self.dropped.add(&other.dropped);
+        self.feedback.add(&other.feedback);
         Ok(())
     }
 
@@ -449,5 +452,10 @@ impl WindowSummary {
     /// What was not folded, by reason.
     pub fn dropped(&self) -> &DropCounts {
         &self.dropped
+    }
+    /// Outcomes of keyed predictions and feedback in this window
+    /// ([`Session::log_feedback`](crate::Session::log_feedback)).
+    pub fn feedback(&self) -> &FeedbackCounts {
+        &self.feedback
     }
 }

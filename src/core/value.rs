@@ -27,6 +27,17 @@ pub enum Value<'a> {
 }
 
 impl Value<'_> {
+    /// An owned copy, strings cut to `max_bytes`.
+    pub(crate) fn to_owned_cut(&self, max_bytes: usize) -> Value<'static> {
+        match self {
+            Value::Str(s) => Value::Str(Cow::Owned(super::window::cut(s, max_bytes).to_owned())),
+            Value::Null => Value::Null,
+            Value::Bool(b) => Value::Bool(*b),
+            Value::Int(i) => Value::Int(*i),
+            Value::Float(f) => Value::Float(*f),
+        }
+    }
+
     /// A borrowed view of this value (no allocation).
     pub fn borrowed(&self) -> Value<'_> {
         match self {
@@ -236,6 +247,11 @@ pub trait Prediction {
     fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>));
     /// The predicted value that ground truth is compared with.
     fn predicted(&self) -> Value<'_>;
+    /// The probability of the predicted class, when the prediction carries one (the
+    /// maximum of a probability vector). Used for calibration.
+    fn confidence(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Output names for positional outputs, so that naming them never allocates.
@@ -287,6 +303,9 @@ impl Prediction for [f64] {
     fn predicted(&self) -> Value<'_> {
         argmax(self).map_or(Value::Null, Value::from)
     }
+    fn confidence(&self) -> Option<f64> {
+        argmax(self).map(|i| self[i])
+    }
 }
 impl<const N: usize> Prediction for [f64; N] {
     fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
@@ -294,6 +313,9 @@ impl<const N: usize> Prediction for [f64; N] {
     }
     fn predicted(&self) -> Value<'_> {
         self.as_slice().predicted()
+    }
+    fn confidence(&self) -> Option<f64> {
+        self.as_slice().confidence()
     }
 }
 impl Prediction for Vec<f64> {
@@ -303,6 +325,9 @@ impl Prediction for Vec<f64> {
     fn predicted(&self) -> Value<'_> {
         self.as_slice().predicted()
     }
+    fn confidence(&self) -> Option<f64> {
+        self.as_slice().confidence()
+    }
 }
 impl<T: Prediction + ?Sized> Prediction for &T {
     fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
@@ -310,6 +335,9 @@ impl<T: Prediction + ?Sized> Prediction for &T {
     }
     fn predicted(&self) -> Value<'_> {
         (**self).predicted()
+    }
+    fn confidence(&self) -> Option<f64> {
+        (**self).confidence()
     }
 }
 

@@ -233,6 +233,7 @@ impl WindowAcc {
         &mut self,
         label: &Value<'_>,
         prediction: &Value<'_>,
+        confidence: Option<f64>,
         segments: impl IntoIterator<Item = S>,
         limits: &Limits,
     ) {
@@ -254,11 +255,12 @@ impl WindowAcc {
                     &mut self.segments.last_mut().expect("just pushed").1
                 }
             };
-            gt.fold(label, prediction, limits.max_classes);
+            gt.fold(label, prediction, confidence, limits.max_classes);
         }
         self.overall.get_or_insert_with(Default::default).fold(
             label,
             prediction,
+            confidence,
             limits.max_classes,
         );
     }
