@@ -3,8 +3,12 @@
 //! In-process, privacy-preserving monitoring of an ML model in production. A model server
 //! embeds a [`Session`] per deployment and logs each prediction; modelwatch folds it into
 //! streaming sketches of the current time window and a background thread ships **only the
-//! window summaries**: by default as MessagePack files in a local folder. Raw feature
-//! values never leave the process.
+//! window summaries**: by default as MessagePack files in a local folder, and to a
+//! collector over HTTP when [`Config::endpoint`] is set (retries, a backlog bounded in
+//! bytes, delivery at exit: `docs/delivery.md`). Raw feature values never leave the process.
+//!
+//! Crate features, none by default: `signals` ([`Config::exit_on_signal`]), `rustls` or
+//! `native-tls` (https endpoints).
 //!
 //! ```
 //! use modelwatch::{Agent, Config, Value, WindowSummary};
@@ -69,9 +73,10 @@
 //!
 //! ## Process exit
 //! Dropping the [`Guard`] of [`configure`] or the [`Agent`] seals and delivers the
-//! current windows (marked partial) within the shutdown timeout. No library can run code
-//! on `std::process::exit`, `panic = "abort"` or SIGKILL: call [`flush`] first where
-//! those can happen.
+//! current windows (marked partial) within the shutdown timeout, whatever the collector
+//! does. With the `signals` feature, [`Config::exit_on_signal`] does the same on SIGINT or
+//! SIGTERM, then exits. No library can run code on `std::process::exit`,
+//! `panic = "abort"` or SIGKILL: call [`flush`] first where those can happen.
 
 #![warn(missing_docs)]
 
@@ -83,7 +88,7 @@ pub use agent::config::{Config, DEFAULT_DATA_DIR};
 pub use agent::global::{configure, flush, session, Guard};
 pub use agent::session::{InferenceTimer, Session};
 pub use agent::sink::{FolderSink, Sink};
-pub use agent::{Agent, Stats};
+pub use agent::{Agent, Stats, SIGNAL_EXIT_STATUS};
 pub use core::ground_truth::{
     Calibration, GroundTruthSummary, OutputKind, CALIBRATION_BUCKETS, OTHER_CLASS,
 };

@@ -29,6 +29,11 @@ pub struct Config {
     pub(crate) sinks: Vec<Box<dyn Sink>>,
     pub(crate) join_capacity: usize,
     pub(crate) join_ttl: Duration,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) upload_interval: Option<Duration>,
+    pub(crate) request_timeout: Duration,
+    pub(crate) max_backlog_bytes: usize,
+    pub(crate) exit_on_signal: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -63,6 +68,11 @@ impl Config {
             sinks: Vec::new(),
             join_capacity: 100_000,
             join_ttl: Duration::from_secs(86_400),
+            endpoint: None,
+            upload_interval: None,
+            request_timeout: Duration::from_secs(10),
+            max_backlog_bytes: 16 << 20,
+            exit_on_signal: false,
         }
     }
 
@@ -131,6 +141,46 @@ impl Config {
         self
     }
 
+    /// Sends every summary to a collector: `POST {url}/v1/windows` with a MessagePack body,
+    /// `Authorization: Bearer <api key>` (see `docs/delivery.md`). `https` URLs need the
+    /// crate feature `rustls` or `native-tls`. The folder sink stays on unless
+    /// [`no_data_dir`](Self::no_data_dir). Default: none.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+
+    /// How often waiting summaries are sent to the collector (retries follow their own
+    /// backoff; `flush` and shutdown send at once). Default: the window length.
+    pub fn upload_interval(mut self, interval: Duration) -> Self {
+        self.upload_interval = Some(interval);
+        self
+    }
+
+    /// The whole-request timeout of one HTTP attempt (connect, send, answer). Default: 10 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Bytes of encoded summaries kept while the collector is unreachable; past it the
+    /// oldest are dropped, counted, and the count travels in the next summary.
+    /// Default: 16 MiB.
+    pub fn max_backlog_bytes(mut self, bytes: usize) -> Self {
+        self.max_backlog_bytes = bytes;
+        self
+    }
+
+    /// On SIGINT, SIGTERM or SIGHUP: seal and deliver within the shutdown timeout, then
+    /// exit with status [`SIGNAL_EXIT_STATUS`](crate::SIGNAL_EXIT_STATUS) (130). Needs the
+    /// crate feature `signals`; `start` fails if the process already has a handler. To keep
+    /// your own handling, leave this off and call [`Agent::flush`](crate::Agent::flush) from
+    /// it (see `docs/delivery.md`). Default: false.
+    pub fn exit_on_signal(mut self, on: bool) -> Self {
+        self.exit_on_signal = on;
+        self
+    }
+
     /// Adds a sink that receives every summary (beside the folder sink, unless
     /// [`no_data_dir`](Self::no_data_dir)). Default: none.
     pub fn sink(mut self, sink: impl Sink + 'static) -> Self {
@@ -154,8 +204,27 @@ impl Config {
                 self.window
             ));
         }
-        if self.data_dir.is_none() && self.sinks.is_empty() {
-            return bad("no sink: set data_dir or add a sink".into());
+        if let Some(url) = &self.endpoint {
+            let https = url.starts_with("https://");
+            if !https && !url.starts_with("http://") {
+                return bad(format!(
+                    "endpoint must start with http:// or https://, got {url:?}"
+                ));
+            }
+            if https && !cfg!(any(feature = "rustls", feature = "native-tls")) {
+                return bad(
+                    "an https endpoint needs modelwatch's `rustls` or `native-tls` feature".into(),
+                );
+            }
+            if self.api_key.is_empty() {
+                return bad("an endpoint needs an API key (Config::new)".into());
+            }
+        }
+        if self.request_timeout.is_zero() || self.upload_interval.is_some_and(|d| d.is_zero()) {
+            return bad("request_timeout and upload_interval must be positive".into());
+        }
+        if self.data_dir.is_none() && self.sinks.is_empty() && self.endpoint.is_none() {
+            return bad("no sink: set data_dir, an endpoint or a sink".into());
         }
         let l = &self.limits;
         if self.join_capacity == 0 || self.join_ttl.is_zero() {

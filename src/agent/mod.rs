@@ -2,6 +2,7 @@
 
 pub(crate) mod config;
 pub(crate) mod global;
+mod http;
 pub(crate) mod session;
 pub(crate) mod sink;
 mod worker;
@@ -26,16 +27,33 @@ use worker::{Control, Worker};
 pub(crate) struct AgentStats {
     delivered: AtomicU64,
     failed: AtomicU64,
+    http: Mutex<http::HttpCounters>,
 }
 
-/// A snapshot of what the agent has delivered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// A snapshot of what the agent has delivered and what it holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Summaries a sink accepted (one per sink).
+    /// Summaries a local or custom sink accepted (one per sink).
     pub delivered: u64,
-    /// Summaries a sink failed to accept (lost; the first failure is logged as a warning).
+    /// Summaries a local or custom sink failed to accept (lost; the first failure of a run
+    /// is logged as a warning).
     pub failed: u64,
+    /// Summaries the collector accepted (2xx).
+    pub http_delivered: u64,
+    /// Failed HTTP attempts that will be retried (I/O errors, timeouts, 5xx, 429).
+    pub http_retries: u64,
+    /// Summaries dropped, oldest first, because the backlog passed `max_backlog_bytes`.
+    pub http_dropped_backlog: u64,
+    /// Summaries the collector refused with another 4xx, by status.
+    pub http_rejected: BTreeMap<u16, u64>,
+    /// Summaries waiting for the collector.
+    pub backlog_len: usize,
+    /// Bytes of the summaries waiting for the collector.
+    pub backlog_bytes: usize,
+    /// Logging calls that had to wait for a shard lock held by another thread (two threads
+    /// mapped to one shard, or the worker swapping a window out). Never the network.
+    pub contended_log_calls: u64,
 }
 
 /// The in-process agent: owns the sessions and the background thread that seals windows
@@ -94,6 +112,15 @@ impl Agent {
         }
         sinks.extend(config.sinks);
         let window_ms = config.window.as_millis() as i64;
+        let http = config.endpoint.as_deref().map(|endpoint| {
+            http::HttpDelivery::new(
+                endpoint,
+                &config.api_key,
+                config.request_timeout,
+                config.upload_interval.unwrap_or(config.window),
+                config.max_backlog_bytes,
+            )
+        });
         let shared = Arc::new(Shared {
             key: config
                 .hash_key
@@ -102,6 +129,7 @@ impl Agent {
             window_ms,
             join_capacity: config.join_capacity,
             join_ttl_ms: config.join_ttl.as_millis().min(i64::MAX as u128) as i64,
+            contended: AtomicU64::new(0),
         });
         let sessions = Arc::new(Mutex::new(BTreeMap::new()));
         let stats = Arc::new(AgentStats::default());
@@ -114,8 +142,13 @@ impl Agent {
             window_ms,
             stats: Arc::clone(&stats),
             warned: false,
+            http,
+            shutdown_timeout: config.shutdown_timeout,
         };
         let (tx, rx) = mpsc::sync_channel(16);
+        if config.exit_on_signal {
+            signals::install(tx.clone(), config.shutdown_timeout)?;
+        }
         let handle = std::thread::Builder::new()
             .name("modelwatch".into())
             .spawn(move || worker.run(rx))
@@ -155,6 +188,13 @@ impl Agent {
         self.request(Control::Flush, timeout)
     }
 
+    fn worker_deadline(timeout: Duration) -> std::time::Instant {
+        // The worker stops a little before the caller's own wait ends, so that its answer
+        // (delivered or not) arrives within the timeout.
+        std::time::Instant::now()
+            + timeout.saturating_sub((timeout / 10).min(Duration::from_millis(100)))
+    }
+
     /// Flushes, then stops the background thread. Returns within `timeout` whatever the
     /// sinks do. Later logging is kept in memory but never delivered.
     pub fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
@@ -171,12 +211,14 @@ impl Agent {
 
     fn request(
         &self,
-        make: fn(SyncSender<bool>) -> Control,
+        make: fn(SyncSender<bool>, std::time::Instant) -> Control,
         timeout: Duration,
     ) -> Result<(), Error> {
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
         let sent = match &*self.control.lock() {
-            Some(tx) => tx.send(make(reply_tx)).is_ok(),
+            Some(tx) => tx
+                .send(make(reply_tx, Self::worker_deadline(timeout)))
+                .is_ok(),
             None => false,
         };
         if !sent {
@@ -200,9 +242,17 @@ impl Agent {
 
     /// What the agent has delivered so far.
     pub fn stats(&self) -> Stats {
+        let http = self.stats.http.lock().clone();
         Stats {
             delivered: self.stats.delivered.load(Ordering::Relaxed),
             failed: self.stats.failed.load(Ordering::Relaxed),
+            http_delivered: http.delivered,
+            http_retries: http.retries,
+            http_dropped_backlog: http.dropped_backlog,
+            http_rejected: http.rejected,
+            backlog_len: http.backlog_len,
+            backlog_bytes: http.backlog_bytes,
+            contended_log_calls: self.shared.contended.load(Ordering::Relaxed),
         }
     }
 }
@@ -216,3 +266,52 @@ impl Drop for Agent {
         }
     }
 }
+
+/// Exit on SIGINT/SIGTERM (feature `signals`): flush within the shutdown timeout, then exit.
+mod signals {
+    use super::worker::Control;
+    use crate::error::{Error, ErrorKind};
+    use std::sync::mpsc::SyncSender;
+    use std::time::Duration;
+
+    /// The status the process exits with after a termination signal: 128 + SIGINT. `ctrlc`
+    /// runs one handler for SIGINT, SIGTERM and SIGHUP and does not say which arrived, so
+    /// all three exit with 130.
+    pub const EXIT_STATUS: i32 = 130;
+
+    #[cfg(feature = "signals")]
+    pub(super) fn install(control: SyncSender<Control>, timeout: Duration) -> Result<(), Error> {
+        ctrlc::try_set_handler(move || {
+            let (reply_tx, reply_rx) = std::sync::mpsc::sync_channel(1);
+            let deadline = super::Agent::worker_deadline(timeout);
+            if control
+                .try_send(Control::Shutdown(reply_tx, deadline))
+                .is_ok()
+            {
+                let _ = reply_rx.recv_timeout(timeout);
+            }
+            std::process::exit(EXIT_STATUS);
+        })
+        .map_err(|e| match e {
+            ctrlc::Error::MultipleHandlers => Error::new(
+                ErrorKind::InvalidConfig,
+                "exit_on_signal: this process already has a SIGINT/SIGTERM handler; \
+                 leave exit_on_signal off and call Agent::flush from your own handler",
+            ),
+            other => Error::new(
+                ErrorKind::InvalidConfig,
+                format!("exit_on_signal: cannot install the handler: {other}"),
+            ),
+        })
+    }
+
+    #[cfg(not(feature = "signals"))]
+    pub(super) fn install(_: SyncSender<Control>, _: Duration) -> Result<(), Error> {
+        Err(Error::new(
+            ErrorKind::InvalidConfig,
+            "exit_on_signal needs modelwatch's `signals` feature",
+        ))
+    }
+}
+
+pub use signals::EXIT_STATUS as SIGNAL_EXIT_STATUS;

@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) window_ms: i64,
     pub(crate) join_capacity: usize,
     pub(crate) join_ttl_ms: i64,
+    /// Logging calls that found their shard locked (by another thread or the worker).
+    pub(crate) contended: AtomicU64,
 }
 
 /// One shard's windows. Each logging thread maps to one shard, so locks are uncontended.
@@ -153,7 +155,14 @@ impl Session {
         let shared = &*inner.shared;
         let i = THREAD_INDEX.with(|i| *i) % inner.shards.len();
         let now = now_ms();
-        let mut shard = inner.shards[i].0.lock();
+        let mut shard = match inner.shards[i].0.try_lock() {
+            Some(guard) => guard,
+            None => {
+                // Counted so that "logging never waits" is checked, not assumed.
+                shared.contended.fetch_add(1, Ordering::Relaxed);
+                inner.shards[i].0.lock()
+            }
+        };
         shard.roll(now, shared.window_ms);
         f(&mut shard.current, shared);
     }

@@ -1,24 +1,25 @@
 //! The background thread: seals finished windows, merges shards, encodes, delivers.
 
+use super::http::HttpDelivery;
 use super::session::{now_ms, SessionInner};
 use super::sink::Sink;
 use super::AgentStats;
-use crate::core::summary::{Header, WindowSummary};
+use crate::core::summary::{DropCounts, Header, WindowSummary};
 use crate::core::window::WindowAcc;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Requests to the worker; each carries where to answer.
+/// Requests to the worker; each carries where to answer and until when to try.
 pub(crate) enum Control {
-    /// Seal everything (current windows too, marked partial) and deliver. Answers whether
-    /// every summary was delivered.
-    Flush(SyncSender<bool>),
+    /// Seal everything (current windows too, marked partial) and deliver until the
+    /// deadline. Answers whether every summary was delivered.
+    Flush(SyncSender<bool>, Instant),
     /// As `Flush`, then stop.
-    Shutdown(SyncSender<bool>),
+    Shutdown(SyncSender<bool>, Instant),
 }
 
 pub(crate) struct Worker {
@@ -30,6 +31,9 @@ pub(crate) struct Worker {
     pub(crate) window_ms: i64,
     pub(crate) stats: Arc<AgentStats>,
     pub(crate) warned: bool,
+    pub(crate) http: Option<HttpDelivery>,
+    /// How long delivery may take when the control channel closes without a shutdown.
+    pub(crate) shutdown_timeout: Duration,
 }
 
 impl Worker {
@@ -37,24 +41,51 @@ impl Worker {
         // Ticks often enough to seal a window soon after its end, rarely enough to cost nothing.
         let tick = Duration::from_millis((self.window_ms as u64 / 10).clamp(50, 1000));
         loop {
-            match control.recv_timeout(tick) {
+            let now = Instant::now();
+            let wake = self
+                .http
+                .as_ref()
+                .and_then(HttpDelivery::wake_at)
+                .map_or(now + tick, |at| at.min(now + tick));
+            match control.recv_timeout(wake.saturating_duration_since(now)) {
                 Err(RecvTimeoutError::Timeout) => {
                     self.collect(false);
+                    if let Some(http) = &mut self.http {
+                        http.pump();
+                    }
                 }
-                Ok(Control::Flush(reply)) => {
-                    let ok = self.collect(true);
+                Ok(Control::Flush(reply, deadline)) => {
+                    let ok = self.collect(true) & self.deliver_until(deadline);
                     let _ = reply.try_send(ok);
                 }
-                Ok(Control::Shutdown(reply)) => {
-                    let ok = self.collect(true);
+                Ok(Control::Shutdown(reply, deadline)) => {
+                    let ok = self.collect(true) & self.deliver_until(deadline);
                     let _ = reply.try_send(ok);
                     return;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     self.collect(true);
+                    self.deliver_until(Instant::now() + self.shutdown_timeout);
                     return;
                 }
             }
+            self.publish_http_counters();
+        }
+    }
+
+    /// Sends the HTTP backlog until it is empty or the deadline passes.
+    fn deliver_until(&mut self, deadline: Instant) -> bool {
+        let ok = self
+            .http
+            .as_mut()
+            .is_none_or(|h| h.send_until(deadline, true));
+        self.publish_http_counters();
+        ok
+    }
+
+    fn publish_http_counters(&self) {
+        if let Some(http) = &self.http {
+            http.counters.clone_into(&mut self.stats.http.lock());
         }
     }
 
@@ -117,6 +148,10 @@ impl Worker {
         let mut summary = WindowSummary::new(header, session.metadata.lock().clone());
         summary.dropped.metadata_over_cap = session.metadata_dropped.swap(0, Ordering::Relaxed);
         summary.feedback = session.take_feedback_counts();
+        if let Some(http) = &mut self.http {
+            // Drops of earlier summaries travel in this one.
+            summary.dropped.add(&std::mem::take(&mut http.unreported));
+        }
         for (_, _, w) in taken.iter().filter(|t| t.1 == start) {
             w.add_to(&mut summary, &session.shared.limits);
         }
@@ -144,8 +179,17 @@ impl Worker {
                 }
             }
         }
-        if ok {
+        if ok && self.warned {
             self.warned = false;
+            log::info!("modelwatch: sinks store summaries again");
+        }
+        if let Some(http) = &mut self.http {
+            let carried = DropCounts {
+                summaries_dropped_backlog: summary.dropped.summaries_dropped_backlog,
+                summaries_rejected: summary.dropped.summaries_rejected,
+                ..DropCounts::default()
+            };
+            http.enqueue(encoded, carried);
         }
         ok
     }

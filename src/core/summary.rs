@@ -37,6 +37,11 @@ pub struct DropCounts {
     pub metadata_over_cap: u64,
     /// Rows or predictions of a batch without a partner (the lengths differed).
     pub batch_unpaired: u64,
+    /// Earlier summaries dropped, oldest first, when the HTTP backlog passed
+    /// `max_backlog_bytes` (counted in the next summary sealed).
+    pub summaries_dropped_backlog: u64,
+    /// Earlier summaries the collector refused with a 4xx other than 429.
+    pub summaries_rejected: u64,
 }
 
 impl DropCounts {
@@ -48,6 +53,8 @@ impl DropCounts {
         self.exceptions_over_cap += o.exceptions_over_cap;
         self.metadata_over_cap += o.metadata_over_cap;
         self.batch_unpaired += o.batch_unpaired;
+        self.summaries_dropped_backlog += o.summaries_dropped_backlog;
+        self.summaries_rejected += o.summaries_rejected;
     }
 
     /// Sum of all counts.
@@ -59,6 +66,8 @@ impl DropCounts {
             + self.exceptions_over_cap
             + self.metadata_over_cap
             + self.batch_unpaired
+            + self.summaries_dropped_backlog
+            + self.summaries_rejected
     }
 }
 

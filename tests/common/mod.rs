@@ -2,6 +2,8 @@
 //! breast-cancer data set, read from `fixtures/` (copied from the design brief's data).
 #![allow(dead_code)]
 
+pub mod collector;
+
 use std::io::Read;
 
 pub const FEATURES: [&str; 13] = [
@@ -178,4 +180,46 @@ pub fn memory_agent(window_secs: u64) -> (modelwatch::Agent, MemorySink) {
     )
     .unwrap();
     (agent, sink)
+}
+
+/// Canary values planted by the privacy tests.
+pub const CANARY_STRINGS: [&str; 3] = ["CANARY-7f3a9b", "zq-secret-user-0042", "Ünïcødé-🔑-canary"];
+pub const CANARY_FLOATS: [f64; 4] = [31337.1337, -98765.4321, 0.000123456789, 6.02214076e23];
+pub const CANARY_INTS: [i64; 2] = [424_242_424_242, -7_777_777];
+
+/// Every byte encoding of the canaries a leak could take: text and any 8-byte piece of
+/// it, f64 and f32 bits in both byte orders, i64 and i32 bits, decimal text.
+pub fn canary_needles() -> Vec<(String, Vec<u8>)> {
+    let mut n: Vec<(String, Vec<u8>)> = Vec::new();
+    for s in CANARY_STRINGS {
+        n.push((format!("string {s:?}"), s.as_bytes().to_vec()));
+        for w in s.as_bytes().windows(8) {
+            n.push((format!("part of {s:?}"), w.to_vec()));
+        }
+    }
+    for x in CANARY_FLOATS {
+        n.push((format!("f64 BE {x}"), x.to_be_bytes().to_vec()));
+        n.push((format!("f64 LE {x}"), x.to_le_bytes().to_vec()));
+        n.push((format!("f32 BE {x}"), (x as f32).to_be_bytes().to_vec()));
+        n.push((format!("text {x}"), x.to_string().into_bytes()));
+    }
+    for i in CANARY_INTS {
+        for (what, v) in [("i64", i), ("as f64", (i as f64).to_bits() as i64)] {
+            n.push((format!("{what} BE {i}"), v.to_be_bytes().to_vec()));
+            n.push((format!("{what} LE {i}"), v.to_le_bytes().to_vec()));
+        }
+        n.push((format!("i32 BE {i}"), (i as i32).to_be_bytes().to_vec()));
+        n.push((format!("text {i}"), i.to_string().into_bytes()));
+    }
+    n
+}
+
+/// Asserts that no canary encoding appears in `blob`.
+pub fn assert_no_canary(blob: &[u8], what: &str) {
+    for (needle_name, needle) in canary_needles() {
+        assert!(
+            !blob.windows(needle.len()).any(|w| w == needle.as_slice()),
+            "{needle_name} found in {what}"
+        );
+    }
 }
