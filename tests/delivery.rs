@@ -415,6 +415,31 @@ fn exit_on_signal_without_the_feature_is_a_clear_error() {
 }
 
 #[test]
+fn the_folder_sink_is_the_default_only_without_an_endpoint_and_both_can_be_on() {
+    let collector = Collector::start(KEY);
+    let dir = common::temp_dir("both");
+    let agent = Agent::start(
+        Config::new(KEY)
+            .endpoint(collector.endpoint())
+            .data_dir(&dir),
+    )
+    .unwrap();
+    agent.session("both").log_prediction([("x", 1)], 1);
+    agent.flush(LONG).unwrap();
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    assert_eq!(collector.predictions(), 1);
+    // With an endpoint and no explicit folder, the default folder is not used.
+    let cwd_default = std::path::Path::new(modelwatch::DEFAULT_DATA_DIR);
+    let existed = cwd_default.exists();
+    let agent = Agent::start(Config::new(KEY).endpoint(collector.endpoint())).unwrap();
+    agent.session("http-only").log_prediction([("x", 1)], 1);
+    agent.flush(LONG).unwrap();
+    assert_eq!(cwd_default.exists(), existed);
+    assert_eq!(collector.predictions(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn https_without_a_tls_feature_and_bad_urls_are_configuration_errors() {
     let e = Agent::start(Config::new(KEY).endpoint("ftp://x").no_data_dir()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidConfig);

@@ -20,7 +20,7 @@ use std::time::Duration;
 /// ```
 pub struct Config {
     pub(crate) api_key: String,
-    pub(crate) data_dir: Option<PathBuf>,
+    data_dir: DataDir,
     pub(crate) window: Duration,
     pub(crate) debug_mode: bool,
     pub(crate) hash_key: Option<HashKey>,
@@ -50,6 +50,15 @@ impl std::fmt::Debug for Config {
     }
 }
 
+/// Whether and where the folder sink writes.
+#[derive(Debug)]
+enum DataDir {
+    /// `DEFAULT_DATA_DIR` unless an endpoint is set.
+    Default,
+    At(PathBuf),
+    Off,
+}
+
 /// Where summaries go when nothing else is configured.
 pub const DEFAULT_DATA_DIR: &str = "./modelwatch-data";
 
@@ -59,7 +68,7 @@ impl Config {
     pub fn new(api_key: impl Into<String>) -> Self {
         Config {
             api_key: api_key.into(),
-            data_dir: Some(PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir: DataDir::Default,
             window: Duration::from_secs(60),
             debug_mode: false,
             hash_key: None,
@@ -76,18 +85,28 @@ impl Config {
         }
     }
 
-    /// Folder the default sink writes one `.msgpack` file per window summary into.
-    /// Default: `./modelwatch-data`.
+    /// Folder the folder sink writes one `.msgpack` file per window summary into.
+    /// Default: `./modelwatch-data` when no [`endpoint`](Self::endpoint) is set, none when
+    /// one is (set a folder explicitly to have both).
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.data_dir = Some(dir.into());
+        self.data_dir = DataDir::At(dir.into());
         self
     }
 
     /// Turns the local folder sink off (useful with a custom [`sink`](Self::sink)).
-    /// Default: on.
+    /// Default: on, unless an endpoint is set.
     pub fn no_data_dir(mut self) -> Self {
-        self.data_dir = None;
+        self.data_dir = DataDir::Off;
         self
+    }
+
+    /// The folder the folder sink writes to, if any.
+    pub(crate) fn folder(&self) -> Option<PathBuf> {
+        match &self.data_dir {
+            DataDir::Default if self.endpoint.is_none() => Some(PathBuf::from(DEFAULT_DATA_DIR)),
+            DataDir::At(dir) => Some(dir.clone()),
+            _ => None,
+        }
     }
 
     /// Window length: tumbling windows aligned to UTC multiples of it. At least 1 s and a
@@ -223,7 +242,7 @@ impl Config {
         if self.request_timeout.is_zero() || self.upload_interval.is_some_and(|d| d.is_zero()) {
             return bad("request_timeout and upload_interval must be positive".into());
         }
-        if self.data_dir.is_none() && self.sinks.is_empty() && self.endpoint.is_none() {
+        if self.folder().is_none() && self.sinks.is_empty() && self.endpoint.is_none() {
             return bad("no sink: set data_dir, an endpoint or a sink".into());
         }
         let l = &self.limits;

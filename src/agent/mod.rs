@@ -105,7 +105,7 @@ impl Agent {
     pub fn start(config: Config) -> Result<Agent, Error> {
         config.validate()?;
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-        if let Some(dir) = &config.data_dir {
+        if let Some(dir) = &config.folder() {
             let sink = FolderSink::new(dir)
                 .map_err(|e| Error::io(format!("cannot create data_dir {}", dir.display()), e))?;
             sinks.push(Box::new(sink));
