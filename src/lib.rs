@@ -89,6 +89,8 @@ pub use agent::global::{configure, flush, session, Guard};
 pub use agent::session::{InferenceTimer, Session};
 pub use agent::sink::{FolderSink, Sink};
 pub use agent::{Agent, Stats, SIGNAL_EXIT_STATUS};
+pub use core::builder::SummaryBuilder;
+pub use core::drift::{Drift, NewCategories};
 pub use core::ground_truth::{
     Calibration, GroundTruthSummary, OutputKind, CALIBRATION_BUCKETS, OTHER_CLASS,
 };

@@ -1,7 +1,9 @@
 //! The pure core: values, sketches, the window accumulator and the wire types.
 //! No threads, no clock reads (time is an argument), no I/O.
 
+pub(crate) mod builder;
 pub(crate) mod column;
+pub(crate) mod drift;
 pub(crate) mod flatten;
 pub(crate) mod ground_truth;
 pub(crate) mod hll;

@@ -141,6 +141,23 @@ impl<C: Counter> SignedHistogram<C> {
         Some(value_at_rank(h, rank - negatives - self.zeros))
     }
 
+    /// How many recorded values are at most `x`, each value taken at its bucket's midpoint.
+    pub(crate) fn count_le(&self, x: f64) -> u64 {
+        let side = |h: &Option<Histogram<C>>, keep: &dyn Fn(f64) -> bool| -> u64 {
+            h.as_ref().map_or(0, |h| {
+                h.iter_recorded()
+                    .filter(|v| keep(h.median_equivalent(v.value_iterated_to()) as f64 / SCALE))
+                    .map(|v| v.count_at_value().as_u64())
+                    .sum()
+            })
+        };
+        if x < 0.0 {
+            side(&self.negative, &|m| -m <= x)
+        } else {
+            self.negatives() + self.zeros + side(&self.positive, &|m| m <= x)
+        }
+    }
+
     pub(crate) fn min(&self) -> Option<f64> {
         self.quantile(0.0)
     }

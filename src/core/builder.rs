@@ -1,0 +1,114 @@
+//! Building a summary offline, with the window given explicitly: for backfills, batch
+//! jobs, tests and simulations. The agent uses the same accumulator with the clock.
+
+use super::keyed_hash::HashKey;
+use super::summary::{Header, WindowSummary};
+use super::value::{Features, Prediction, Value};
+use super::window::{Limits, WindowAcc};
+use std::collections::BTreeMap;
+
+/// Folds records into one window's summary without an agent, a thread or a clock.
+///
+/// ```
+/// use modelwatch::{SummaryBuilder, Value};
+/// let mut b = SummaryBuilder::new("churn", 1_700_000_040_000, 60_000);
+/// b.log_prediction([("age", Value::from(41)), ("plan", Value::from("pro"))], 0.2);
+/// b.log_ground_truth(false, 0.2, ["web"]);
+/// let s = b.build();
+/// assert_eq!((s.predictions(), s.window_start()), (1, 1_700_000_040_000));
+/// assert_eq!(s.ground_truth("web").unwrap().accuracy(), Some(1.0));
+/// ```
+pub struct SummaryBuilder {
+    header: Header,
+    key: HashKey,
+    limits: Limits,
+    window: WindowAcc,
+    metadata: BTreeMap<String, String>,
+}
+
+impl SummaryBuilder {
+    /// A builder for the window of `deployment` that starts at `window_start_ms` (Unix
+    /// milliseconds) and lasts `window_ms`. Instance 0, sequence 1, the default limits, and
+    /// the hash key derived from an empty API key unless [`hash_key`](Self::hash_key) is set.
+    pub fn new(deployment: &str, window_start_ms: i64, window_ms: u64) -> Self {
+        SummaryBuilder {
+            header: Header {
+                deployment: deployment.to_owned(),
+                instance: 0,
+                sequence: 1,
+                window_start_ms,
+                window_ms,
+                partial: false,
+            },
+            key: HashKey::derive(b""),
+            limits: Limits::default(),
+            window: WindowAcc::default(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    /// The hash key (see [`Config::hash_key`](crate::Config::hash_key)); summaries merge
+    /// only with summaries made with the same key.
+    pub fn hash_key(mut self, key: [u8; 16]) -> Self {
+        self.key = HashKey::new(key);
+        self
+    }
+
+    /// The caps (default: [`Limits::default`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The identity the summary carries (default: instance 0, sequence 1).
+    pub fn identity(mut self, instance: u64, sequence: u64) -> Self {
+        self.header.instance = instance;
+        self.header.sequence = sequence;
+        self
+    }
+
+    /// As [`Session::log_prediction`](crate::Session::log_prediction).
+    pub fn log_prediction(&mut self, features: impl Features, prediction: impl Prediction) {
+        self.window
+            .log_prediction(&features, &prediction, &self.key, &self.limits);
+    }
+
+    /// As [`Session::log_ground_truth`](crate::Session::log_ground_truth).
+    pub fn log_ground_truth<'a, S: AsRef<str>>(
+        &mut self,
+        label: impl Into<Value<'a>>,
+        prediction: impl Prediction,
+        segments: impl IntoIterator<Item = S>,
+    ) {
+        let label = label.into();
+        self.window.log_ground_truth(
+            &label,
+            &prediction.predicted(),
+            prediction.confidence(),
+            segments,
+            &self.limits,
+        );
+    }
+
+    /// As [`Session::log_exception`](crate::Session::log_exception).
+    pub fn log_exception(&mut self, message: &str, tags: impl Features) {
+        self.window.log_exception(message, &tags, &self.limits);
+    }
+
+    /// Records one inference latency, in seconds.
+    pub fn record_latency(&mut self, seconds: f64) {
+        self.window.record_latency(seconds);
+    }
+
+    /// Sets a metadata entry.
+    pub fn log_metadata(&mut self, key: &str, value: &str) {
+        self.metadata.insert(key.to_owned(), value.to_owned());
+    }
+
+    /// The summary.
+    pub fn build(self) -> WindowSummary {
+        let mut s = WindowSummary::new(self.header, self.metadata);
+        self.window.add_to(&mut s, &self.limits);
+        s
+    }
+}
