@@ -72,12 +72,11 @@ impl Display for WindowSummary {
     /// A table a person reads at a glance: counts, missing %, p50/p90/p99, distinct,
     /// accuracy per segment, exceptions, latency and drops.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let start = self.window_start();
         writeln!(
             f,
             "== {} | window {} +{}s{} | seq {} of {:016x} | {} predictions",
             self.deployment(),
-            utc(start),
+            self.window_start_utc(),
             self.window_length() / 1000,
             if self.is_partial() { " (partial)" } else { "" },
             self.sequence(),

@@ -402,6 +402,10 @@ impl WindowSummary {
     pub fn window_start(&self) -> i64 {
         self.window_start_ms
     }
+    /// Window start as `YYYY-MM-DDTHH:MM:SSZ`.
+    pub fn window_start_utc(&self) -> String {
+        super::render::utc(self.window_start_ms)
+    }
     /// Window length in milliseconds (for a merged summary, the span it covers).
     pub fn window_length(&self) -> u64 {
         self.window_ms

@@ -55,9 +55,13 @@ impl Row {
     }
 }
 
+/// A file of the repository's `fixtures/` folder (found from this crate or the `cli` one).
 fn fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
+        .ancestors()
+        .map(|d| d.join("fixtures"))
+        .find(|d| d.is_dir())
+        .expect("the fixtures folder")
         .join(name)
 }
 

@@ -6,9 +6,12 @@
 //! mode prints each one. Half-way through, the traffic drifts: `amount` grows, a new
 //! country appears, `device_age` goes missing more often and the model gets worse.
 //!
-//! Run: `cargo run --release --example demo` (writes to ./modelwatch-data).
+//! It ends by printing the report of what it logged (`modelwatch report --dir
+//! ./modelwatch-data`): the drift and the accuracy drop, found against the first windows.
+//!
+//! Run: `cargo run --release -p modelwatch-cli --example demo` (writes to ./modelwatch-data).
 
-use modelwatch::{Config, Value, WindowSummary};
+use modelwatch::{Config, Value};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +30,7 @@ impl Rng {
     }
 }
 
-const RUN: Duration = Duration::from_secs(8);
+const RUN: Duration = Duration::from_secs(12);
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = modelwatch::DEFAULT_DATA_DIR;
@@ -59,8 +62,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         _ if drifted => "BR",
                         _ => "FR",
                     };
+                    // Missing for 2% of requests, then for 30%.
                     let device_age =
-                        (rng.next() > if drifted { 0.7 } else { 0.98 }).then(|| rng.next() * 900.0);
+                        (rng.next() < if drifted { 0.7 } else { 0.98 }).then(|| rng.next() * 900.0);
                     let segment = if amount > 100.0 { "large" } else { "small" };
                     // The "model".
                     let score = (amount / 400.0 + rng.next() * 0.3).min(1.0);
@@ -97,31 +101,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     guard.shutdown(Duration::from_secs(5))?;
 
-    // Read back what was written: one file per window.
-    let mut summaries: Vec<WindowSummary> = std::fs::read_dir(dir)?
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "msgpack"))
-        .map(|e| WindowSummary::decode(&std::fs::read(e.path())?).map_err(Into::into))
-        .collect::<Result<_, Box<dyn std::error::Error>>>()?;
-    summaries.sort_by_key(|s| (s.window_start(), s.sequence()));
-    println!("\n{} window summaries in {dir}:", summaries.len());
-    println!(
-        "{:>20} {:>8} {:>10} {:>12} {:>10}",
-        "window start (ms)", "preds", "amount p50", "missing age", "accuracy"
-    );
-    for s in &summaries {
-        let amount = s.feature("amount");
-        let age = s.feature("device_age_days");
-        println!(
-            "{:>20} {:>8} {:>10.1} {:>11.1}% {:>10}",
-            s.window_start(),
-            s.predictions(),
-            amount.and_then(|f| f.quantile(0.5)).unwrap_or(f64::NAN),
-            age.and_then(|f| f.missing_rate()).unwrap_or(0.0) * 100.0,
-            s.ground_truth_overall()
-                .and_then(|g| g.accuracy())
-                .map_or("-".into(), |a| format!("{:.1}%", a * 100.0)),
-        );
+    // The report of what was written, against the first two windows.
+    let (summaries, skipped) = modelwatch_cli::report::load(
+        &modelwatch_cli::Source::Files(vec![dir.into()]),
+        None,
+        i64::MIN,
+        i64::MAX,
+    )?;
+    assert!(skipped.is_empty(), "{skipped:?}");
+    for r in modelwatch_cli::report::build(
+        summaries,
+        &modelwatch_cli::report::Baseline::FirstWindows(2),
+    ) {
+        println!("\n{}", modelwatch_cli::report::to_text(&r));
     }
+    println!("(the same from the command line: cargo run --release -p modelwatch-cli -- report --dir {dir} --baseline-windows 2 --html report.html)");
     Ok(())
 }

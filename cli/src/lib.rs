@@ -1,0 +1,23 @@
+//! The `modelwatch` command, as a library so that its parts are testable and the demo can
+//! print a report: `inspect` reads summary files, `collect` receives summaries over HTTP
+//! into SQLite, `report` finds issues against a baseline and renders text, JSON or HTML.
+//!
+//! It lives in its own crate so that its dependencies (an HTTP server, SQLite, JSON) never
+//! reach the library's users.
+
+pub mod collect;
+pub mod html;
+pub mod inspect;
+pub mod json;
+pub mod report;
+pub mod store;
+pub mod time;
+
+/// Where summaries are read from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A SQLite store written by `modelwatch collect`.
+    Store(std::path::PathBuf),
+    /// Folders or files of `.msgpack` summaries (what the folder sink writes).
+    Files(Vec<std::path::PathBuf>),
+}

@@ -1,0 +1,559 @@
+//! `modelwatch report`: a timeline per window, the merged summary of the range, and issues
+//! found against a baseline, each said in plain words with its size and its baseline.
+//!
+//! Every check compares one window with the baseline (the merge of the baseline windows) and
+//! only fires past a threshold that grows as the window gets smaller, so that small windows
+//! do not raise false alarms: see `docs/cli.md` for each rule.
+
+use crate::{inspect, store::Store, Source};
+use modelwatch::{FeatureSummary, GroundTruthSummary, OutputKind, WindowSummary};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// Which windows form the baseline.
+#[derive(Clone, Debug)]
+pub enum Baseline {
+    /// The first N windows of the range.
+    FirstWindows(usize),
+    /// Windows starting in [from, to).
+    Range(i64, i64),
+}
+
+/// One issue found.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    /// `missing_rate`, `type_mismatch`, `new_categories`, `out_of_range`, `drift`,
+    /// `accuracy_drop`, `error_increase`, `exception_spike`, `latency_regression`.
+    pub kind: &'static str,
+    /// The window it was found in.
+    pub window_start: i64,
+    /// The feature, output (`output 0`) or segment.
+    pub subject: String,
+    /// How big, in the unit of the check (a rate, a PSI, ...).
+    pub value: f64,
+    /// The baseline's value for the same measure.
+    pub baseline: f64,
+    /// The finding in words.
+    pub text: String,
+}
+
+/// The report of one deployment.
+pub struct Report {
+    pub deployment: String,
+    pub baseline_description: String,
+    pub baseline: WindowSummary,
+    /// One summary per window start (summaries of the same window merged), oldest first.
+    pub windows: Vec<WindowSummary>,
+    /// Indexes into `windows` compared with the baseline.
+    pub analysed: std::ops::Range<usize>,
+    pub findings: Vec<Finding>,
+    pub merged: WindowSummary,
+}
+
+/// Loads summaries from a store or files, within [from, to); returns them and what was skipped.
+pub fn load(
+    source: &Source,
+    deployment: Option<&str>,
+    from: i64,
+    to: i64,
+) -> Result<(Vec<WindowSummary>, Vec<String>), String> {
+    match source {
+        Source::Store(path) => {
+            if !path.exists() {
+                return Err(format!("no store at {}", path.display()));
+            }
+            let store =
+                Store::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            let rows = store
+                .load(deployment, from, to)
+                .map_err(|e| e.to_string())?;
+            let (ok, bad): (Vec<_>, Vec<_>) = rows.into_iter().partition(Result::is_ok);
+            Ok((
+                ok.into_iter().map(Result::unwrap).collect(),
+                bad.into_iter().map(|e| e.unwrap_err()).collect(),
+            ))
+        }
+        Source::Files(paths) => {
+            let loaded = inspect::load(paths);
+            let summaries = loaded
+                .summaries
+                .into_iter()
+                .map(|(_, s)| s)
+                .filter(|s| deployment.is_none_or(|d| s.deployment() == d))
+                .filter(|s| (from..to).contains(&s.window_start()))
+                .collect();
+            let skipped = loaded
+                .skipped
+                .into_iter()
+                .map(|(f, e)| format!("{}: {e}", f.display()))
+                .collect();
+            Ok((summaries, skipped))
+        }
+    }
+}
+
+/// The merge of summaries of one deployment; `None` for none.
+pub fn merge_all<'a>(it: impl IntoIterator<Item = &'a WindowSummary>) -> Option<WindowSummary> {
+    let mut it = it.into_iter();
+    let mut first = it.next()?.clone();
+    for s in it {
+        first.merge(s).ok()?;
+    }
+    Some(first)
+}
+
+/// Builds one report per deployment.
+pub fn build(summaries: Vec<WindowSummary>, baseline: &Baseline) -> Vec<Report> {
+    let mut by: BTreeMap<String, BTreeMap<i64, Vec<WindowSummary>>> = BTreeMap::new();
+    for s in summaries {
+        by.entry(s.deployment().to_owned())
+            .or_default()
+            .entry(s.window_start())
+            .or_default()
+            .push(s);
+    }
+    by.into_iter()
+        .filter_map(|(deployment, windows)| {
+            let windows: Vec<WindowSummary> = windows.values().filter_map(merge_all).collect();
+            let (base, analysed, description) = match *baseline {
+                Baseline::FirstWindows(n) => {
+                    let n = n.clamp(1, windows.len().saturating_sub(1).max(1));
+                    (
+                        merge_all(&windows[..n])?,
+                        n..windows.len(),
+                        format!("the first {n} window(s)"),
+                    )
+                }
+                Baseline::Range(from, to) => {
+                    let base: Vec<&WindowSummary> = windows
+                        .iter()
+                        .filter(|w| (from..to).contains(&w.window_start()))
+                        .collect();
+                    let first_after = windows
+                        .iter()
+                        .position(|w| w.window_start() >= to)
+                        .unwrap_or(windows.len());
+                    let description =
+                        format!("{} window(s) from {} to {}", base.len(), utc(from), utc(to));
+                    (merge_all(base)?, first_after..windows.len(), description)
+                }
+            };
+            let findings = windows[analysed.clone()]
+                .iter()
+                .flat_map(|w| findings(w, &base))
+                .collect();
+            let merged = merge_all(&windows)?;
+            Some(Report {
+                deployment,
+                baseline_description: description,
+                baseline: base,
+                windows,
+                analysed,
+                findings,
+                merged,
+            })
+        })
+        .collect()
+}
+
+fn utc(ms: i64) -> String {
+    modelwatch::SummaryBuilder::new("-", ms, 0)
+        .build()
+        .window_start_utc()
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// z statistic of a rise from proportion p0 (n0 trials) to p1 (n1 trials), pooled.
+fn z_rise(p0: f64, n0: f64, p1: f64, n1: f64) -> f64 {
+    let p = (p0 * n0 + p1 * n1) / (n0 + n1);
+    let se = (p * (1.0 - p) * (1.0 / n0 + 1.0 / n1)).sqrt();
+    if se == 0.0 {
+        if p1 > p0 {
+            f64::INFINITY
+        } else {
+            0.0
+        }
+    } else {
+        (p1 - p0) / se
+    }
+}
+
+/// The issues of one window against the baseline.
+pub fn findings(w: &WindowSummary, base: &WindowSummary) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let at = w.window_start();
+    let mut add = |kind, subject: String, value: f64, baseline: f64, text: String| {
+        out.push(Finding {
+            kind,
+            window_start: at,
+            subject,
+            value,
+            baseline,
+            text,
+        })
+    };
+    let columns = w
+        .features()
+        .map(|(n, f)| (n.to_owned(), f, base.feature(n)))
+        .chain(
+            w.outputs()
+                .map(|(n, f)| (format!("output {n}"), f, base.output(n))),
+        );
+    for (name, f, b) in columns {
+        let Some(b) = b else { continue };
+        column_findings(&name, f, b, &mut add);
+    }
+    let overall = w
+        .ground_truth_overall()
+        .map(|g| ("all segments".to_owned(), g, base.ground_truth_overall()));
+    let segments = w
+        .ground_truth_segments()
+        .map(|(n, g)| (format!("segment {n}"), g, base.ground_truth(n)));
+    for (name, g, b) in overall.into_iter().chain(segments) {
+        if let Some(b) = b {
+            ground_truth_findings(&name, g, b, &mut add);
+        }
+    }
+    // Exceptions: a Poisson spike over the baseline's rate per prediction.
+    let exceptions =
+        |s: &WindowSummary| s.exceptions().iter().map(|e| e.count()).sum::<u64>() as f64;
+    if base.predictions() > 0 && w.predictions() > 0 {
+        let rate0 = exceptions(base) / base.predictions() as f64;
+        let expected = rate0 * w.predictions() as f64;
+        let seen = exceptions(w);
+        if seen > expected + 4.0 * expected.sqrt() + 3.0 {
+            let rate1 = seen / w.predictions() as f64;
+            add(
+                "exception_spike",
+                "exceptions".into(),
+                rate1,
+                rate0,
+                format!("{seen:.0} exceptions ({} of predictions) where the baseline rate predicts {expected:.1} ({})", pct(rate1), pct(rate0)),
+            );
+        }
+    }
+    if let (Some(l), Some(b)) = (w.latency(), base.latency()) {
+        for (q, name, factor) in [(0.5, "p50", 1.3), (0.99, "p99", 1.5)] {
+            if let (Some(x), Some(y)) = (l.quantile(q), b.quantile(q)) {
+                if l.count() >= 50 && x > y * factor && x - y > 1e-4 {
+                    add(
+                        "latency_regression",
+                        format!("latency {name}"),
+                        x,
+                        y,
+                        format!(
+                            "latency {name} is {:.2} ms, {:.1}× the baseline's {:.2} ms",
+                            x * 1e3,
+                            x / y,
+                            y * 1e3
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+fn dominant_type(f: &FeatureSummary) -> Option<(&'static str, u64)> {
+    [
+        ("float", f.floats()),
+        ("int", f.ints()),
+        ("string", f.strings()),
+        ("bool", f.bools()),
+    ]
+    .into_iter()
+    .max_by_key(|t| t.1)
+    .filter(|t| t.1 > 0)
+}
+
+fn type_count(f: &FeatureSummary, name: &str) -> u64 {
+    match name {
+        "float" => f.floats(),
+        "int" => f.ints(),
+        "string" => f.strings(),
+        _ => f.bools(),
+    }
+}
+
+fn column_findings(
+    name: &str,
+    f: &FeatureSummary,
+    b: &FeatureSummary,
+    add: &mut impl FnMut(&'static str, String, f64, f64, String),
+) {
+    let (n0, n1) = (b.count() as f64, f.count() as f64);
+    if n0 == 0.0 || n1 == 0.0 {
+        return;
+    }
+    // Missing values: a rise of at least one point, 4 standard errors out.
+    let (m0, m1) = (b.missing() as f64 / n0, f.missing() as f64 / n1);
+    if m1 - m0 > 0.01 && z_rise(m0, n0, m1, n1) > 4.0 {
+        add(
+            "missing_rate",
+            name.into(),
+            m1,
+            m0,
+            format!(
+                "{name}: {} missing, up from {} in the baseline",
+                pct(m1),
+                pct(m0)
+            ),
+        );
+    }
+    // Types: the baseline's dominant type losing ground (SageMaker's data_type_check).
+    if let Some((t, c0)) = dominant_type(b) {
+        let present0 = (b.count() - b.missing()) as f64;
+        let present1 = (f.count() - f.missing()) as f64;
+        let s0 = c0 as f64 / present0;
+        if s0 >= 0.99 && present1 > 0.0 {
+            let other = present1 - type_count(f, t) as f64;
+            let expected = (1.0 - s0) * present1;
+            if other >= 1.0 && other > 3.0 * expected + 3.0 * expected.sqrt() {
+                let s1 = 1.0 - other / present1;
+                add(
+                    "type_mismatch",
+                    name.into(),
+                    s1,
+                    s0,
+                    format!("{name}: expected {t}, only {:.1}% is {t} ({other:.0} values of another type; baseline {:.1}%)", s1 * 100.0, s0 * 100.0),
+                );
+            }
+        }
+    }
+    if let Some(new) = f.new_categories(b) {
+        if new.values >= 5 && new.share > 0.005 {
+            add(
+                "new_categories",
+                name.into(),
+                new.share,
+                0.0,
+                format!("{name}: {} of the values ({}) fall in {} category bucket(s) never seen in the baseline", pct(new.share), new.values, new.buckets),
+            );
+        }
+    }
+    if let (Some(out), Some(lo), Some(hi)) = (f.count_outside(b), b.min(), b.max()) {
+        let numbers0 = b.numbers() as f64;
+        let numbers1 = f.numbers() as f64;
+        // With n baseline values, a new value falls outside their range with chance 2/(n+1).
+        let expected = 2.0 * numbers1 / (numbers0 + 1.0);
+        if out as f64 > (5.0 * expected).max(10.0) {
+            let share = out as f64 / numbers1;
+            add(
+                "out_of_range",
+                name.into(),
+                share,
+                expected / numbers1.max(1.0),
+                format!(
+                    "{name}: {out} values ({}) outside the baseline's range [{}, {}]",
+                    pct(share),
+                    short(lo),
+                    short(hi)
+                ),
+            );
+        }
+    }
+    for drift in [f.numeric_drift(b), f.category_drift(b)]
+        .into_iter()
+        .flatten()
+    {
+        if drift.is_significant() {
+            add(
+                "drift",
+                name.into(),
+                drift.psi,
+                drift.threshold,
+                format!(
+                    "{name}: distribution drift, PSI {:.3} (alarm above {:.3} for {} vs {} values), Jensen-Shannon distance {:.3}",
+                    drift.psi, drift.threshold, drift.current_values, drift.baseline_values, drift.js_distance
+                ),
+            );
+        }
+    }
+}
+
+fn short(x: f64) -> String {
+    if x != 0.0 && (x.abs() >= 1e6 || x.abs() < 1e-3) {
+        format!("{x:.3e}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+fn ground_truth_findings(
+    name: &str,
+    g: &GroundTruthSummary,
+    b: &GroundTruthSummary,
+    add: &mut impl FnMut(&'static str, String, f64, f64, String),
+) {
+    match g.kind() {
+        Some(OutputKind::Regression) => {
+            if let (Some(e1), Some(e0)) = (g.mse(), b.mse()) {
+                if g.count() >= 30 && e1 > 1.5 * e0 && e1 - e0 > 1e-12 {
+                    add(
+                        "error_increase",
+                        name.into(),
+                        e1,
+                        e0,
+                        format!(
+                            "{name}: MSE {} is {:.1}× the baseline's {}",
+                            short(e1),
+                            e1 / e0,
+                            short(e0)
+                        ),
+                    );
+                }
+            }
+        }
+        Some(_) => {
+            if let (Some(a1), Some(a0)) = (g.accuracy(), b.accuracy()) {
+                let z = z_rise(1.0 - a0, b.count() as f64, 1.0 - a1, g.count() as f64);
+                if g.count() >= 20 && a0 - a1 > 0.02 && z > 3.0 {
+                    let f1 = match (g.macro_f1(), b.macro_f1()) {
+                        (Some(x), Some(y)) => format!(", macro F1 {x:.3} (baseline {y:.3})"),
+                        _ => String::new(),
+                    };
+                    add(
+                        "accuracy_drop",
+                        name.into(),
+                        a1,
+                        a0,
+                        format!(
+                            "{name}: accuracy {} on {} labels, down from {} in the baseline{f1}",
+                            pct(a1),
+                            g.count(),
+                            pct(a0)
+                        ),
+                    );
+                }
+            }
+        }
+        None => {}
+    }
+}
+
+/// The overall missing rate of a window: missing values over values, all features.
+pub fn missing_rate(s: &WindowSummary) -> Option<f64> {
+    let (m, n) = s
+        .features()
+        .fold((0, 0), |(m, n), (_, f)| (m + f.missing(), n + f.count()));
+    (n > 0).then(|| m as f64 / n as f64)
+}
+
+/// Accuracy (classes) or MSE (regression) of a ground truth, labelled.
+pub fn quality(g: &GroundTruthSummary) -> Option<(&'static str, f64)> {
+    match g.kind()? {
+        OutputKind::Regression => g.mse().map(|m| ("mse", m)),
+        _ => g.accuracy().map(|a| ("accuracy", a)),
+    }
+}
+
+fn timeline_json(w: &WindowSummary) -> Value {
+    let segments: BTreeMap<String, Value> = w
+        .ground_truth_overall()
+        .map(|g| ("(all)".to_owned(), g))
+        .into_iter()
+        .chain(w.ground_truth_segments().map(|(n, g)| (n.to_owned(), g)))
+        .filter_map(|(n, g)| quality(g).map(|(k, v)| (n, json!({ k: v, "count": g.count() }))))
+        .collect();
+    json!({
+        "window_start": w.window_start(),
+        "window_start_utc": w.window_start_utc(),
+        "predictions": w.predictions(),
+        "missing_rate": missing_rate(w),
+        "exceptions": w.exceptions().iter().map(|e| e.count()).sum::<u64>(),
+        "latency_p50_ms": w.latency().and_then(|l| l.quantile(0.5)).map(|s| s * 1e3),
+        "latency_p99_ms": w.latency().and_then(|l| l.quantile(0.99)).map(|s| s * 1e3),
+        "ground_truth": segments,
+    })
+}
+
+pub fn to_json(r: &Report) -> Value {
+    let findings: Vec<Value> = r
+        .findings
+        .iter()
+        .map(|f| json!({
+            "kind": f.kind, "window_start": f.window_start, "window_start_utc": utc(f.window_start),
+            "subject": f.subject, "value": f.value, "baseline": f.baseline, "text": f.text,
+        }))
+        .collect();
+    json!({
+        "deployment": r.deployment,
+        "baseline": r.baseline_description,
+        "findings": findings,
+        "timeline": r.windows.iter().map(timeline_json).collect::<Vec<_>>(),
+        "merged": crate::json::summary(&r.merged),
+    })
+}
+
+/// The report as text: findings first, then the timeline, then the merged summary.
+pub fn to_text(r: &Report) -> String {
+    use std::fmt::Write;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "# {}: {} windows, baseline: {}",
+        r.deployment,
+        r.windows.len(),
+        r.baseline_description
+    );
+    if r.findings.is_empty() {
+        let _ = writeln!(t, "\nNo issues found against the baseline.");
+    } else {
+        let _ = writeln!(t, "\n{} issue(s) found:", r.findings.len());
+        for f in &r.findings {
+            let _ = writeln!(t, "  [{}] {} {}", utc(f.window_start), f.kind, f.text);
+        }
+    }
+    let _ = writeln!(t, "\nTimeline:");
+    let _ = writeln!(
+        t,
+        "  {:<22} {:>9} {:>8} {:>6} {:>9} {:>9}  ground truth",
+        "window", "predicts", "missing", "excs", "lat p50", "lat p99"
+    );
+    for (i, w) in r.windows.iter().enumerate() {
+        let tl = timeline_json(w);
+        let ms = |k: &str| {
+            tl[k].as_f64().map_or("-".into(), |v| {
+                if v < 1.0 {
+                    format!("{:.0}µs", v * 1e3)
+                } else {
+                    format!("{v:.1}ms")
+                }
+            })
+        };
+        let gt: Vec<String> = tl["ground_truth"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(seg, v)| match (v.get("accuracy"), v.get("mse")) {
+                        (Some(a), _) => format!("{seg} acc {}", pct(a.as_f64().unwrap_or(0.0))),
+                        (_, Some(m)) => format!("{seg} mse {}", short(m.as_f64().unwrap_or(0.0))),
+                        _ => String::new(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mark = if r.analysed.contains(&i) { ' ' } else { 'b' };
+        let _ = writeln!(
+            t,
+            "{mark} {:<22} {:>9} {:>8} {:>6} {:>9} {:>9}  {}",
+            w.window_start_utc(),
+            w.predictions(),
+            missing_rate(w).map_or("-".into(), pct),
+            tl["exceptions"].as_u64().unwrap_or(0),
+            ms("latency_p50_ms"),
+            ms("latency_p99_ms"),
+            gt.join(", ")
+        );
+    }
+    let _ = writeln!(
+        t,
+        "  (b: baseline window)\n\nMerged summary of the range:\n{}",
+        r.merged
+    );
+    t
+}
