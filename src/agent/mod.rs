@@ -215,17 +215,27 @@ impl Agent {
         timeout: Duration,
     ) -> Result<(), Error> {
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        let sent = match &*self.control.lock() {
-            Some(tx) => tx
-                .send(make(reply_tx, Self::worker_deadline(timeout)))
-                .is_ok(),
-            None => false,
-        };
-        if !sent {
-            return Err(Error::new(
-                ErrorKind::NotRunning,
-                "the modelwatch agent has shut down",
-            ));
+        // try_send: a worker held up by a slow collector, with earlier requests queued, must
+        // not make the caller wait past its timeout.
+        let sent = self
+            .control
+            .lock()
+            .as_ref()
+            .map(|tx| tx.try_send(make(reply_tx, Self::worker_deadline(timeout))));
+        match sent {
+            Some(Ok(())) => {}
+            Some(Err(mpsc::TrySendError::Full(_))) => {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    "the modelwatch agent is busy with earlier requests",
+                ));
+            }
+            Some(Err(mpsc::TrySendError::Disconnected(_))) | None => {
+                return Err(Error::new(
+                    ErrorKind::NotRunning,
+                    "the modelwatch agent has shut down",
+                ));
+            }
         }
         match reply_rx.recv_timeout(timeout) {
             Ok(true) => Ok(()),

@@ -310,7 +310,11 @@ impl GroundTruthSummary {
 
     /// (true positives, false positives, false negatives) of a class.
     fn tp_fp_fn(&self, class: &Value<'_>) -> Option<(u64, u64, u64)> {
-        let id = self.id_of(class)?;
+        Some(self.counts_of(self.id_of(class)?))
+    }
+
+    /// (true positives, false positives, false negatives) of a class id.
+    fn counts_of(&self, id: u32) -> (u64, u64, u64) {
         let (mut tp, mut fp, mut fn_) = (0, 0, 0);
         for &(l, p, n) in &self.cells {
             match (l == id, p == id) {
@@ -320,7 +324,7 @@ impl GroundTruthSummary {
                 _ => {}
             }
         }
-        Some((tp, fp, fn_))
+        (tp, fp, fn_)
     }
 
     /// Fraction of pairs whose prediction equals the label.
@@ -363,15 +367,7 @@ impl GroundTruthSummary {
         let mut n = 0;
         let mut sum = 0.0;
         for id in self.class_ids() {
-            let (mut tp, mut fp, mut fn_) = (0, 0, 0);
-            for &(l, p, c) in &self.cells {
-                match (l == id, p == id) {
-                    (true, true) => tp += c,
-                    (false, true) => fp += c,
-                    (true, false) => fn_ += c,
-                    _ => {}
-                }
-            }
+            let (tp, fp, fn_) = self.counts_of(id);
             // As scikit-learn's default (zero_division=0): an undefined class score counts as 0.
             sum += metric(tp, fp, fn_).unwrap_or(0.0);
             n += 1;
@@ -398,15 +394,9 @@ impl GroundTruthSummary {
     /// F1 from the counts summed over classes (`average="micro"`); with one label per pair
     /// it equals micro precision, micro recall and the accuracy over the classes seen.
     pub fn micro_f1(&self) -> Option<f64> {
-        let total = self.classified();
-        let right: u64 = self
-            .cells
-            .iter()
-            .filter(|c| c.0 == c.1 && c.0 != OTHER_ID)
-            .map(|c| c.2)
-            .sum();
-        // Summed over classes, fp = fn = total - right.
-        ratio(2 * right, 2 * right + 2 * (total - right))
+        // Summed over classes, tp = right and fp = fn = total - right, so
+        // 2tp / (2tp + fp + fn) = right / total.
+        self.accuracy()
     }
 
     /// The calibration table: for each of [`CALIBRATION_BUCKETS`] equal-width buckets of
