@@ -271,3 +271,100 @@ fn batches_fold_exactly_like_single_calls() {
         }
     }
 }
+
+mod merge_property {
+    use modelwatch::{SummaryBuilder, Value, WindowSummary};
+    use proptest::prelude::*;
+
+    /// One logged record: a number (or missing), a category, a flag, and a labelled class.
+    #[derive(Clone, Debug)]
+    struct Rec {
+        x: Option<f64>,
+        cat: u8,
+        flag: bool,
+        label: u8,
+        predicted: u8,
+    }
+
+    fn rec() -> impl Strategy<Value = Rec> {
+        (
+            prop_oneof![
+                Just(None),
+                (-1e6f64..1e6).prop_map(Some),
+                (-3.0f64..3.0).prop_map(|e| Some(10f64.powf(e)))
+            ],
+            0u8..40,
+            any::<bool>(),
+            0u8..4,
+            0u8..4,
+        )
+            .prop_map(|(x, cat, flag, label, predicted)| Rec {
+                x,
+                cat,
+                flag,
+                label,
+                predicted,
+            })
+    }
+
+    fn build(recs: &[Rec]) -> WindowSummary {
+        let mut b = SummaryBuilder::new("prop", 0, 60_000);
+        for r in recs {
+            let cat = format!("c{}", r.cat);
+            b.log_prediction(
+                [
+                    ("x", Value::from(r.x)),
+                    ("cat", Value::from(cat.as_str())),
+                    ("flag", Value::from(r.flag)),
+                ],
+                r.x.unwrap_or(0.0),
+            );
+            b.log_ground_truth(
+                i64::from(r.label),
+                i64::from(r.predicted),
+                [if r.flag { "a" } else { "b" }],
+            );
+        }
+        b.build()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Merging the summaries of two disjoint streams equals the summary of their union:
+        /// exactly for counts, histograms, HyperLogLog registers and confusion matrices;
+        /// to rounding for moments.
+        #[test]
+        fn merged_summaries_of_disjoint_streams_equal_the_union(recs in prop::collection::vec(rec(), 0..300), cut in 0usize..300) {
+            let cut = cut.min(recs.len());
+            let whole = build(&recs);
+            let mut merged = build(&recs[..cut]);
+            merged.merge(&build(&recs[cut..])).unwrap();
+            prop_assert_eq!(merged.predictions(), whole.predictions());
+            for (name, w) in whole.features().chain(whole.outputs()) {
+                let m = merged.feature(name).or_else(|| merged.output(name)).unwrap();
+                prop_assert_eq!((m.count(), m.missing(), m.strings(), m.trues(), m.negatives(), m.zeros()),
+                    (w.count(), w.missing(), w.strings(), w.trues(), w.negatives(), w.zeros()));
+                prop_assert_eq!(m.distinct(), w.distinct());
+                prop_assert_eq!(m.category_profile(), w.category_profile());
+                for q in [0.0, 0.25, 0.5, 0.75, 1.0] {
+                    prop_assert_eq!(m.quantile(q), w.quantile(q));
+                }
+                if let (Some(a), Some(b)) = (m.mean(), w.mean()) {
+                    prop_assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0));
+                    let (va, vb) = (m.variance().unwrap(), w.variance().unwrap());
+                    prop_assert!((va - vb).abs() <= 1e-9 * vb.abs().max(1.0), "{} vs {}", va, vb);
+                }
+            }
+            for seg in ["a", "b"] {
+                let (m, w) = (merged.ground_truth(seg), whole.ground_truth(seg));
+                prop_assert_eq!(m.map(|g| g.count()), w.map(|g| g.count()));
+                if let (Some(m), Some(w)) = (m, w) {
+                    for (l, p) in (0..4).flat_map(|l| (0..4).map(move |p| (l, p))) {
+                        prop_assert_eq!(m.confusion(l, p), w.confusion(l, p));
+                    }
+                    prop_assert_eq!(m.accuracy(), w.accuracy());
+                }
+            }
+        }
+    }
+}
