@@ -120,11 +120,11 @@ fn distribution(name: &str, base: &FeatureSummary, cur: &FeatureSummary) -> Stri
         return String::new();
     };
     let (tb, tc) = (
-        b.iter().sum::<u64>().max(1) as f64,
-        c.iter().sum::<u64>().max(1) as f64,
+        b.iter().map(|&x| x as f64).sum::<f64>().max(1.0),
+        c.iter().map(|&x| x as f64).sum::<f64>().max(1.0),
     );
     let mut order: Vec<usize> = (0..b.len()).filter(|&i| b[i] > 0 || c[i] > 0).collect();
-    order.sort_by(|&i, &j| (b[j] + c[j]).cmp(&(b[i] + c[i])));
+    order.sort_by(|&i, &j| b[j].saturating_add(c[j]).cmp(&b[i].saturating_add(c[i])));
     order.truncate(12);
     let bar_w = (W - 2.0 * PAD) / order.len().max(1) as f64 / 2.2;
     let mut s = format!(

@@ -219,7 +219,7 @@ pub fn findings(w: &WindowSummary, base: &WindowSummary) -> Vec<Finding> {
     }
     // Exceptions: a Poisson spike over the baseline's rate per prediction.
     let exceptions =
-        |s: &WindowSummary| s.exceptions().iter().map(|e| e.count()).sum::<u64>() as f64;
+        |s: &WindowSummary| s.exceptions().iter().map(|e| e.count() as f64).sum::<f64>();
     if base.predictions() > 0 && w.predictions() > 0 {
         let rate0 = exceptions(base) / base.predictions() as f64;
         let expected = rate0 * w.predictions() as f64;
@@ -306,8 +306,8 @@ fn column_findings(
     }
     // Types: the baseline's dominant type losing ground (SageMaker's data_type_check).
     if let Some((t, c0)) = dominant_type(b) {
-        let present0 = (b.count() - b.missing()) as f64;
-        let present1 = (f.count() - f.missing()) as f64;
+        let present0 = b.count().saturating_sub(b.missing()) as f64;
+        let present1 = f.count().saturating_sub(f.missing()) as f64;
         let s0 = c0 as f64 / present0;
         if s0 >= 0.99 && present1 > 0.0 {
             let other = present1 - type_count(f, t) as f64;
@@ -464,7 +464,7 @@ fn timeline_json(w: &WindowSummary) -> Value {
         "window_start_utc": w.window_start_utc(),
         "predictions": w.predictions(),
         "missing_rate": missing_rate(w),
-        "exceptions": w.exceptions().iter().map(|e| e.count()).sum::<u64>(),
+        "exceptions": w.exceptions().iter().fold(0u64, |n, e| n.saturating_add(e.count())),
         "latency_p50_ms": w.latency().and_then(|l| l.quantile(0.5)).map(|s| s * 1e3),
         "latency_p99_ms": w.latency().and_then(|l| l.quantile(0.99)).map(|s| s * 1e3),
         "ground_truth": segments,

@@ -49,16 +49,16 @@ fn is_zero(n: &u64) -> bool {
 
 impl Counts {
     fn add(&mut self, o: &Counts) {
-        self.count += o.count;
-        self.missing += o.missing;
-        self.pos_inf += o.pos_inf;
-        self.neg_inf += o.neg_inf;
-        self.bools += o.bools;
-        self.trues += o.trues;
-        self.ints += o.ints;
-        self.floats += o.floats;
-        self.strings += o.strings;
-        self.truncated += o.truncated;
+        self.count = self.count.saturating_add(o.count);
+        self.missing = self.missing.saturating_add(o.missing);
+        self.pos_inf = self.pos_inf.saturating_add(o.pos_inf);
+        self.neg_inf = self.neg_inf.saturating_add(o.neg_inf);
+        self.bools = self.bools.saturating_add(o.bools);
+        self.trues = self.trues.saturating_add(o.trues);
+        self.ints = self.ints.saturating_add(o.ints);
+        self.floats = self.floats.saturating_add(o.floats);
+        self.strings = self.strings.saturating_add(o.strings);
+        self.truncated = self.truncated.saturating_add(o.truncated);
     }
 }
 

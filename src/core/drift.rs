@@ -10,6 +10,7 @@
 //! 99.9th percentile of that null distribution, (χ²_{k−1, 0.999}) × (1/n + 1/m), plus 0.01
 //! for the sketches' own resolution; so small windows need a larger shift to raise an alarm.
 
+use super::saturating_sum;
 use super::summary::FeatureSummary;
 
 /// Drift of one feature against its baseline.
@@ -106,12 +107,12 @@ impl FeatureSummary {
                 .iter()
                 .map(|&e| {
                     let le = h.count_le(e);
-                    let bin = le - below;
+                    let bin = le.saturating_sub(below);
                     below = le;
                     bin as f64
                 })
                 .collect();
-            out.push((h.len() - below) as f64);
+            out.push(h.len().saturating_sub(below) as f64);
             out
         };
         Drift::from_counts(&counts(b), &counts(c))
@@ -126,8 +127,8 @@ impl FeatureSummary {
         order.truncate(CATEGORY_BINS - 1);
         let bins = |prof: &[u64]| -> Vec<f64> {
             let mut v: Vec<f64> = order.iter().map(|&i| prof[i] as f64).collect();
-            let named: u64 = order.iter().map(|&i| prof[i]).sum();
-            v.push((prof.iter().sum::<u64>() - named) as f64);
+            let named = saturating_sum(order.iter().map(|&i| prof[i]));
+            v.push(saturating_sum(prof.iter().copied()).saturating_sub(named) as f64);
             v
         };
         Drift::from_counts(&bins(b), &bins(c))
@@ -146,11 +147,11 @@ impl FeatureSummary {
         let (mut values, mut buckets) = (0, 0);
         for (&x, &y) in b.iter().zip(c) {
             if x == 0 && y > 0 {
-                values += y;
+                values = u64::saturating_add(values, y);
                 buckets += 1;
             }
         }
-        let total: u64 = c.iter().sum();
+        let total = saturating_sum(c.iter().copied());
         Some(NewCategories {
             values,
             share: if total > 0 {
@@ -172,7 +173,7 @@ impl FeatureSummary {
         } else {
             0
         };
-        Some(below + h.len() - h.count_le(hi))
+        Some(below.saturating_add(h.len().saturating_sub(h.count_le(hi))))
     }
 }
 

@@ -2,6 +2,7 @@
 //! metrics derived from them. The sums are what is shipped, so summaries stay mergeable.
 
 use super::numeric::Moments;
+use super::saturating_sum;
 use super::value::Value;
 use serde::{Deserialize, Serialize};
 
@@ -192,7 +193,7 @@ impl GroundTruthSummary {
 
     fn add_cell(&mut self, l: u32, p: u32, n: u64) {
         match self.cells.iter_mut().find(|c| c.0 == l && c.1 == p) {
-            Some(c) => c.2 += n,
+            Some(c) => c.2 = c.2.saturating_add(n),
             None => self.cells.push((l, p, n)),
         }
     }
@@ -200,13 +201,16 @@ impl GroundTruthSummary {
     /// Merges another summary of the same kind; pairs of another kind count as mismatched.
     pub(crate) fn merge(&mut self, o: &GroundTruthSummary, max_classes: usize) {
         if o.kind.is_some() && self.kind.is_some() && o.kind != self.kind {
-            self.mismatched += o.count + o.mismatched;
+            self.mismatched = self
+                .mismatched
+                .saturating_add(o.count)
+                .saturating_add(o.mismatched);
             return;
         }
         self.kind = self.kind.or(o.kind);
-        self.count += o.count;
-        self.mismatched += o.mismatched;
-        self.overflowed += o.overflowed;
+        self.count = self.count.saturating_add(o.count);
+        self.mismatched = self.mismatched.saturating_add(o.mismatched);
+        self.overflowed = self.overflowed.saturating_add(o.overflowed);
         let remap = |s: &mut Self, id: u32| {
             let name = o
                 .classes
@@ -227,13 +231,13 @@ impl GroundTruthSummary {
                 self.calibration = vec![CalibrationBucket::default(); o.calibration.len()];
             }
             for (a, b) in self.calibration.iter_mut().zip(&o.calibration) {
-                a.0 += b.0;
+                a.0 = a.0.saturating_add(b.0);
                 a.1 += b.1;
-                a.2 += b.2;
+                a.2 = a.2.saturating_add(b.2);
             }
         }
         let (a, b) = (&mut self.errors, &o.errors);
-        a.n += b.n;
+        a.n = a.n.saturating_add(b.n);
         a.sum_e += b.sum_e;
         a.sum_abs_e += b.sum_abs_e;
         a.sum_e2 += b.sum_e2;
@@ -305,22 +309,23 @@ impl GroundTruthSummary {
     }
 
     fn classified(&self) -> u64 {
-        self.cells.iter().map(|c| c.2).sum()
+        saturating_sum(self.cells.iter().map(|c| c.2))
     }
 
     /// (true positives, false positives, false negatives) of a class.
-    fn tp_fp_fn(&self, class: &Value<'_>) -> Option<(u64, u64, u64)> {
+    fn tp_fp_fn(&self, class: &Value<'_>) -> Option<(f64, f64, f64)> {
         Some(self.counts_of(self.id_of(class)?))
     }
 
     /// (true positives, false positives, false negatives) of a class id.
-    fn counts_of(&self, id: u32) -> (u64, u64, u64) {
-        let (mut tp, mut fp, mut fn_) = (0, 0, 0);
+    /// As floats: the metrics divide them, and sums of untrusted counts must not overflow.
+    fn counts_of(&self, id: u32) -> (f64, f64, f64) {
+        let (mut tp, mut fp, mut fn_) = (0.0, 0.0, 0.0);
         for &(l, p, n) in &self.cells {
             match (l == id, p == id) {
-                (true, true) => tp += n,
-                (false, true) => fp += n,
-                (true, false) => fn_ += n,
+                (true, true) => tp += n as f64,
+                (false, true) => fp += n as f64,
+                (true, false) => fn_ += n as f64,
                 _ => {}
             }
         }
@@ -330,13 +335,13 @@ impl GroundTruthSummary {
     /// Fraction of pairs whose prediction equals the label.
     pub fn accuracy(&self) -> Option<f64> {
         let total = self.classified();
-        let right: u64 = self
-            .cells
-            .iter()
-            .filter(|c| c.0 == c.1 && c.0 != OTHER_ID)
-            .map(|c| c.2)
-            .sum();
-        ratio(right, total)
+        let right = saturating_sum(
+            self.cells
+                .iter()
+                .filter(|c| c.0 == c.1 && c.0 != OTHER_ID)
+                .map(|c| c.2),
+        );
+        ratio(right as f64, total as f64)
     }
 
     /// tp / (tp + fp) of a class; `None` if it was never predicted.
@@ -354,7 +359,7 @@ impl GroundTruthSummary {
     /// 2tp / (2tp + fp + fn) of a class (scikit-learn's F1 where it is defined).
     pub fn f1<'a>(&self, class: impl Into<Value<'a>>) -> Option<f64> {
         let (tp, fp, fn_) = self.tp_fp_fn(&class.into())?;
-        ratio(2 * tp, 2 * tp + fp + fn_)
+        ratio(2.0 * tp, 2.0 * tp + fp + fn_)
     }
 
     /// Classes that take part in averages: every class seen, but the overflow class.
@@ -363,7 +368,7 @@ impl GroundTruthSummary {
             .filter(|&id| self.cells.iter().any(|c| c.0 == id || c.1 == id))
     }
 
-    fn macro_average(&self, metric: impl Fn(u64, u64, u64) -> Option<f64>) -> Option<f64> {
+    fn macro_average(&self, metric: impl Fn(f64, f64, f64) -> Option<f64>) -> Option<f64> {
         let mut n = 0;
         let mut sum = 0.0;
         for id in self.class_ids() {
@@ -388,7 +393,7 @@ impl GroundTruthSummary {
 
     /// Unweighted mean of the per-class F1 scores.
     pub fn macro_f1(&self) -> Option<f64> {
-        self.macro_average(|tp, fp, fn_| ratio(2 * tp, 2 * tp + fp + fn_))
+        self.macro_average(|tp, fp, fn_| ratio(2.0 * tp, 2.0 * tp + fp + fn_))
     }
 
     /// F1 from the counts summed over classes (`average="micro"`); with one label per pair
@@ -425,7 +430,7 @@ impl GroundTruthSummary {
     /// Expected calibration error: Σ over buckets of (pairs in bucket / pairs) ×
     /// |observed − mean predicted|. `None` without probabilities.
     pub fn expected_calibration_error(&self) -> Option<f64> {
-        let total: u64 = self.calibration.iter().map(|b| b.0).sum();
+        let total = saturating_sum(self.calibration.iter().map(|b| b.0));
         (total > 0).then(|| {
             self.calibration
                 .iter()
@@ -466,8 +471,8 @@ impl GroundTruthSummary {
     }
 }
 
-fn ratio(a: u64, b: u64) -> Option<f64> {
-    (b > 0).then(|| a as f64 / b as f64)
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0).then(|| a / b)
 }
 
 fn as_f64(v: &Value<'_>) -> f64 {

@@ -30,12 +30,12 @@ pub struct FeedbackCounts {
 
 impl FeedbackCounts {
     pub(crate) fn add(&mut self, o: &FeedbackCounts) {
-        self.matched += o.matched;
-        self.unknown_key += o.unknown_key;
-        self.expired += o.expired;
-        self.duplicate += o.duplicate;
-        self.evicted += o.evicted;
-        self.replaced += o.replaced;
+        self.matched = self.matched.saturating_add(o.matched);
+        self.unknown_key = self.unknown_key.saturating_add(o.unknown_key);
+        self.expired = self.expired.saturating_add(o.expired);
+        self.duplicate = self.duplicate.saturating_add(o.duplicate);
+        self.evicted = self.evicted.saturating_add(o.evicted);
+        self.replaced = self.replaced.saturating_add(o.replaced);
     }
 }
 

@@ -15,3 +15,9 @@ pub(crate) mod summary;
 pub(crate) mod value;
 pub(crate) mod window;
 pub(crate) mod wire;
+
+/// Sum of counts that saturates instead of overflowing: decoded summaries are untrusted,
+/// and merges saturate, so no count arithmetic may panic.
+pub(crate) fn saturating_sum(counts: impl IntoIterator<Item = u64>) -> u64 {
+    counts.into_iter().fold(0, u64::saturating_add)
+}

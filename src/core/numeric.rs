@@ -118,7 +118,9 @@ impl<C: Counter> SignedHistogram<C> {
 
     /// Number of values recorded (zeros included).
     pub(crate) fn len(&self) -> u64 {
-        self.negatives() + self.zeros + self.positives()
+        self.negatives()
+            .saturating_add(self.zeros)
+            .saturating_add(self.positives())
     }
 
     /// The value of rank `ceil(q * len)` (1-based) at histogram precision; `None` when empty.
@@ -134,7 +136,7 @@ impl<C: Counter> SignedHistogram<C> {
             let h = self.negative.as_ref()?;
             return Some(-value_at_rank(h, negatives - rank + 1));
         }
-        if rank <= negatives + self.zeros {
+        if rank <= negatives.saturating_add(self.zeros) {
             return Some(0.0);
         }
         let h = self.positive.as_ref()?;
@@ -145,16 +147,19 @@ impl<C: Counter> SignedHistogram<C> {
     pub(crate) fn count_le(&self, x: f64) -> u64 {
         let side = |h: &Option<Histogram<C>>, keep: &dyn Fn(f64) -> bool| -> u64 {
             h.as_ref().map_or(0, |h| {
-                h.iter_recorded()
-                    .filter(|v| keep(h.median_equivalent(v.value_iterated_to()) as f64 / SCALE))
-                    .map(|v| v.count_at_value().as_u64())
-                    .sum()
+                super::saturating_sum(
+                    h.iter_recorded()
+                        .filter(|v| keep(h.median_equivalent(v.value_iterated_to()) as f64 / SCALE))
+                        .map(|v| v.count_at_value().as_u64()),
+                )
             })
         };
         if x < 0.0 {
             side(&self.negative, &|m| -m <= x)
         } else {
-            self.negatives() + self.zeros + side(&self.positive, &|m| m <= x)
+            self.negatives()
+                .saturating_add(self.zeros)
+                .saturating_add(side(&self.positive, &|m| m <= x))
         }
     }
 
@@ -172,7 +177,7 @@ fn value_at_rank<C: Counter>(h: &Histogram<C>, rank: u64) -> f64 {
     let mut seen = 0u64;
     let mut units = h.max();
     for v in h.iter_recorded() {
-        seen += v.count_at_value().as_u64();
+        seen = seen.saturating_add(v.count_at_value().as_u64());
         if seen >= rank {
             units = v.value_iterated_to();
             break;
@@ -195,9 +200,9 @@ impl SignedHistogram<u64> {
                 }
             }
         }
-        self.zeros += other.zeros;
-        self.underflow += other.underflow;
-        self.overflow += other.overflow;
+        self.zeros = self.zeros.saturating_add(other.zeros);
+        self.underflow = self.underflow.saturating_add(other.underflow);
+        self.overflow = self.overflow.saturating_add(other.overflow);
     }
 
     /// hdrhistogram V2 bytes of each side (empty when absent).
@@ -260,10 +265,41 @@ fn decode_side(bytes: &[u8]) -> WireResult<Option<Histogram<u64>>> {
     if f64::from_be_bytes(bytes[32..40].try_into().expect("8 bytes")) != 1.0 {
         return Err(bad("unsupported conversion ratio"));
     }
+    if !payload_is_safe(&bytes[V2_HEADER_LEN..]) {
+        return Err(bad("count out of range"));
+    }
     let h: Histogram<u64> = Deserializer::new()
         .deserialize(&mut &bytes[..])
         .map_err(|_| bad("corrupt payload"))?;
     Ok(Some(h))
+}
+
+/// Whether hdrhistogram's decoder can read this V2 payload without panicking: it negates
+/// each zig-zag decoded value that is negative (a run of zeros), which overflows for the
+/// varint of `u64::MAX` (found by fuzzing `WindowSummary::decode`).
+fn payload_is_safe(payload: &[u8]) -> bool {
+    let mut rest = payload;
+    while !rest.is_empty() {
+        // hdrhistogram's varint: 7 bits per byte for 8 bytes, then a full ninth byte.
+        let mut value = 0u64;
+        let mut used = 0;
+        for (i, &b) in rest.iter().take(9).enumerate() {
+            used = i + 1;
+            if i == 8 {
+                value |= u64::from(b) << 56;
+                break;
+            }
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        if value == u64::MAX {
+            return false;
+        }
+        rest = &rest[used..];
+    }
+    true
 }
 
 /// Streaming mean and variance (Welford), mergeable (Chan et al.).
@@ -306,7 +342,7 @@ impl Moments {
             *self = *other;
             return;
         }
-        let n = self.n + other.n;
+        let n = self.n.saturating_add(other.n);
         let delta = other.mean - self.mean;
         let mean = self.mean + delta * other.n as f64 / n as f64;
         self.m2 += other.m2 + delta * delta * self.n as f64 * other.n as f64 / n as f64;
@@ -419,6 +455,11 @@ mod tests {
         assert!(decode_side(&evil).is_err());
         let mut evil = n.clone();
         evil[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(decode_side(&evil).is_err());
+        // A count whose zig-zag value is i64::MIN made hdrhistogram negate with overflow.
+        let mut evil = n[..V2_HEADER_LEN].to_vec();
+        evil.extend_from_slice(&[0xff; 9]);
+        evil[4..8].copy_from_slice(&9u32.to_be_bytes());
         assert!(decode_side(&evil).is_err());
     }
 

@@ -57,7 +57,7 @@ fn column_table(
             num(c.quantile(0.5)),
             num(c.quantile(0.9)),
             num(c.quantile(0.99)),
-            if c.numbers() + c.strings() > 0 {
+            if c.numbers() > 0 || c.strings() > 0 {
                 c.distinct().to_string()
             } else {
                 "-".into()

@@ -46,28 +46,34 @@ pub struct DropCounts {
 
 impl DropCounts {
     pub(crate) fn add(&mut self, o: &DropCounts) {
-        self.features_over_cap += o.features_over_cap;
-        self.outputs_over_cap += o.outputs_over_cap;
-        self.names_too_long += o.names_too_long;
-        self.segments_over_cap += o.segments_over_cap;
-        self.exceptions_over_cap += o.exceptions_over_cap;
-        self.metadata_over_cap += o.metadata_over_cap;
-        self.batch_unpaired += o.batch_unpaired;
-        self.summaries_dropped_backlog += o.summaries_dropped_backlog;
-        self.summaries_rejected += o.summaries_rejected;
+        self.features_over_cap = self.features_over_cap.saturating_add(o.features_over_cap);
+        self.outputs_over_cap = self.outputs_over_cap.saturating_add(o.outputs_over_cap);
+        self.names_too_long = self.names_too_long.saturating_add(o.names_too_long);
+        self.segments_over_cap = self.segments_over_cap.saturating_add(o.segments_over_cap);
+        self.exceptions_over_cap = self
+            .exceptions_over_cap
+            .saturating_add(o.exceptions_over_cap);
+        self.metadata_over_cap = self.metadata_over_cap.saturating_add(o.metadata_over_cap);
+        self.batch_unpaired = self.batch_unpaired.saturating_add(o.batch_unpaired);
+        self.summaries_dropped_backlog = self
+            .summaries_dropped_backlog
+            .saturating_add(o.summaries_dropped_backlog);
+        self.summaries_rejected = self.summaries_rejected.saturating_add(o.summaries_rejected);
     }
 
     /// Sum of all counts.
     pub fn total(&self) -> u64 {
-        self.features_over_cap
-            + self.outputs_over_cap
-            + self.names_too_long
-            + self.segments_over_cap
-            + self.exceptions_over_cap
-            + self.metadata_over_cap
-            + self.batch_unpaired
-            + self.summaries_dropped_backlog
-            + self.summaries_rejected
+        super::saturating_sum([
+            self.features_over_cap,
+            self.outputs_over_cap,
+            self.names_too_long,
+            self.segments_over_cap,
+            self.exceptions_over_cap,
+            self.metadata_over_cap,
+            self.batch_unpaired,
+            self.summaries_dropped_backlog,
+            self.summaries_rejected,
+        ])
     }
 }
 
@@ -330,10 +336,12 @@ impl WindowSummary {
         }
         let end = self.window_end_ms().max(other.window_end_ms());
         self.window_start_ms = self.window_start_ms.min(other.window_start_ms);
-        self.window_ms = (end - self.window_start_ms).max(0) as u64;
+        self.window_ms = end.saturating_sub(self.window_start_ms).max(0) as u64;
         self.partial |= other.partial;
-        self.merged_windows += other.merged_windows.max(1);
-        self.predictions += other.predictions;
+        self.merged_windows = self
+            .merged_windows
+            .saturating_add(other.merged_windows.max(1));
+        self.predictions = self.predictions.saturating_add(other.predictions);
         for (mine, theirs) in [
             (&mut self.features, &other.features),
             (&mut self.outputs, &other.outputs),
@@ -372,7 +380,7 @@ impl WindowSummary {
 
     pub(crate) fn add_exception(&mut self, e: &ExceptionSummary) {
         match self.exceptions.iter_mut().find(|x| x.message == e.message) {
-            Some(x) => x.count += e.count,
+            Some(x) => x.count = x.count.saturating_add(e.count),
             None => self.exceptions.push(e.clone()),
         }
     }
