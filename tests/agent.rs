@@ -132,6 +132,35 @@ impl Sink for Failing {
     }
 }
 
+struct Panicking;
+impl Sink for Panicking {
+    fn deliver(&mut self, _: &WindowSummary, _: &[u8]) -> std::io::Result<()> {
+        panic!("a bug in a custom sink");
+    }
+}
+
+#[test]
+fn a_panicking_sink_is_a_counted_failure_and_the_agent_keeps_working() {
+    let ok = MemorySink::default();
+    let agent = Agent::start(
+        Config::new("k")
+            .no_data_dir()
+            .sink(Panicking)
+            .sink(ok.clone()),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        agent.session("s").log_prediction([("a", 1)], 1);
+        assert_eq!(agent.flush(WAIT).unwrap_err().kind(), ErrorKind::Delivery);
+    }
+    assert_eq!(agent.stats().failed, 2);
+    assert_eq!(
+        ok.summaries().len(),
+        2,
+        "the worker survived and the other sink got both"
+    );
+}
+
 #[test]
 fn a_failing_sink_is_counted_and_reported_by_flush() {
     let ok = MemorySink::default();

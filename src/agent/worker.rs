@@ -8,6 +8,7 @@ use crate::core::summary::{DropCounts, Header, WindowSummary};
 use crate::core::window::WindowAcc;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -161,11 +162,17 @@ impl Worker {
     fn deliver(&mut self, summary: &WindowSummary) -> bool {
         let encoded = summary.encode();
         if self.debug_mode {
-            eprint!("{summary}");
+            // Not eprint!: it panics when stderr is closed (a daemonized host).
+            let _ = write!(std::io::stderr().lock(), "{summary}");
         }
         let mut ok = true;
         for sink in &mut self.sinks {
-            match sink.deliver(summary, &encoded) {
+            // A panicking sink is a failed delivery, not a dead worker.
+            let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                sink.deliver(summary, &encoded)
+            }))
+            .unwrap_or_else(|_| Err(std::io::Error::other("the sink panicked")));
+            match delivered {
                 Ok(()) => {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                 }
