@@ -19,13 +19,7 @@ struct Applicant {
 fn no_canary_reaches_any_file_the_sink_writes() {
     let dir = common::temp_dir("privacy");
     let sink = common::MemorySink::default();
-    let agent = Agent::start(
-        Config::new("k")
-            .data_dir(&dir)
-            .sink(sink.clone())
-            .debug_mode(true),
-    )
-    .unwrap();
+    let agent = Agent::start(Config::new("k").data_dir(&dir).sink(sink.clone())).unwrap();
     let sess = agent.session("privacy");
     // A control: metadata is shipped as given (the documented contract), so the scan must
     // find it; this proves the scan can fail.
