@@ -66,7 +66,9 @@ fn line_chart(title: &str, series: &[Series<'_>], alerts: &[f64]) -> String {
     for &a in alerts {
         let _ = write!(s, "<line x1=\"{0}\" y1=\"4\" x2=\"{0}\" y2=\"{1}\" stroke=\"{ALERT}\" stroke-dasharray=\"3 3\"/>", sx(a), H - PAD / 2.0);
     }
-    for (i, (label, color, points)) in series.iter().enumerate() {
+    // The legend runs along the top, left to right, above the plotted area.
+    let mut legend_x = PAD;
+    for (label, color, points) in series {
         let path: Vec<String> = points
             .iter()
             .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
@@ -86,11 +88,10 @@ fn line_chart(title: &str, series: &[Series<'_>], alerts: &[f64]) -> String {
         }
         let _ = write!(
             s,
-            "<text x=\"{}\" y=\"{}\" fill=\"{color}\" class=\"ax\">{}</text>",
-            W - 150.0,
-            14.0 + 14.0 * i as f64,
+            "<text x=\"{legend_x:.0}\" y=\"10\" fill=\"{color}\" class=\"ax\">■ {}</text>",
             esc(label)
         );
+        legend_x += 16.0 + 6.0 * label.chars().count() as f64;
     }
     s.push_str("</svg></figure>");
     s
