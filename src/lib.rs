@@ -97,6 +97,7 @@ pub use core::ground_truth::{
 pub use core::hll::{NUMBER_DISTINCT_STANDARD_ERROR, STRING_DISTINCT_STANDARD_ERROR};
 pub use core::join::{FeedbackCounts, BYTES_PER_JOIN_ENTRY};
 pub use core::numeric::{RANGE_MAX, RANGE_MIN};
+pub use core::render::format_utc;
 pub use core::summary::{
     DropCounts, ExceptionSummary, FeatureSummary, WindowSummary, MAX_SUMMARY_BYTES, SCHEMA_VERSION,
 };

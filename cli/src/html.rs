@@ -3,7 +3,7 @@
 //! feature's distribution in the baseline and in the analysed windows.
 
 use crate::report::{merge_all, missing_rate, quality, Report};
-use modelwatch::{FeatureSummary, WindowSummary};
+use modelwatch::{format_utc, FeatureSummary, WindowSummary};
 use std::fmt::Write;
 
 const W: f64 = 560.0;
@@ -189,7 +189,7 @@ pub fn page(reports: &[Report]) -> String {
                 s,
                 "<div class=\"finding\"><b>{}</b> · {} · {}</div>",
                 esc(f.kind),
-                esc(&utc_of(r, f.window_start)),
+                esc(&format_utc(f.window_start)),
                 esc(&f.text)
             );
         }
@@ -287,11 +287,4 @@ pub fn page(reports: &[Report]) -> String {
     }
     s.push_str("</body></html>\n");
     s
-}
-
-fn utc_of(r: &Report, ms: i64) -> String {
-    r.windows
-        .iter()
-        .find(|w| w.window_start() == ms)
-        .map_or_else(|| ms.to_string(), WindowSummary::window_start_utc)
 }

@@ -6,7 +6,7 @@
 //! do not raise false alarms: see `docs/cli.md` for each rule.
 
 use crate::{inspect, store::Store, Source};
-use modelwatch::{FeatureSummary, GroundTruthSummary, OutputKind, WindowSummary};
+use modelwatch::{format_utc, FeatureSummary, GroundTruthSummary, OutputKind, WindowSummary};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -133,8 +133,12 @@ pub fn build(summaries: Vec<WindowSummary>, baseline: &Baseline) -> Vec<Report> 
                         .iter()
                         .position(|w| w.window_start() >= to)
                         .unwrap_or(windows.len());
-                    let description =
-                        format!("{} window(s) from {} to {}", base.len(), utc(from), utc(to));
+                    let description = format!(
+                        "{} window(s) from {} to {}",
+                        base.len(),
+                        format_utc(from),
+                        format_utc(to)
+                    );
                     (merge_all(base)?, first_after..windows.len(), description)
                 }
             };
@@ -154,12 +158,6 @@ pub fn build(summaries: Vec<WindowSummary>, baseline: &Baseline) -> Vec<Report> 
             })
         })
         .collect()
-}
-
-fn utc(ms: i64) -> String {
-    modelwatch::SummaryBuilder::new("-", ms, 0)
-        .build()
-        .window_start_utc()
 }
 
 fn pct(x: f64) -> String {
@@ -476,7 +474,7 @@ pub fn to_json(r: &Report) -> Value {
         .findings
         .iter()
         .map(|f| json!({
-            "kind": f.kind, "window_start": f.window_start, "window_start_utc": utc(f.window_start),
+            "kind": f.kind, "window_start": f.window_start, "window_start_utc": format_utc(f.window_start),
             "subject": f.subject, "value": f.value, "baseline": f.baseline, "text": f.text,
         }))
         .collect();
@@ -505,7 +503,13 @@ pub fn to_text(r: &Report) -> String {
     } else {
         let _ = writeln!(t, "\n{} issue(s) found:", r.findings.len());
         for f in &r.findings {
-            let _ = writeln!(t, "  [{}] {} {}", utc(f.window_start), f.kind, f.text);
+            let _ = writeln!(
+                t,
+                "  [{}] {} {}",
+                format_utc(f.window_start),
+                f.kind,
+                f.text
+            );
         }
     }
     let _ = writeln!(t, "\nTimeline:");

@@ -155,11 +155,7 @@ impl Folded {
             Value::Float(x) => Folded::Float(x),
             Value::Str(ref s) => {
                 let truncated = s.len() > max_string_bytes;
-                let hashed = if truncated {
-                    &s[..floor_char_boundary(s, max_string_bytes)]
-                } else {
-                    s
-                };
+                let hashed = super::window::cut(s, max_string_bytes);
                 Folded::Str {
                     hash: key.hash_str(hashed),
                     len: s.len(),
@@ -293,14 +289,6 @@ impl Column<u32> {
             s.lengths.clear();
         }
     }
-}
-
-/// `str::floor_char_boundary`, which is not stable.
-fn floor_char_boundary(s: &str, max: usize) -> usize {
-    (0..=max)
-        .rev()
-        .find(|&i| s.is_char_boundary(i))
-        .unwrap_or(0)
 }
 
 impl Column<u64> {

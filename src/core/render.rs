@@ -171,8 +171,13 @@ impl Display for WindowSummary {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` from milliseconds since the epoch (no date crate needed).
-pub(crate) fn utc(ms: i64) -> String {
+/// Formats Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC), as tables and reports show
+/// window starts.
+///
+/// ```
+/// assert_eq!(modelwatch::format_utc(1_795_000_000_000), "2026-11-18T11:06:40Z");
+/// ```
+pub fn format_utc(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil-from-days.
@@ -197,8 +202,8 @@ pub(crate) fn utc(ms: i64) -> String {
 mod tests {
     #[test]
     fn utc_formats_known_instants() {
-        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::utc(1_795_000_000_000), "2026-11-18T11:06:40Z");
-        assert_eq!(super::utc(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(super::format_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::format_utc(1_795_000_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(super::format_utc(951_782_400_000), "2000-02-29T00:00:00Z");
     }
 }

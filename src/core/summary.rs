@@ -412,7 +412,7 @@ impl WindowSummary {
     }
     /// Window start as `YYYY-MM-DDTHH:MM:SSZ`.
     pub fn window_start_utc(&self) -> String {
-        super::render::utc(self.window_start_ms)
+        super::render::format_utc(self.window_start_ms)
     }
     /// Window length in milliseconds (for a merged summary, the span it covers).
     pub fn window_length(&self) -> u64 {
