@@ -164,13 +164,16 @@ impl WindowAcc {
     ) {
         self.predictions += 1;
         let drops = &mut self.drops;
+        let fold = |c: &mut Columns, i: usize, v: Value<'_>| {
+            c.columns[i].fold(&v, key, limits.max_string_bytes)
+        };
         walk_columns(
             &mut self.features,
             drops,
             false,
             limits,
             |f| features.for_each_feature(f),
-            |c, i, v| c.columns[i].fold(&v, key, limits.max_string_bytes),
+            fold,
         );
         walk_columns(
             &mut self.outputs,
@@ -178,7 +181,7 @@ impl WindowAcc {
             true,
             limits,
             |f| prediction.for_each_output(f),
-            |c, i, v| c.columns[i].fold(&v, key, limits.max_string_bytes),
+            fold,
         );
     }
 
