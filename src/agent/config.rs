@@ -1,7 +1,7 @@
 //! Agent configuration.
 
 use super::sink::Sink;
-use crate::core::keyed_hash::HashKey;
+use crate::core::sketch::keyed_hash::HashKey;
 use crate::core::window::Limits;
 use crate::error::{Error, ErrorKind};
 use std::path::PathBuf;

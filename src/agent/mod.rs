@@ -7,7 +7,7 @@ pub(crate) mod session;
 pub(crate) mod sink;
 mod worker;
 
-use crate::core::keyed_hash::HashKey;
+use crate::core::sketch::keyed_hash::HashKey;
 use crate::error::{Error, ErrorKind};
 use config::Config;
 use parking_lot::Mutex;

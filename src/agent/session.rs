@@ -1,9 +1,10 @@
 //! Sessions: the handle a model server logs through, and its per-thread shards.
 
-use crate::core::join::{JoinStore, Remembered};
-use crate::core::keyed_hash::HashKey;
-use crate::core::value::{Features, Prediction, Value};
-use crate::core::window::{cut, Limits, WindowAcc};
+use crate::core::record::cut;
+use crate::core::record::value::{Features, Prediction, Value};
+use crate::core::sketch::keyed_hash::HashKey;
+use crate::core::window::join::{JoinStore, Remembered};
+use crate::core::window::{Limits, WindowAcc};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -102,7 +103,7 @@ impl SessionInner {
     }
 
     /// Feedback outcomes since the last summary.
-    pub(crate) fn take_feedback_counts(&self) -> crate::core::join::FeedbackCounts {
+    pub(crate) fn take_feedback_counts(&self) -> crate::core::summary::FeedbackCounts {
         self.join
             .lock()
             .as_mut()

@@ -145,6 +145,7 @@ impl Worker {
             window_start_ms: start,
             window_ms: self.window_ms as u64,
             partial,
+            key_fingerprint: session.shared.key.fingerprint(),
         };
         let mut summary = WindowSummary::new(header, session.metadata.lock().clone());
         summary.dropped.metadata_over_cap = session.metadata_dropped.swap(0, Ordering::Relaxed);

@@ -1,23 +1,15 @@
-//! The pure core: values, sketches, the window accumulator and the wire types.
-//! No threads, no clock reads (time is an argument), no I/O.
+//! The pure core: no threads, no clock reads (time is an argument), no I/O.
+//!
+//! The layers, each depending only on those before it:
+//! - `sketch`: numeric histogram, HyperLogLog, category profile, keyed hash, moments;
+//! - `record`: logged values and the flattening of structs;
+//! - `summary`: the wire type, its columns and ground truth, validated decoding, merges,
+//!   rendering (on sketches and records);
+//! - `window`: the accumulator of one window in one shard, the join store, the builder;
+//! - `monitor`: drift between summaries.
 
-pub(crate) mod builder;
-pub(crate) mod column;
-pub(crate) mod drift;
-pub(crate) mod flatten;
-pub(crate) mod ground_truth;
-pub(crate) mod hll;
-pub(crate) mod join;
-pub(crate) mod keyed_hash;
-pub(crate) mod numeric;
-pub(crate) mod render;
+pub(crate) mod monitor;
+pub(crate) mod record;
+pub(crate) mod sketch;
 pub(crate) mod summary;
-pub(crate) mod value;
 pub(crate) mod window;
-pub(crate) mod wire;
-
-/// Sum of counts that saturates instead of overflowing: decoded summaries are untrusted,
-/// and merges saturate, so no count arithmetic may panic.
-pub(crate) fn saturating_sum(counts: impl IntoIterator<Item = u64>) -> u64 {
-    counts.into_iter().fold(0, u64::saturating_add)
-}

@@ -59,6 +59,17 @@ impl HashKey {
         (u128::from(a) << 64) | u128::from(b)
     }
 
+    /// A fingerprint of the key: 32 bits of the keyed hash of a constant. Summaries made
+    /// with different keys have different fingerprints (but for a 2^-32 chance), and the
+    /// fingerprint reveals nothing of the key: finding a key with a given fingerprint is
+    /// as hard as breaking SipHash as a pseudo-random function.
+    pub(crate) fn fingerprint(&self) -> u32 {
+        finish_with(
+            self.hasher_with_tweak(FINGERPRINT),
+            b"modelwatch/fingerprint",
+        ) as u32
+    }
+
     fn words(&self) -> (u64, u64) {
         let k0 = u64::from_le_bytes(self.0[..8].try_into().expect("8 bytes"));
         let k1 = u64::from_le_bytes(self.0[8..].try_into().expect("8 bytes"));
@@ -73,6 +84,7 @@ const DERIVE_LOW: u64 = 2;
 const DERIVE_HIGH: u64 = 3;
 const RECORD_KEYS_LOW: u64 = 4;
 const RECORD_KEYS_HIGH: u64 = 5;
+const FINGERPRINT: u64 = 6;
 
 /// SipHash-1-3 of the 8 little-endian bytes of `m`, unrolled: the hot path hashes one
 /// number per value, and the general hasher's buffering costs as much as the rounds.
@@ -142,6 +154,8 @@ mod tests {
         assert_eq!(HashKey::derive(b"k"), HashKey::derive(b"k"));
         assert_ne!(HashKey::derive(b"k"), HashKey::derive(b"l"));
         assert_eq!(format!("{a:?}"), "HashKey(<redacted>)");
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint(), HashKey::new([1; 16]).fingerprint());
     }
 
     #[test]

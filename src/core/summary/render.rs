@@ -1,6 +1,6 @@
 //! The readable form of a summary: what debug mode prints and `modelwatch inspect` shows.
 
-use super::summary::{FeatureSummary, WindowSummary};
+use super::{FeatureSummary, WindowSummary};
 use std::fmt::{self, Display, Write};
 
 fn num(x: Option<f64>) -> String {

@@ -8,7 +8,8 @@ use std::fmt;
 pub enum SummaryErrorKind {
     /// The bytes are not a MessagePack summary (truncated, wrong types, foreign data).
     Malformed,
-    /// Written by a newer, incompatible schema.
+    /// A schema this version cannot read: 1 (before the compact sketches, see
+    /// `docs/wire-format.md`) or a newer, incompatible one.
     UnsupportedVersion(u32),
     /// Larger than [`MAX_SUMMARY_BYTES`](crate::MAX_SUMMARY_BYTES).
     TooLarge,
@@ -16,6 +17,9 @@ pub enum SummaryErrorKind {
     BadSketch,
     /// The two summaries cannot be merged (different deployments).
     Incompatible,
+    /// The two summaries were made with different hash keys: their distinct counts and
+    /// category profiles live in different hash spaces and cannot be merged.
+    KeyMismatch,
 }
 
 /// An error decoding, validating or merging a window summary.
@@ -47,30 +51,10 @@ impl fmt::Display for SummaryError {
             SummaryErrorKind::TooLarge => "summary too large",
             SummaryErrorKind::BadSketch => "invalid sketch in summary",
             SummaryErrorKind::Incompatible => "summaries cannot be merged",
+            SummaryErrorKind::KeyMismatch => "summaries made with different hash keys",
         };
         write!(f, "{what}: {}", self.detail)
     }
 }
 
 impl std::error::Error for SummaryError {}
-
-/// A sketch validation failure, carried through serde as a custom error message.
-#[derive(Debug)]
-pub(crate) struct WireError(pub(crate) String);
-
-pub(crate) type WireResult<T> = Result<T, WireError>;
-
-/// Prefix that marks a serde error as a sketch validation failure.
-pub(crate) const SKETCH_ERROR_PREFIX: &str = "sketch: ";
-
-impl WireError {
-    pub(crate) fn sketch(sketch: &str, why: &str) -> Self {
-        WireError(format!("{SKETCH_ERROR_PREFIX}{sketch}: {why}"))
-    }
-}
-
-impl fmt::Display for WireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}

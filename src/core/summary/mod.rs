@@ -1,15 +1,29 @@
 //! The wire type: one window's statistics, encoded as named MessagePack.
 
-use super::column::Column;
-use super::ground_truth::GroundTruthSummary;
-use super::join::FeedbackCounts;
-use super::wire::{SummaryError, SummaryErrorKind, SKETCH_ERROR_PREFIX};
+pub(crate) mod column;
+pub(crate) mod error;
+pub(crate) mod ground_truth;
+pub(crate) mod render;
+
+use crate::core::sketch::{saturating_sum, SKETCH_ERROR_PREFIX};
+use column::Column;
+use error::{SummaryError, SummaryErrorKind};
+use ground_truth::GroundTruthSummary;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The schema version written. Readers accept any version from 1 on: later versions only
-/// add fields (each `#[serde(default)]`), which older readers skip.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema version written. Version 2 brought the exponential histograms and the key
+/// fingerprint; version 1 is refused with [`SummaryErrorKind::UnsupportedVersion`]
+/// (`docs/wire-format.md` says why). Later versions of schema 2 only add fields (each
+/// `#[serde(default)]`), which older readers skip.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest schema version [`WindowSummary::decode`] reads.
+const OLDEST_READABLE_VERSION: u32 = 2;
+
+/// The scale of every histogram: 2^6 buckets per power of two (OpenTelemetry's
+/// exponential histogram scale, Prometheus' native histogram schema).
+pub const HISTOGRAM_SCALE: i32 = crate::core::sketch::exponential::SCALE;
 
 /// Largest encoded summary [`WindowSummary::decode`] accepts (16 MiB).
 pub const MAX_SUMMARY_BYTES: usize = 16 << 20;
@@ -63,7 +77,7 @@ impl DropCounts {
 
     /// Sum of all counts.
     pub fn total(&self) -> u64 {
-        super::saturating_sum([
+        saturating_sum([
             self.features_over_cap,
             self.outputs_over_cap,
             self.names_too_long,
@@ -74,6 +88,36 @@ impl DropCounts {
             self.summaries_dropped_backlog,
             self.summaries_rejected,
         ])
+    }
+}
+
+/// What became of keyed predictions and feedback, counted per window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct FeedbackCounts {
+    /// Feedback joined with its prediction and folded into ground truth.
+    pub matched: u64,
+    /// Feedback for a key never logged, or already gone (expired or evicted earlier).
+    pub unknown_key: u64,
+    /// Predictions whose time-to-live passed with no feedback.
+    pub expired: u64,
+    /// Feedback for a key that had feedback already (not folded again).
+    pub duplicate: u64,
+    /// Predictions pushed out, unanswered, by the capacity bound.
+    pub evicted: u64,
+    /// Keyed predictions logged again under a key still waiting (the newer one is kept).
+    pub replaced: u64,
+}
+
+impl FeedbackCounts {
+    pub(crate) fn add(&mut self, o: &FeedbackCounts) {
+        self.matched = self.matched.saturating_add(o.matched);
+        self.unknown_key = self.unknown_key.saturating_add(o.unknown_key);
+        self.expired = self.expired.saturating_add(o.expired);
+        self.duplicate = self.duplicate.saturating_add(o.duplicate);
+        self.evicted = self.evicted.saturating_add(o.evicted);
+        self.replaced = self.replaced.saturating_add(o.replaced);
     }
 }
 
@@ -108,7 +152,7 @@ impl ExceptionSummary {
 /// estimates with a 1.6 % standard error.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct FeatureSummary(pub(crate) Column<u64>);
+pub struct FeatureSummary(pub(crate) Column);
 
 impl FeatureSummary {
     /// Values logged, missing ones included.
@@ -170,18 +214,44 @@ impl FeatureSummary {
             .as_ref()
             .map_or(0, |n| n.histogram.negatives())
     }
-    /// Nonzero numbers below the histogram's range, recorded at its bottom.
-    pub fn underflows(&self) -> u64 {
-        self.0.numbers.as_ref().map_or(0, |n| n.histogram.underflow)
-    }
-    /// Numbers above the histogram's range, recorded at its top.
-    pub fn overflows(&self) -> u64 {
-        self.0.numbers.as_ref().map_or(0, |n| n.histogram.overflow)
+    /// Numbers recorded in a collapsed bucket: in a window whose magnitudes spanned more
+    /// than [`MAX_BUCKETS`](crate::MAX_BUCKETS) buckets (24 decades), the smallest ones
+    /// share the lowest bucket kept, outside the error bound. Zero unless the data spans
+    /// more than 24 decades.
+    pub fn collapsed(&self) -> u64 {
+        self.0
+            .numbers
+            .as_ref()
+            .map_or(0, |n| n.histogram.collapsed())
     }
     /// The `q`-quantile (0..=1) of the finite numbers: the value of rank `ceil(q*n)`, at
     /// histogram precision. `None` without numbers or for `q` outside 0..=1.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         self.0.numbers.as_ref()?.histogram.quantile(q)
+    }
+    /// The histogram's nonzero buckets of one sign, as (index, count) in ascending index:
+    /// bucket `i` holds the magnitudes in (2^(i/64), 2^((i+1)/64)], exactly the buckets of
+    /// an OpenTelemetry exponential histogram and a Prometheus native histogram at scale
+    /// (schema) [`HISTOGRAM_SCALE`], so a window can be exported to either without loss.
+    /// Zeros are [`zeros`](Self::zeros).
+    ///
+    /// ```
+    /// use modelwatch::{SummaryBuilder, Value};
+    /// let mut b = SummaryBuilder::new("m", 0, 60_000);
+    /// for x in [1.0, 1.5, -2.0, 0.0] {
+    ///     b.log_prediction([("x", Value::from(x))], 0.0);
+    /// }
+    /// let s = b.build();
+    /// let x = s.feature("x").unwrap();
+    /// assert_eq!(x.exponential_buckets(false), &[(-1, 1), (37, 1)]); // 1.0 closes bucket -1
+    /// assert_eq!(x.exponential_buckets(true), &[(63, 1)]);
+    /// assert_eq!(x.zeros(), 1);
+    /// ```
+    pub fn exponential_buckets(&self, negative: bool) -> &[(i32, u64)] {
+        self.0
+            .numbers
+            .as_ref()
+            .map_or(&[], |n| n.histogram.buckets(negative))
     }
     /// Smallest number, at histogram precision.
     pub fn min(&self) -> Option<f64> {
@@ -204,22 +274,14 @@ impl FeatureSummary {
         Some(self.0.numbers.as_ref()?.moments.sum())
     }
     /// Estimated distinct values, rounded: distinct numbers plus distinct strings
-    /// (booleans are not hashed). HyperLogLog with relative standard error
+    /// (booleans are not hashed), each at most the values it counted. HyperLogLog with
+    /// relative standard error
     /// [`STRING_DISTINCT_STANDARD_ERROR`](crate::STRING_DISTINCT_STANDARD_ERROR) (1.6 %) for
     /// strings and [`NUMBER_DISTINCT_STANDARD_ERROR`](crate::NUMBER_DISTINCT_STANDARD_ERROR)
-    /// (3.25 %) for numbers.
+    /// (3.25 %) for numbers. Numbers that are all distinct (continuous values) travel as
+    /// that count instead of registers (`docs/wire-format.md`).
     pub fn distinct(&self) -> u64 {
-        let n = self
-            .0
-            .distinct_numbers
-            .as_ref()
-            .map_or(0.0, |h| h.estimate());
-        let s = self
-            .0
-            .distinct_strings
-            .as_ref()
-            .map_or(0.0, |h| h.estimate());
-        (n + s).round() as u64
+        (self.0.distinct_numbers() + self.0.distinct_strings()).round() as u64
     }
     /// `q`-quantile of string lengths in bytes.
     pub fn length_quantile(&self, q: f64) -> Option<f64> {
@@ -249,6 +311,7 @@ pub struct WindowSummary {
     pub(crate) window_start_ms: i64,
     pub(crate) window_ms: u64,
     pub(crate) partial: bool,
+    pub(crate) key_fingerprint: u32,
     pub(crate) merged_windows: u64,
     pub(crate) predictions: u64,
     pub(crate) features: BTreeMap<String, FeatureSummary>,
@@ -271,6 +334,7 @@ pub(crate) struct Header {
     pub(crate) window_start_ms: i64,
     pub(crate) window_ms: u64,
     pub(crate) partial: bool,
+    pub(crate) key_fingerprint: u32,
 }
 
 impl WindowSummary {
@@ -283,6 +347,7 @@ impl WindowSummary {
             window_start_ms: h.window_start_ms,
             window_ms: h.window_ms,
             partial: h.partial,
+            key_fingerprint: h.key_fingerprint,
             merged_windows: 1,
             metadata,
             ..Default::default()
@@ -302,6 +367,23 @@ impl WindowSummary {
                 SummaryErrorKind::TooLarge,
                 format!("{} bytes", bytes.len()),
             ));
+        }
+        #[derive(Deserialize)]
+        struct Version {
+            #[serde(default)]
+            schema_version: u32,
+        }
+        // The version first: an old summary is named as such, not as malformed.
+        if let Ok(Version { schema_version: v }) = rmp_serde::from_slice::<Version>(bytes) {
+            if v != 0 && v < OLDEST_READABLE_VERSION {
+                return Err(SummaryError::new(
+                    SummaryErrorKind::UnsupportedVersion(v),
+                    format!(
+                        "schema {v} was written by modelwatch 0.1 (hdrhistogram sketches); this \
+                         version reads schema {OLDEST_READABLE_VERSION} and later"
+                    ),
+                ));
+            }
         }
         let s: WindowSummary = rmp_serde::from_slice(bytes).map_err(|e| {
             let text = e.to_string();
@@ -324,7 +406,20 @@ impl WindowSummary {
     /// Merges another summary of the same deployment into this one: counts and confusion
     /// matrices add exactly, sketches merge within their error bounds. The result spans
     /// both time ranges and keeps this summary's instance and sequence.
+    ///
+    /// Summaries made with different hash keys are refused
+    /// ([`SummaryErrorKind::KeyMismatch`]): their string sketches live in different hash
+    /// spaces, so a merge would count every string twice and fake a drift.
     pub fn merge(&mut self, other: &WindowSummary) -> Result<(), SummaryError> {
+        if self.key_fingerprint != other.key_fingerprint {
+            return Err(SummaryError::new(
+                SummaryErrorKind::KeyMismatch,
+                format!(
+                    "key fingerprints {:08x} and {:08x}",
+                    self.key_fingerprint, other.key_fingerprint
+                ),
+            ));
+        }
         if self.deployment != other.deployment {
             return Err(SummaryError::new(
                 SummaryErrorKind::Incompatible,
@@ -347,7 +442,7 @@ impl WindowSummary {
             (&mut self.outputs, &other.outputs),
         ] {
             for (name, f) in theirs {
-                mine.entry(name.clone()).or_default().0.add(&f.0);
+                mine.entry(name.clone()).or_default().0.merge(&f.0);
             }
         }
         for (name, gt) in &other.ground_truth {
@@ -371,7 +466,7 @@ impl WindowSummary {
             self.latency
                 .get_or_insert_with(Default::default)
                 .0
-                .add(&l.0);
+                .merge(&l.0);
         }
         self.dropped.add(&other.dropped);
         self.feedback.add(&other.feedback);
@@ -412,11 +507,16 @@ impl WindowSummary {
     }
     /// Window start as `YYYY-MM-DDTHH:MM:SSZ`.
     pub fn window_start_utc(&self) -> String {
-        super::render::format_utc(self.window_start_ms)
+        render::format_utc(self.window_start_ms)
     }
     /// Window length in milliseconds (for a merged summary, the span it covers).
     pub fn window_length(&self) -> u64 {
         self.window_ms
+    }
+    /// A fingerprint of the hash key it was made with (32 bits of a keyed hash of a
+    /// constant; it reveals nothing of the key). Summaries merge only with equal ones.
+    pub fn key_fingerprint(&self) -> u32 {
+        self.key_fingerprint
     }
     /// Sealed before its end: at shutdown, or a `flush` mid-window.
     pub fn is_partial(&self) -> bool {

@@ -10,8 +10,8 @@
 //! 99.9th percentile of that null distribution, (χ²_{k−1, 0.999}) × (1/n + 1/m), plus 0.01
 //! for the sketches' own resolution; so small windows need a larger shift to raise an alarm.
 
-use super::saturating_sum;
-use super::summary::FeatureSummary;
+use crate::core::sketch::saturating_sum;
+use crate::core::summary::FeatureSummary;
 
 /// Drift of one feature against its baseline.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -101,7 +101,7 @@ impl FeatureSummary {
             .filter_map(|i| b.quantile(f64::from(i) / 10.0))
             .collect();
         edges.dedup();
-        let counts = |h: &super::numeric::SignedHistogram<u64>| -> Vec<f64> {
+        let counts = |h: &crate::core::sketch::exponential::Histogram| -> Vec<f64> {
             let mut below = 0;
             let mut out: Vec<f64> = edges
                 .iter()
@@ -179,8 +179,8 @@ impl FeatureSummary {
 
 #[cfg(test)]
 mod tests {
-    use crate::core::builder::SummaryBuilder;
-    use crate::core::value::Value;
+    use crate::core::record::value::Value;
+    use crate::core::window::builder::SummaryBuilder;
 
     fn window(values: impl Iterator<Item = f64>, cats: &[&str]) -> crate::WindowSummary {
         let mut b = SummaryBuilder::new("d", 0, 60_000);

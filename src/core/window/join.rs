@@ -4,40 +4,10 @@
 //! bool or a number), its confidence, and when it was logged: never a feature value, never
 //! the key itself. It is bounded by a capacity (oldest first out) and a time-to-live.
 
-use super::keyed_hash::HashKey;
-use super::value::Value;
-use serde::{Deserialize, Serialize};
+use crate::core::record::value::Value;
+use crate::core::sketch::keyed_hash::HashKey;
+use crate::core::summary::FeedbackCounts;
 use std::collections::{HashMap, VecDeque};
-
-/// What became of keyed predictions and feedback, counted per window.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-#[non_exhaustive]
-pub struct FeedbackCounts {
-    /// Feedback joined with its prediction and folded into ground truth.
-    pub matched: u64,
-    /// Feedback for a key never logged, or already gone (expired or evicted earlier).
-    pub unknown_key: u64,
-    /// Predictions whose time-to-live passed with no feedback.
-    pub expired: u64,
-    /// Feedback for a key that had feedback already (not folded again).
-    pub duplicate: u64,
-    /// Predictions pushed out, unanswered, by the capacity bound.
-    pub evicted: u64,
-    /// Keyed predictions logged again under a key still waiting (the newer one is kept).
-    pub replaced: u64,
-}
-
-impl FeedbackCounts {
-    pub(crate) fn add(&mut self, o: &FeedbackCounts) {
-        self.matched = self.matched.saturating_add(o.matched);
-        self.unknown_key = self.unknown_key.saturating_add(o.unknown_key);
-        self.expired = self.expired.saturating_add(o.expired);
-        self.duplicate = self.duplicate.saturating_add(o.duplicate);
-        self.evicted = self.evicted.saturating_add(o.evicted);
-        self.replaced = self.replaced.saturating_add(o.replaced);
-    }
-}
 
 /// A remembered prediction.
 #[derive(Clone, Debug, PartialEq)]

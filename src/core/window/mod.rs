@@ -1,11 +1,16 @@
 //! The accumulator of one window in one shard: folds logged records into sketches, under caps.
 
-use super::column::{Column, Folded};
-use super::ground_truth::GroundTruthSummary;
-use super::keyed_hash::HashKey;
-use super::numeric::Moments;
-use super::summary::{DropCounts, ExceptionSummary, FeatureSummary, WindowSummary};
-use super::value::{Features, Prediction, Value};
+pub(crate) mod builder;
+pub(crate) mod column;
+pub(crate) mod join;
+
+use crate::core::record::cut;
+use crate::core::record::value::{Features, Prediction, Value};
+use crate::core::sketch::keyed_hash::HashKey;
+use crate::core::sketch::moments::Moments;
+use crate::core::summary::ground_truth::GroundTruthSummary;
+use crate::core::summary::{DropCounts, ExceptionSummary, FeatureSummary, WindowSummary};
+use column::{Folded, ShardColumn};
 use std::collections::HashMap;
 
 /// Caps that bound the memory of one window, whatever is logged. Whatever passes a cap is
@@ -56,7 +61,7 @@ impl Default for Limits {
 /// same order, so a name is found by one string comparison instead of a hash lookup.
 #[derive(Default)]
 struct Columns {
-    columns: Vec<Column<u32>>,
+    columns: Vec<ShardColumn>,
     /// Every column's name, back to back: the positional check reads this small, hot
     /// buffer instead of following a pointer per name.
     names: String,
@@ -103,7 +108,7 @@ impl Columns {
                     return Err(Refused::OverCap);
                 }
                 let i = self.columns.len() as u32;
-                self.columns.push(Column::default());
+                self.columns.push(ShardColumn::default());
                 self.spans
                     .push((self.names.len() as u32, name.len() as u32));
                 self.names.push_str(name);
@@ -148,7 +153,7 @@ pub(crate) struct WindowAcc {
     segments: Vec<(Box<str>, GroundTruthSummary)>,
     overall: Option<GroundTruthSummary>,
     exceptions: Vec<ExceptionSummary>,
-    latency: Column<u32>,
+    latency: ShardColumn,
     drops: DropCounts,
 }
 
@@ -327,10 +332,12 @@ impl WindowAcc {
                 .filter(|(_, c)| c.counts.count > 0)
             {
                 let name = columns.name(i);
-                into.entry(name.to_string())
-                    .or_insert_with(FeatureSummary::default)
-                    .0
-                    .add(c);
+                c.add_to(
+                    &mut into
+                        .entry(name.to_string())
+                        .or_insert_with(FeatureSummary::default)
+                        .0,
+                );
             }
         }
         for (name, gt) in &self.segments {
@@ -348,10 +355,8 @@ impl WindowAcc {
             s.add_exception(e);
         }
         if self.latency.counts.count > 0 {
-            s.latency
-                .get_or_insert_with(FeatureSummary::default)
-                .0
-                .add(&self.latency);
+            self.latency
+                .add_to(&mut s.latency.get_or_insert_with(FeatureSummary::default).0);
         }
         s.dropped.add(&self.drops);
     }
@@ -412,18 +417,6 @@ fn walk_columns(
 #[inline]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
-}
-
-/// `s` cut to at most `max` bytes at a character boundary.
-pub(crate) fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let end = (0..=max)
-        .rev()
-        .find(|&i| s.is_char_boundary(i))
-        .unwrap_or(0);
-    &s[..end]
 }
 
 fn value_text(v: &Value<'_>, max: usize) -> String {

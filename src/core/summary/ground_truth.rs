@@ -1,9 +1,9 @@
 //! Ground truth: confusion matrices for classes, error sums for regression, and the
 //! metrics derived from them. The sums are what is shipped, so summaries stay mergeable.
 
-use super::numeric::Moments;
-use super::saturating_sum;
-use super::value::Value;
+use crate::core::record::value::Value;
+use crate::core::sketch::moments::Moments;
+use crate::core::sketch::saturating_sum;
 use serde::{Deserialize, Serialize};
 
 /// The name of the class that collects classes past the cap.

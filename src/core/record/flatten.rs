@@ -1,8 +1,37 @@
 //! A serde serializer that walks a struct and reports its leaves as `(dotted.path, Value)`.
 
-use super::value::Value;
+use super::value::{Features, Value};
 use serde::ser::{self, Impossible, Serialize};
 use std::fmt;
+
+/// A `serde::Serialize` struct (or map) logged as features; nested fields are flattened
+/// as `outer.inner`, sequence items as `name.0`, `name.1`, ...
+///
+/// A wrapper rather than a blanket implementation, because arrays and maps of pairs are
+/// `Serialize` too and must keep their own (faster, allocation-free) path.
+///
+/// ```
+/// #[derive(serde::Serialize)]
+/// struct Address { country: &'static str }
+/// #[derive(serde::Serialize)]
+/// struct Applicant { age: u32, address: Address }
+///
+/// use modelwatch::{Features, Record};
+/// let mut seen = Vec::new();
+/// Record(&Applicant { age: 41, address: Address { country: "NL" } })
+///     .for_each_feature(&mut |name, value| seen.push(format!("{name}={value:?}")));
+/// assert_eq!(seen, ["age=Int(41)", "address.country=Str(\"NL\")"]);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Record<T>(pub T);
+
+impl<T: serde::Serialize> Features for Record<T> {
+    fn for_each_feature(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        let mut flattener = Flattener::new(f);
+        // Unsupported shapes (e.g. bytes) become missing values, never errors.
+        let _ = self.0.serialize(&mut flattener);
+    }
+}
 
 /// Never produced for data: serde requires an error type.
 #[derive(Debug)]
@@ -345,7 +374,8 @@ impl ser::Serializer for &mut KeyText {
 
 #[cfg(test)]
 mod tests {
-    use crate::core::value::{Features, Record};
+    use super::Record;
+    use crate::core::record::value::Features;
     use std::collections::BTreeMap;
 
     #[derive(serde::Serialize)]

@@ -1,10 +1,10 @@
 //! Building a summary offline, with the window given explicitly: for backfills, batch
 //! jobs, tests and simulations. The agent uses the same accumulator with the clock.
 
-use super::keyed_hash::HashKey;
-use super::summary::{Header, WindowSummary};
-use super::value::{Features, Prediction, Value};
-use super::window::{Limits, WindowAcc};
+use super::{Limits, WindowAcc};
+use crate::core::record::value::{Features, Prediction, Value};
+use crate::core::sketch::keyed_hash::HashKey;
+use crate::core::summary::{Header, WindowSummary};
 use std::collections::BTreeMap;
 
 /// Folds records into one window's summary without an agent, a thread or a clock.
@@ -39,6 +39,7 @@ impl SummaryBuilder {
                 window_start_ms,
                 window_ms,
                 partial: false,
+                key_fingerprint: 0,
             },
             key: HashKey::derive(b""),
             limits: Limits::default(),
@@ -106,7 +107,8 @@ impl SummaryBuilder {
     }
 
     /// The summary.
-    pub fn build(self) -> WindowSummary {
+    pub fn build(mut self) -> WindowSummary {
+        self.header.key_fingerprint = self.key.fingerprint();
         let mut s = WindowSummary::new(self.header, self.metadata);
         self.window.add_to(&mut s, &self.limits);
         s

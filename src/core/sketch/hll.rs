@@ -11,7 +11,7 @@
 //! past 10^9 without the empirical bias tables or the linear-counting switch of the original
 //! paper. Standard error: 1.04/sqrt(2^P).
 
-use super::wire::{WireError, WireResult};
+use super::{WireError, WireResult};
 use std::io::Read;
 
 /// Register-index bits of the sketch of strings: 4096 registers.
@@ -54,7 +54,9 @@ impl<const P: u32> Hll<P> {
 
     /// Bytes this sketch holds on the heap.
     #[cfg(test)]
-    pub(crate) const HEAP_BYTES: usize = Self::M;
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.registers.len()
+    }
 
     #[inline]
     pub(crate) fn insert_hash(&mut self, hash: u64) {
@@ -189,7 +191,7 @@ fn tau(mut x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::keyed_hash::HashKey;
+    use crate::core::sketch::keyed_hash::HashKey;
 
     const KEY: HashKey = HashKey::new(*b"0123456789abcdef");
 

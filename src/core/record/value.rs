@@ -30,7 +30,7 @@ impl Value<'_> {
     /// An owned copy, strings cut to `max_bytes`.
     pub(crate) fn to_owned_cut(&self, max_bytes: usize) -> Value<'static> {
         match self {
-            Value::Str(s) => Value::Str(Cow::Owned(super::window::cut(s, max_bytes).to_owned())),
+            Value::Str(s) => Value::Str(Cow::Owned(super::cut(s, max_bytes).to_owned())),
             Value::Null => Value::Null,
             Value::Bool(b) => Value::Bool(*b),
             Value::Int(i) => Value::Int(*i),
@@ -157,7 +157,7 @@ as_value_copy!(bool, i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f6
 
 /// A set of named feature values: arrays, slices and `Vec`s of `(name, value)` pairs,
 /// `HashMap`s and `BTreeMap`s, references to these, and any `serde::Serialize` struct
-/// wrapped in [`Record`].
+/// wrapped in [`Record`](crate::Record).
 ///
 /// ```
 /// use modelwatch::{Features, Value};
@@ -205,35 +205,6 @@ impl<K: AsRef<str>, V: AsValue> Features for BTreeMap<K, V> {
         for (k, v) in self {
             f(k.as_ref(), v.as_value());
         }
-    }
-}
-
-/// A `serde::Serialize` struct (or map) logged as features; nested fields are flattened
-/// as `outer.inner`, sequence items as `name.0`, `name.1`, ...
-///
-/// A wrapper rather than a blanket implementation, because arrays and maps of pairs are
-/// `Serialize` too and must keep their own (faster, allocation-free) path.
-///
-/// ```
-/// #[derive(serde::Serialize)]
-/// struct Address { country: &'static str }
-/// #[derive(serde::Serialize)]
-/// struct Applicant { age: u32, address: Address }
-///
-/// use modelwatch::{Features, Record};
-/// let mut seen = Vec::new();
-/// Record(&Applicant { age: 41, address: Address { country: "NL" } })
-///     .for_each_feature(&mut |name, value| seen.push(format!("{name}={value:?}")));
-/// assert_eq!(seen, ["age=Int(41)", "address.country=Str(\"NL\")"]);
-/// ```
-#[derive(Clone, Copy, Debug)]
-pub struct Record<T>(pub T);
-
-impl<T: serde::Serialize> Features for Record<T> {
-    fn for_each_feature(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
-        let mut flattener = super::flatten::Flattener::new(f);
-        // Unsupported shapes (e.g. bytes) become missing values, never errors.
-        let _ = self.0.serialize(&mut flattener);
     }
 }
 

@@ -1,0 +1,38 @@
+//! The sketches: numeric histogram, distinct count, category profile, keyed hash, moments.
+//! They depend on nothing else in the crate.
+
+pub(crate) mod exponential;
+pub(crate) mod hll;
+pub(crate) mod keyed_hash;
+pub(crate) mod moments;
+pub(crate) mod profile;
+pub(crate) mod varint;
+
+use std::fmt;
+
+/// Sum of counts that saturates instead of overflowing: decoded summaries are untrusted,
+/// and merges saturate, so no count arithmetic may panic.
+pub(crate) fn saturating_sum(counts: impl IntoIterator<Item = u64>) -> u64 {
+    counts.into_iter().fold(0, u64::saturating_add)
+}
+
+/// A sketch validation failure, carried through serde as a custom error message.
+#[derive(Debug)]
+pub(crate) struct WireError(pub(crate) String);
+
+pub(crate) type WireResult<T> = Result<T, WireError>;
+
+/// Prefix that marks a serde error as a sketch validation failure.
+pub(crate) const SKETCH_ERROR_PREFIX: &str = "sketch: ";
+
+impl WireError {
+    pub(crate) fn sketch(sketch: &str, why: &str) -> Self {
+        WireError(format!("{SKETCH_ERROR_PREFIX}{sketch}: {why}"))
+    }
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

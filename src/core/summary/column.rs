@@ -1,0 +1,303 @@
+//! Statistics of one feature or output in a summary, and their wire form.
+
+use crate::core::sketch::exponential::{Histogram, SCALE};
+use crate::core::sketch::hll::{Hll, NUMBER_PRECISION, STRING_PRECISION};
+use crate::core::sketch::moments::Moments;
+use crate::core::sketch::profile::{decode_profile, encode_profile, PROFILE_BUCKETS};
+use crate::core::sketch::WireError;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Exact counts of one column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct Counts {
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) count: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) missing: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) pos_inf: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) neg_inf: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) bools: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) trues: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) ints: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) floats: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) strings: u64,
+    /// Strings longer than the cap: hashed on their first `max_string_bytes` bytes.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) truncated: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Counts {
+    pub(crate) fn add(&mut self, o: &Counts) {
+        self.count = self.count.saturating_add(o.count);
+        self.missing = self.missing.saturating_add(o.missing);
+        self.pos_inf = self.pos_inf.saturating_add(o.pos_inf);
+        self.neg_inf = self.neg_inf.saturating_add(o.neg_inf);
+        self.bools = self.bools.saturating_add(o.bools);
+        self.trues = self.trues.saturating_add(o.trues);
+        self.ints = self.ints.saturating_add(o.ints);
+        self.floats = self.floats.saturating_add(o.floats);
+        self.strings = self.strings.saturating_add(o.strings);
+        self.truncated = self.truncated.saturating_add(o.truncated);
+    }
+}
+
+/// Numbers: their histogram and moments.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Numbers {
+    pub(crate) histogram: Histogram,
+    pub(crate) moments: Moments,
+}
+
+/// Strings: hashed category profile and length histogram.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Strings {
+    pub(crate) profile: Box<[u64]>,
+    pub(crate) lengths: Histogram,
+}
+
+impl Default for Strings {
+    fn default() -> Self {
+        Strings {
+            profile: vec![0; PROFILE_BUCKETS].into_boxed_slice(),
+            lengths: Histogram::default(),
+        }
+    }
+}
+
+/// One column of a summary.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Column {
+    pub(crate) counts: Counts,
+    pub(crate) numbers: Option<Box<Numbers>>,
+    /// Distinct numbers and distinct strings: disjoint, since the hash tags the type.
+    pub(crate) distinct_numbers: Option<Hll<NUMBER_PRECISION>>,
+    /// Numbers counted as distinct without registers: see [`ALL_DISTINCT_MIN`].
+    pub(crate) unique_numbers: u64,
+    pub(crate) distinct_strings: Option<Hll<STRING_PRECISION>>,
+    pub(crate) strings: Option<Box<Strings>>,
+}
+
+/// Fewest numbers whose registers may be left off the wire. When a column's numeric
+/// HyperLogLog estimates at least (1 − 3 standard errors) of the numbers it counted, the
+/// numbers are all distinct as far as the sketch can tell (continuous values are): the
+/// registers carry no information beyond the count, and cost ~450 bytes. They are then
+/// replaced by `unique_numbers`, that count, which merges by addition (values of such
+/// windows are taken as distinct from every other window's: true of continuous data, and
+/// repeated values keep their registers). Below this many numbers the registers travel in
+/// their sparse form, a few bytes each.
+pub(crate) const ALL_DISTINCT_MIN: u64 = 64;
+
+impl Column {
+    /// Distinct numbers, at most the numbers counted.
+    pub(crate) fn distinct_numbers(&self) -> f64 {
+        let n = self.numbers.as_ref().map_or(0, |n| n.moments.n);
+        let estimate = self.distinct_numbers.as_ref().map_or(0.0, Hll::estimate);
+        (estimate + self.unique_numbers as f64).min(n as f64)
+    }
+
+    /// Distinct strings, at most the strings counted.
+    pub(crate) fn distinct_strings(&self) -> f64 {
+        let estimate = self.distinct_strings.as_ref().map_or(0.0, Hll::estimate);
+        estimate.min(self.counts.strings as f64)
+    }
+
+    /// The numeric registers and the unique count as they travel (see [`ALL_DISTINCT_MIN`]).
+    fn distinct_numbers_wire(&self) -> (Option<Vec<u8>>, u64) {
+        let Some(h) = &self.distinct_numbers else {
+            return (None, self.unique_numbers);
+        };
+        let n = self.numbers.as_ref().map_or(0, |n| n.moments.n);
+        let in_registers = n.saturating_sub(self.unique_numbers);
+        let all_distinct =
+            (1.0 - 3.0 * crate::NUMBER_DISTINCT_STANDARD_ERROR) * in_registers as f64;
+        if in_registers >= ALL_DISTINCT_MIN && h.estimate() >= all_distinct {
+            (None, self.unique_numbers.saturating_add(in_registers))
+        } else {
+            (Some(h.to_bytes()), self.unique_numbers)
+        }
+    }
+}
+
+impl Column {
+    /// Adds another summary's column into this one.
+    pub(crate) fn merge(&mut self, o: &Column) {
+        self.counts.add(&o.counts);
+        if let Some(on) = &o.numbers {
+            let n = self.numbers.get_or_insert_with(Default::default);
+            n.histogram.merge(&on.histogram);
+            n.moments.merge(&on.moments);
+        }
+        if let Some(od) = &o.distinct_numbers {
+            self.distinct_numbers
+                .get_or_insert_with(Default::default)
+                .merge(od);
+        }
+        self.unique_numbers = self.unique_numbers.saturating_add(o.unique_numbers);
+        if let Some(od) = &o.distinct_strings {
+            self.distinct_strings
+                .get_or_insert_with(Default::default)
+                .merge(od);
+        }
+        if let Some(os) = &o.strings {
+            let s = self.strings.get_or_insert_with(Default::default);
+            for (a, b) in s.profile.iter_mut().zip(os.profile.iter()) {
+                *a = a.saturating_add(*b);
+            }
+            s.lengths.merge(&os.lengths);
+        }
+    }
+}
+
+// ---- wire form: plain fields and byte strings, validated on the way in ----
+
+/// A histogram on the wire: its scale (always 6 today), the spans and count deltas of both
+/// signs (`Histogram::to_bytes`), zeros, and the values collapsed per sign.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
+struct HistogramWire {
+    scale: i32,
+    #[serde(with = "serde_bytes")]
+    buckets: Vec<u8>,
+    #[serde(skip_serializing_if = "is_zero")]
+    zeros: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    collapsed: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    negative_collapsed: u64,
+}
+
+impl From<&Histogram> for HistogramWire {
+    fn from(h: &Histogram) -> Self {
+        let [collapsed, negative_collapsed] = h.collapsed_by_sign();
+        HistogramWire {
+            scale: SCALE,
+            buckets: h.to_bytes(),
+            zeros: h.zeros,
+            collapsed,
+            negative_collapsed,
+        }
+    }
+}
+
+impl TryFrom<HistogramWire> for Histogram {
+    type Error = WireError;
+    fn try_from(w: HistogramWire) -> Result<Self, WireError> {
+        if w.scale != SCALE {
+            return Err(WireError::sketch("numbers", "unsupported scale"));
+        }
+        Histogram::from_parts(&w.buckets, w.zeros, [w.collapsed, w.negative_collapsed])
+    }
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
+struct ColumnWire {
+    #[serde(flatten)]
+    counts: Counts,
+    histogram: Option<HistogramWire>,
+    moments: Option<(u64, f64, f64)>,
+    #[serde(with = "serde_bytes")]
+    distinct_numbers: Option<Vec<u8>>,
+    #[serde(skip_serializing_if = "is_zero")]
+    unique_numbers: u64,
+    #[serde(with = "serde_bytes")]
+    distinct_strings: Option<Vec<u8>>,
+    /// Nonzero buckets as spans and count deltas.
+    #[serde(with = "serde_bytes")]
+    profile: Option<Vec<u8>>,
+    lengths: Option<HistogramWire>,
+}
+
+impl Serialize for Column {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (distinct_numbers, unique_numbers) = self.distinct_numbers_wire();
+        ColumnWire {
+            counts: self.counts,
+            histogram: self.numbers.as_ref().map(|n| (&n.histogram).into()),
+            moments: self
+                .numbers
+                .as_ref()
+                .map(|n| (n.moments.n, n.moments.mean, n.moments.m2)),
+            distinct_numbers,
+            unique_numbers,
+            distinct_strings: self.distinct_strings.as_ref().map(Hll::to_bytes),
+            profile: self.strings.as_ref().map(|st| encode_profile(&st.profile)),
+            lengths: self.strings.as_ref().map(|st| (&st.lengths).into()),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Column {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let w = ColumnWire::deserialize(d)?;
+        let err = |e: WireError| D::Error::custom(e);
+        let numbers = match (w.histogram, w.moments) {
+            (Some(h), Some((n, mean, m2))) => {
+                let histogram: Histogram = h.try_into().map_err(err)?;
+                if histogram.len() != n {
+                    return Err(err(WireError::sketch(
+                        "numbers",
+                        "histogram and moments count differently",
+                    )));
+                }
+                Some(Box::new(Numbers {
+                    histogram,
+                    moments: Moments { n, mean, m2 },
+                }))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(err(WireError::sketch(
+                    "numbers",
+                    "histogram without moments",
+                )))
+            }
+        };
+        let strings = match (w.profile, w.lengths) {
+            (Some(p), Some(l)) => {
+                let mut st = Strings::default();
+                decode_profile(&p, &mut st.profile).map_err(err)?;
+                st.lengths = l.try_into().map_err(err)?;
+                Some(Box::new(st))
+            }
+            (None, None) => None,
+            _ => return Err(err(WireError::sketch("strings", "profile without lengths"))),
+        };
+        if w.unique_numbers > numbers.as_ref().map_or(0, |n| n.moments.n) {
+            return Err(err(WireError::sketch(
+                "numbers",
+                "more unique numbers than numbers",
+            )));
+        }
+        Ok(Column {
+            counts: w.counts,
+            unique_numbers: w.unique_numbers,
+            numbers,
+            distinct_numbers: w
+                .distinct_numbers
+                .map(|b| Hll::from_bytes(&b))
+                .transpose()
+                .map_err(err)?,
+            distinct_strings: w
+                .distinct_strings
+                .map(|b| Hll::from_bytes(&b))
+                .transpose()
+                .map_err(err)?,
+            strings,
+        })
+    }
+}

@@ -1,0 +1,314 @@
+//! The accumulating column of one shard: folds values into `u32` sketches.
+
+use crate::core::record::cut;
+use crate::core::record::value::Value;
+use crate::core::sketch::exponential::ShardHistogram;
+use crate::core::sketch::hll::{Hll, NUMBER_PRECISION, STRING_PRECISION};
+use crate::core::sketch::keyed_hash::HashKey;
+use crate::core::sketch::moments::Moments;
+use crate::core::sketch::profile::{profile_bucket, PROFILE_BUCKETS};
+use crate::core::summary::column::{Column, Counts, Numbers, Strings};
+
+/// Numbers whose moments are computed together in [`ShardColumn::apply_run`].
+const RUN_MAX: usize = 64;
+
+/// Numbers of a shard: histogram and moments.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ShardNumbers {
+    pub(crate) histogram: ShardHistogram,
+    pub(crate) moments: Moments,
+}
+
+/// Strings of a shard: hashed category profile and length histogram.
+#[derive(Clone, Debug)]
+pub(crate) struct ShardStrings {
+    profile: Box<[u32]>,
+    lengths: ShardHistogram,
+}
+
+impl Default for ShardStrings {
+    fn default() -> Self {
+        ShardStrings {
+            profile: vec![0; PROFILE_BUCKETS].into_boxed_slice(),
+            lengths: ShardHistogram::default(),
+        }
+    }
+}
+
+/// One column of one shard's window.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ShardColumn {
+    pub(crate) counts: Counts,
+    pub(crate) numbers: Option<Box<ShardNumbers>>,
+    /// Distinct numbers and distinct strings: disjoint, since the hash tags the type.
+    distinct_numbers: Option<Hll<NUMBER_PRECISION>>,
+    distinct_strings: Option<Hll<STRING_PRECISION>>,
+    strings: Option<Box<ShardStrings>>,
+}
+
+/// A logged value reduced to what the sketches need. Strings are hashed (on at most
+/// `max_string_bytes` bytes) and dropped here, so that a batch can be folded column by
+/// column from a scratch buffer that holds no text.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Folded {
+    Missing,
+    Bool(bool),
+    Int(f64),
+    Float(f64),
+    PosInf,
+    NegInf,
+    Str {
+        hash: u64,
+        len: usize,
+        truncated: bool,
+    },
+}
+
+impl Folded {
+    #[inline]
+    pub(crate) fn of(v: &Value<'_>, key: &HashKey, max_string_bytes: usize) -> Folded {
+        match *v {
+            Value::Null => Folded::Missing,
+            Value::Bool(b) => Folded::Bool(b),
+            Value::Int(i) => Folded::Int(i as f64),
+            Value::Float(x) if x.is_nan() => Folded::Missing,
+            Value::Float(x) if x.is_infinite() => {
+                if x > 0.0 {
+                    Folded::PosInf
+                } else {
+                    Folded::NegInf
+                }
+            }
+            Value::Float(x) => Folded::Float(x),
+            Value::Str(ref s) => {
+                let truncated = s.len() > max_string_bytes;
+                let hashed = cut(s, max_string_bytes);
+                Folded::Str {
+                    hash: key.hash_str(hashed),
+                    len: s.len(),
+                    truncated,
+                }
+            }
+        }
+    }
+}
+
+impl ShardColumn {
+    /// Folds one value. `max_string_bytes` caps what is hashed of a string.
+    #[inline]
+    pub(crate) fn fold(&mut self, v: &Value<'_>, key: &HashKey, max_string_bytes: usize) {
+        self.apply(Folded::of(v, key, max_string_bytes), key);
+    }
+
+    /// Folds one reduced value.
+    #[inline]
+    pub(crate) fn apply(&mut self, v: Folded, key: &HashKey) {
+        if let Some(x) = self.count(v) {
+            // One value: Welford's update is cheaper than a two-pass run and a merge.
+            let numbers = self.numbers.get_or_insert_with(Default::default);
+            numbers.histogram.record(x);
+            numbers.moments.push(x);
+            self.distinct_numbers
+                .get_or_insert_with(Default::default)
+                .insert_hash(key.hash_f64(x));
+        }
+    }
+
+    /// Folds a run of values of this column. Numbers are folded together afterwards, sketch
+    /// by sketch: their keyed hashes are independent and overlap in the pipeline, and their
+    /// moments are computed in two passes and merged once (Welford's per-value update is a
+    /// chain of dependent divisions, the critical path when a column's values come in a row).
+    pub(crate) fn apply_run(&mut self, run: &[Folded], key: &HashKey) {
+        let mut numbers = [0.0; RUN_MAX];
+        let mut n = 0;
+        for &v in run {
+            if let Some(x) = self.count(v) {
+                numbers[n] = x;
+                n += 1;
+                if n == RUN_MAX {
+                    self.fold_numbers(&numbers, key);
+                    n = 0;
+                }
+            }
+        }
+        self.fold_numbers(&numbers[..n], key);
+    }
+
+    /// Counts a value and folds it if it is not a number; returns the number otherwise.
+    #[inline]
+    fn count(&mut self, v: Folded) -> Option<f64> {
+        let c = &mut self.counts;
+        c.count += 1;
+        match v {
+            Folded::Missing => c.missing += 1,
+            Folded::Bool(b) => {
+                c.bools += 1;
+                c.trues += u64::from(b);
+            }
+            Folded::Int(x) => {
+                c.ints += 1;
+                return Some(x);
+            }
+            Folded::Float(x) => {
+                c.floats += 1;
+                return Some(x);
+            }
+            Folded::PosInf => {
+                c.floats += 1;
+                c.pos_inf += 1;
+            }
+            Folded::NegInf => {
+                c.floats += 1;
+                c.neg_inf += 1;
+            }
+            Folded::Str {
+                hash,
+                len,
+                truncated,
+            } => {
+                c.strings += 1;
+                c.truncated += u64::from(truncated);
+                self.distinct_strings
+                    .get_or_insert_with(Default::default)
+                    .insert_hash(hash);
+                let st = self.strings.get_or_insert_with(Default::default);
+                let bucket = &mut st.profile[profile_bucket(hash)];
+                *bucket = bucket.saturating_add(1);
+                // The length recorded is the logged one, truncated or not.
+                st.lengths.record(len as f64);
+            }
+        }
+        None
+    }
+
+    /// Folds finite numbers into the histogram, the distinct count and the moments.
+    #[inline]
+    fn fold_numbers(&mut self, xs: &[f64], key: &HashKey) {
+        if xs.is_empty() {
+            return;
+        }
+        let numbers = self.numbers.get_or_insert_with(Default::default);
+        for &x in xs {
+            numbers.histogram.record(x);
+        }
+        numbers.moments.merge(&Moments::of(xs));
+        let distinct = self.distinct_numbers.get_or_insert_with(Default::default);
+        for &x in xs {
+            distinct.insert_hash(key.hash_f64(x));
+        }
+    }
+
+    /// Zeroes every count, keeping allocations for the next window.
+    pub(crate) fn clear(&mut self) {
+        self.counts = Counts::default();
+        if let Some(n) = &mut self.numbers {
+            n.histogram.clear();
+            n.moments = Moments::default();
+        }
+        if let Some(d) = &mut self.distinct_numbers {
+            d.clear();
+        }
+        if let Some(d) = &mut self.distinct_strings {
+            d.clear();
+        }
+        if let Some(s) = &mut self.strings {
+            s.profile.fill(0);
+            s.lengths.clear();
+        }
+    }
+
+    /// Adds this column into a summary's column.
+    pub(crate) fn add_to(&self, c: &mut Column) {
+        c.counts.add(&self.counts);
+        if let Some(sn) = &self.numbers {
+            let n = c.numbers.get_or_insert_with(Box::<Numbers>::default);
+            n.histogram.add_shard(&sn.histogram);
+            n.moments.merge(&sn.moments);
+        }
+        if let Some(d) = &self.distinct_numbers {
+            c.distinct_numbers
+                .get_or_insert_with(Default::default)
+                .merge(d);
+        }
+        if let Some(d) = &self.distinct_strings {
+            c.distinct_strings
+                .get_or_insert_with(Default::default)
+                .merge(d);
+        }
+        if let Some(ss) = &self.strings {
+            let s = c.strings.get_or_insert_with(Box::<Strings>::default);
+            for (a, &b) in s.profile.iter_mut().zip(ss.profile.iter()) {
+                *a = a.saturating_add(u64::from(b));
+            }
+            s.lengths.add_shard(&ss.lengths);
+        }
+    }
+
+    /// Heap bytes this column holds (for the memory bounds).
+    #[cfg(test)]
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let numbers = self.numbers.as_ref().map_or(0, |n| {
+            std::mem::size_of::<ShardNumbers>() + n.histogram.heap_bytes()
+        });
+        let strings = self.strings.as_ref().map_or(0, |s| {
+            std::mem::size_of::<ShardStrings>() + s.profile.len() * 4 + s.lengths.heap_bytes()
+        });
+        numbers
+            + strings
+            + self.distinct_numbers.as_ref().map_or(0, Hll::heap_bytes)
+            + self.distinct_strings.as_ref().map_or(0, Hll::heap_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::sketch::exponential::MAX_BUCKETS;
+
+    const KEY: HashKey = HashKey::new([7; 16]);
+
+    /// Drives a column to its largest size: magnitudes over more than the bucket cap, of
+    /// the signs and types asked for.
+    fn worst_case(numbers: bool, negatives: bool, strings: bool) -> usize {
+        let mut c = ShardColumn::default();
+        for e in -600..600 {
+            let x = f64::from(e).exp2();
+            if numbers {
+                c.fold(&Value::Float(x), &KEY, 256);
+            }
+            if negatives {
+                c.fold(&Value::Float(-x), &KEY, 256);
+            }
+        }
+        if strings {
+            let long = "x".repeat(1 << 20);
+            for i in 0..10_000 {
+                c.fold(&Value::from(format!("{i}").as_str()), &KEY, 256);
+            }
+            c.fold(&Value::from(long.as_str()), &KEY, 256);
+            c.fold(&Value::from(""), &KEY, 256);
+        }
+        c.heap_bytes()
+    }
+
+    #[test]
+    fn documented_bytes_per_feature_are_the_worst_case() {
+        let hll_n = 1 << NUMBER_PRECISION;
+        let hll_s = 1 << STRING_PRECISION;
+        let numbers = std::mem::size_of::<ShardNumbers>() + MAX_BUCKETS * 4 + hll_n;
+        let strings = std::mem::size_of::<ShardStrings>() + PROFILE_BUCKETS * 4 + hll_s;
+        assert_eq!(worst_case(true, false, false), numbers);
+        assert_eq!(crate::BYTES_PER_NUMERIC_FEATURE, numbers);
+        assert_eq!(worst_case(true, true, false), numbers + MAX_BUCKETS * 4);
+        assert_eq!(crate::BYTES_PER_SIGNED_FEATURE, numbers + MAX_BUCKETS * 4);
+        // String lengths from 0 to 2^20 bytes take 21 powers of two of buckets (and slack).
+        let lengths = worst_case(false, false, true) - strings;
+        assert!(lengths <= 32 * 64 * 4, "{lengths}");
+        assert_eq!(crate::BYTES_PER_STRING_FEATURE, strings + MAX_BUCKETS * 4);
+        assert!(worst_case(true, true, true) <= crate::BYTES_PER_FEATURE_MAX);
+        assert_eq!(
+            crate::BYTES_PER_FEATURE_MAX,
+            crate::BYTES_PER_SIGNED_FEATURE + crate::BYTES_PER_STRING_FEATURE
+        );
+    }
+}
