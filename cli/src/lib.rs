@@ -9,6 +9,7 @@ pub mod collect;
 pub mod html;
 pub mod inspect;
 pub mod json;
+pub mod keys;
 pub mod report;
 pub mod store;
 pub mod time;
