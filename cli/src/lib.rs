@@ -12,6 +12,7 @@ pub mod json;
 pub mod keys;
 pub mod report;
 pub mod store;
+pub mod text;
 pub mod time;
 
 /// Where summaries are read from.

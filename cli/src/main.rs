@@ -37,7 +37,10 @@ fn main() {
     let code = match run(&args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("modelwatch: {e}\n\n{USAGE}");
+            eprintln!(
+                "modelwatch: {}\n\n{USAGE}",
+                modelwatch_cli::text::sanitize(&e)
+            );
             2
         }
     };
@@ -242,7 +245,7 @@ fn run(args: &[String]) -> Result<i32, String> {
             let (summaries, skipped) =
                 report::load(&source, a.one("--deployment").as_deref(), from, to)?;
             for s in &skipped {
-                eprintln!("modelwatch: skipped {s}");
+                eprintln!("modelwatch: skipped {}", modelwatch_cli::text::sanitize(s));
             }
             let reports = report::build(summaries, &baseline);
             if reports.is_empty() {
