@@ -133,6 +133,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = self.store.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
