@@ -1,34 +1,99 @@
 //! `modelwatch collect`: receives `POST /v1/windows` as `docs/delivery.md` specifies and
 //! stores every valid summary in SQLite before acknowledging it.
+//!
+//! Built to survive hostile traffic (`docs/cli.md`, "Limits"): hyper on a small tokio
+//! runtime, so an idle or stalled connection costs a socket and a few KiB, not a thread;
+//! a cap on connections (the excess is answered 503 and closed at once); header and body
+//! read timeouts; the body limit checked before reading (declared length) and while
+//! reading (chunked or lying clients); a budget of body bytes held at once; a cap on
+//! summaries decoded at once; accept errors (EMFILE) survived with back-off; and a graceful
+//! stop that finishes the requests in flight.
 
+use crate::keys::{Key, Keys};
 use crate::store::{Store, Stored};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
 use modelwatch::WindowSummary;
-use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tiny_http::{Header, Method, Request, Response, Server};
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
 
 /// Largest accepted body: the largest summary `WindowSummary::decode` accepts.
 pub const MAX_BODY_BYTES: usize = modelwatch::MAX_SUMMARY_BYTES;
 
+/// What a collector allows at once and how long it waits; `docs/cli.md` explains each.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Open connections at most (default 1024); more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Time to receive a request's headers, also the idle time of a kept-alive
+    /// connection (default 10 s).
+    pub header_timeout: Duration,
+    /// Time to receive a request's body once its headers are in (default 30 s).
+    pub body_timeout: Duration,
+    /// Summaries decoded and stored at once (default: the number of cores).
+    pub max_inflight_decodes: usize,
+    /// Bytes of request bodies held in memory at once, over all connections (default
+    /// 256 MiB, 16 bodies of the largest size); requests wait for room, up to the body
+    /// timeout.
+    pub max_body_memory: usize,
+    /// Threads of the async runtime that run the connections (default 2).
+    pub threads: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_inflight_decodes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_body_memory: 256 << 20,
+            threads: 2,
+        }
+    }
+}
+
 /// Counters of what the collector did, printed at exit.
 #[derive(Default, Debug)]
 pub struct Counters {
+    /// Summaries stored.
     pub stored: AtomicU64,
+    /// Summaries already stored under the same key (retries), acknowledged again.
     pub duplicates: AtomicU64,
+    /// Requests without a valid key (401).
     pub unauthorized: AtomicU64,
+    /// Valid key, but a deployment the key may not write (403).
+    pub forbidden: AtomicU64,
+    /// Bodies over [`MAX_BODY_BYTES`] (413).
     pub too_large: AtomicU64,
+    /// Bodies that are not a valid summary (400).
     pub invalid: AtomicU64,
+    /// Bodies not received within the body timeout (503, connection closed).
+    pub body_timeouts: AtomicU64,
+    /// Store errors (503: the agent retries).
     pub store_errors: AtomicU64,
+    /// Connections answered 503 and closed because `max_connections` were open.
+    pub over_capacity: AtomicU64,
+    /// Failed accepts (for example EMFILE, out of file descriptors), each followed by a
+    /// back-off.
+    pub accept_errors: AtomicU64,
 }
 
+/// A collector bound to its address; [`serve`](Collector::serve) runs it.
 pub struct Collector {
-    server: Server,
-    store: Mutex<Store>,
-    keys: Vec<String>,
+    listener: Mutex<Option<std::net::TcpListener>>,
+    addr: std::net::SocketAddr,
+    store: Arc<Mutex<Store>>,
+    keys: Keys,
+    limits: Limits,
+    /// What the collector did so far.
     pub counters: Counters,
-    stopping: AtomicBool,
+    stopping: watch::Sender<bool>,
 }
 
 fn now_ms() -> i64 {
@@ -37,138 +102,330 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// What answers a connection over the connection cap: written without waiting (it fits any
+/// socket buffer), then the connection is closed. 503 makes an agent retry.
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 14\r\nRetry-After: 1\r\nConnection: close\r\n\r\nover capacity\n";
+
+/// The first back-off after a failed accept, and the longest.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
 impl Collector {
-    /// Binds `listen` and opens the store. `keys`: the accepted API keys (at least one).
-    pub fn bind(listen: &str, store: &Path, keys: Vec<String>) -> Result<Arc<Collector>, String> {
-        if keys.is_empty() || keys.iter().any(String::is_empty) {
-            return Err(
-                "no API key: pass --api-key, --api-key-file or set MODELWATCH_API_KEY".into(),
-            );
+    /// Binds `listen` and opens the store; the collector accepts `keys` within `limits`.
+    pub fn bind(
+        listen: &str,
+        store: &Path,
+        keys: Keys,
+        limits: Limits,
+    ) -> Result<Arc<Collector>, String> {
+        if limits.max_connections == 0
+            || limits.max_inflight_decodes == 0
+            || limits.threads == 0
+            || limits.max_body_memory < MAX_BODY_BYTES
+        {
+            return Err(format!(
+                "limits must be at least 1 (and the body memory at least {MAX_BODY_BYTES} bytes, one body): {limits:?}"
+            ));
         }
         let store = Store::open(store)
             .map_err(|e| format!("cannot open the store {}: {e}", store.display()))?;
-        let server = Server::http(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let listener = std::net::TcpListener::bind(listen)
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         Ok(Arc::new(Collector {
-            server,
-            store: Mutex::new(store),
+            listener: Mutex::new(Some(listener)),
+            addr,
+            store: Arc::new(Mutex::new(store)),
             keys,
+            limits,
             counters: Counters::default(),
-            stopping: AtomicBool::new(false),
+            stopping: watch::channel(false).0,
         }))
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> std::net::SocketAddr {
-        self.server.server_addr().to_ip().expect("an IP listener")
+        self.addr
     }
 
-    /// Serves on `threads` threads until [`stop`](Self::stop); requests being handled when
-    /// it is called are finished (their summaries stored and acknowledged) first.
-    pub fn serve(self: &Arc<Self>, threads: usize) {
-        let workers: Vec<_> = (0..threads.max(1))
-            .map(|_| {
-                let me = Arc::clone(self);
-                std::thread::spawn(move || {
-                    while !me.stopping.load(Ordering::SeqCst) {
-                        match me.server.recv() {
-                            Ok(request) => me.handle(request),
-                            Err(_) => break,
-                        }
-                    }
-                })
-            })
-            .collect();
-        for w in workers {
-            let _ = w.join();
-        }
+    /// Serves until [`stop`](Self::stop); requests being handled when it is called are
+    /// finished (their summaries stored and acknowledged) first, for up to the header and
+    /// body timeouts. Returns at once if it served already.
+    pub fn serve(self: &Arc<Self>) -> Result<(), String> {
+        let Some(listener) = self
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return Ok(());
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.limits.threads)
+            // Decodes and store writes run on blocking threads, one per decode permit; the
+            // bound makes the thread count independent of the traffic.
+            .max_blocking_threads(self.limits.max_inflight_decodes)
+            .thread_name("modelwatch-collect")
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        runtime.block_on(Arc::clone(self).accept_loop(listener))
     }
 
-    /// Stops accepting; `serve` returns once in-flight requests are answered.
+    /// Stops accepting; `serve` returns once in-flight requests are answered. Safe to call
+    /// from any thread (a signal handler's), before or during `serve`.
     pub fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        // Each call wakes one blocked `recv`; wake them all.
-        for _ in 0..64 {
-            self.server.unblock();
-        }
+        self.stopping.send_replace(true);
     }
 
-    fn handle(&self, mut request: Request) {
-        let (status, body) = match (request.method(), request.url()) {
-            (Method::Get, "/healthz") => (200, "ok".to_owned()),
-            (Method::Post, "/v1/windows") => self.receive(&mut request),
-            (_, "/v1/windows" | "/healthz") => (405, "method not allowed".to_owned()),
-            _ => (404, "not found".to_owned()),
-        };
-        let content_type =
-            Header::from_bytes("Content-Type", "text/plain; charset=utf-8").expect("valid header");
-        let _ = request.respond(
-            Response::from_string(body)
-                .with_status_code(status)
-                .with_header(content_type),
-        );
-    }
-
-    fn receive(&self, request: &mut Request) -> (u16, String) {
-        let authorized = request.headers().iter().any(|h| {
-            h.field.equiv("Authorization")
-                && h.value
-                    .as_str()
-                    .strip_prefix("Bearer ")
-                    .is_some_and(|k| self.keys.iter().any(|key| key == k))
-        });
-        if !authorized {
-            self.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
-            return (401, "missing or wrong API key".into());
+    async fn accept_loop(self: Arc<Self>, listener: std::net::TcpListener) -> Result<(), String> {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| format!("cannot listen: {e}"))?;
+        let mut stopping = self.stopping.subscribe();
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let connections = Arc::new(Semaphore::new(self.limits.max_connections));
+        let decodes = Arc::new(Semaphore::new(self.limits.max_inflight_decodes));
+        let body_memory = Arc::new(Semaphore::new(self.limits.max_body_memory));
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(self.limits.header_timeout)
+            .max_buf_size(64 << 10);
+        let mut backoff = ACCEPT_BACKOFF.0;
+        loop {
+            let accepted = tokio::select! {
+                _ = stopping.wait_for(|s| *s) => break,
+                r = listener.accept() => r,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => {
+                    backoff = ACCEPT_BACKOFF.0;
+                    stream
+                }
+                Err(e) => {
+                    // EMFILE/ENFILE/ENOBUFS: the pending connection stays queued and the next
+                    // accept fails the same way at once; wait for descriptors to free up.
+                    self.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("modelwatch collect: accept failed: {e}; retrying in {backoff:?}");
+                    tokio::select! {
+                        _ = stopping.wait_for(|s| *s) => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
+                    continue;
+                }
+            };
+            let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                self.counters.over_capacity.fetch_add(1, Ordering::Relaxed);
+                let _ = stream.try_write(OVER_CAPACITY);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let me = Arc::clone(&self);
+            let (decodes, body_memory) = (Arc::clone(&decodes), Arc::clone(&body_memory));
+            let service = hyper::service::service_fn(move |request| {
+                let (me, decodes, body_memory) = (
+                    Arc::clone(&me),
+                    Arc::clone(&decodes),
+                    Arc::clone(&body_memory),
+                );
+                async move {
+                    Ok::<_, std::convert::Infallible>(
+                        me.handle(request, &decodes, &body_memory).await,
+                    )
+                }
+            });
+            let connection = graceful
+                .watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                let _ = connection.await;
+                drop(permit);
+            });
         }
-        if request.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
-            self.counters.too_large.fetch_add(1, Ordering::Relaxed);
-            return (413, format!("body over {MAX_BODY_BYTES} bytes"));
-        }
-        let mut body = Vec::new();
-        if let Err(e) = request
-            .as_reader()
-            .take(MAX_BODY_BYTES as u64 + 1)
-            .read_to_end(&mut body)
+        drop(listener);
+        // In-flight requests finish; idle connections close. A request whose body is still
+        // coming gets at most the body timeout, so this wait is bounded.
+        let grace = self.limits.header_timeout + self.limits.body_timeout + Duration::from_secs(5);
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
         {
-            return (400, format!("cannot read the body: {e}"));
+            eprintln!("modelwatch collect: connections still open after {grace:?}; closing them");
         }
-        if body.len() > MAX_BODY_BYTES {
-            self.counters.too_large.fetch_add(1, Ordering::Relaxed);
-            return (413, format!("body over {MAX_BODY_BYTES} bytes"));
-        }
-        let summary = match WindowSummary::decode(&body) {
-            Ok(s) => s,
-            Err(e) => {
-                self.counters.invalid.fetch_add(1, Ordering::Relaxed);
-                return (400, e.to_string());
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        request: Request<Incoming>,
+        decodes: &Arc<Semaphore>,
+        body_memory: &Arc<Semaphore>,
+    ) -> Response<Full<Bytes>> {
+        let (status, body) = match (request.method(), request.uri().path()) {
+            (&Method::GET, "/healthz") => (StatusCode::OK, "ok".to_owned()),
+            (&Method::POST, "/v1/windows") => self.receive(request, decodes, body_memory).await,
+            (_, "/v1/windows" | "/healthz") => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into())
             }
+            _ => (StatusCode::NOT_FOUND, "not found".into()),
         };
-        let stored =
-            self.store
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(&summary, &body, now_ms());
-        match stored {
-            Ok(Stored::New) => {
-                self.counters.stored.fetch_add(1, Ordering::Relaxed);
-                (200, "stored".into())
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // A timed-out body may still be arriving: do not read it as the next request.
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+
+    /// The key a request carries, if it is one of ours.
+    fn authenticate(&self, request: &Request<Incoming>) -> Option<&Key> {
+        let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
+        self.keys.authenticate(value.strip_prefix("Bearer ")?)
+    }
+
+    async fn receive(
+        &self,
+        request: Request<Incoming>,
+        decodes: &Arc<Semaphore>,
+        body_memory: &Arc<Semaphore>,
+    ) -> (StatusCode, String) {
+        let c = &self.counters;
+        let count = |counter: &AtomicU64| counter.fetch_add(1, Ordering::Relaxed);
+        // Nothing is read before the key is checked; an unread body is never drained into
+        // memory (hyper reads at most what is buffered, then closes the connection).
+        let Some(key) = self.authenticate(&request).cloned() else {
+            count(&c.unauthorized);
+            return (StatusCode::UNAUTHORIZED, "missing or wrong API key".into());
+        };
+        let too_large = || {
+            count(&c.too_large);
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over {MAX_BODY_BYTES} bytes"),
+            )
+        };
+        let declared = match request.headers().get(CONTENT_LENGTH) {
+            None => None,
+            Some(v) => match v.to_str().ok().and_then(|v| v.parse::<u64>().ok()) {
+                Some(n) if n > MAX_BODY_BYTES as u64 => return too_large(),
+                Some(n) => Some(n as usize),
+                None => {
+                    count(&c.invalid);
+                    return (StatusCode::BAD_REQUEST, "bad Content-Length".into());
+                }
+            },
+        };
+        let timed_out = || {
+            count(&c.body_timeouts);
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("body not received within {:?}", self.limits.body_timeout),
+            )
+        };
+        let reading = async {
+            // Room for the body before reading it: the declared size, or the largest for a
+            // chunked body.
+            let room = declared.unwrap_or(MAX_BODY_BYTES).max(1) as u32;
+            let permit = Arc::clone(body_memory)
+                .acquire_many_owned(room)
+                .await
+                .expect("the semaphore is never closed");
+            let body = Limited::new(request.into_body(), MAX_BODY_BYTES)
+                .collect()
+                .await;
+            (permit, body)
+        };
+        let (memory_permit, body) =
+            match tokio::time::timeout(self.limits.body_timeout, reading).await {
+                Err(_) => return timed_out(),
+                Ok((_, Err(e))) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                    return too_large()
+                }
+                Ok((_, Err(e))) => {
+                    count(&c.invalid);
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        format!("cannot read the body: {e}"),
+                    );
+                }
+                Ok((permit, Ok(body))) => (permit, body.to_bytes()),
+            };
+        let decode_permit = Arc::clone(decodes)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let store = Arc::clone(&self.store);
+        // Decoding is CPU work and the store write blocks on fsync: both off the runtime's
+        // threads, at most `max_inflight_decodes` at once.
+        let outcome = tokio::task::spawn_blocking(move || {
+            let _permits = (decode_permit, memory_permit);
+            let summary = WindowSummary::decode(&body).map_err(Rejected::Invalid)?;
+            if !key.may_write(summary.deployment()) {
+                return Err(Rejected::Forbidden(summary.deployment().to_owned()));
             }
-            Ok(Stored::Duplicate) => {
-                self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
-                (200, "duplicate".into())
+            let store = store.lock().unwrap_or_else(|p| p.into_inner());
+            store
+                .insert(key.id(), &summary, &body, now_ms())
+                .map_err(Rejected::Store)
+        })
+        .await;
+        match outcome {
+            Ok(Ok(Stored::New)) => {
+                count(&c.stored);
+                (StatusCode::OK, "stored".into())
+            }
+            Ok(Ok(Stored::Duplicate)) => {
+                count(&c.duplicates);
+                (StatusCode::OK, "duplicate".into())
+            }
+            Ok(Err(Rejected::Invalid(e))) => {
+                count(&c.invalid);
+                (StatusCode::BAD_REQUEST, e.to_string())
+            }
+            Ok(Err(Rejected::Forbidden(deployment))) => {
+                count(&c.forbidden);
+                (
+                    StatusCode::FORBIDDEN,
+                    format!("this key may not write the deployment {deployment:?}"),
+                )
+            }
+            Ok(Err(Rejected::Store(e))) => {
+                // Not acknowledged: the agent retries.
+                count(&c.store_errors);
+                (StatusCode::SERVICE_UNAVAILABLE, format!("store error: {e}"))
             }
             Err(e) => {
-                // Not acknowledged: the agent retries.
-                self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
-                (503, format!("store error: {e}"))
+                // A panic while decoding: answered as a store-side failure, retried.
+                count(&c.store_errors);
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("internal error: {e}"),
+                )
             }
         }
     }
 }
 
+/// Why a received body was not stored.
+enum Rejected {
+    Invalid(modelwatch::SummaryError),
+    Forbidden(String),
+    Store(rusqlite::Error),
+}
+
 /// Runs `collect` until SIGINT or SIGTERM; returns the exit status.
-pub fn run(listen: &str, store: &Path, keys: Vec<String>, threads: usize) -> i32 {
-    let collector = match Collector::bind(listen, store, keys) {
+pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits) -> i32 {
+    let collector = match Collector::bind(listen, store, keys, limits) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("modelwatch collect: {e}");
@@ -185,16 +442,24 @@ pub fn run(listen: &str, store: &Path, keys: Vec<String>, threads: usize) -> i32
         collector.addr(),
         store.display()
     );
-    collector.serve(threads);
+    if let Err(e) = collector.serve() {
+        eprintln!("modelwatch collect: {e}");
+        return 2;
+    }
     let c = &collector.counters;
+    let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
     eprintln!(
-        "modelwatch collect: stopped; stored {}, duplicates {}, unauthorized {}, too large {}, invalid {}, store errors {}",
-        c.stored.load(Ordering::Relaxed),
-        c.duplicates.load(Ordering::Relaxed),
-        c.unauthorized.load(Ordering::Relaxed),
-        c.too_large.load(Ordering::Relaxed),
-        c.invalid.load(Ordering::Relaxed),
-        c.store_errors.load(Ordering::Relaxed),
+        "modelwatch collect: stopped; stored {}, duplicates {}, unauthorized {}, forbidden {}, too large {}, invalid {}, body timeouts {}, store errors {}, over capacity {}, accept errors {}",
+        n(&c.stored),
+        n(&c.duplicates),
+        n(&c.unauthorized),
+        n(&c.forbidden),
+        n(&c.too_large),
+        n(&c.invalid),
+        n(&c.body_timeouts),
+        n(&c.store_errors),
+        n(&c.over_capacity),
+        n(&c.accept_errors),
     );
     0
 }

@@ -1,7 +1,9 @@
 //! `modelwatch inspect`: read summary files, print them (merged per deployment if asked).
 
+use crate::text::sanitize;
 use modelwatch::WindowSummary;
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Summaries read from files, and the files that could not be read, with why.
@@ -11,7 +13,9 @@ pub struct Loaded {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
-/// Reads files, and folders of `.msgpack` files (not recursively), in name order.
+/// Reads files, and folders of `.msgpack` files (not recursively), in name order. In a
+/// folder only regular files are read: a symlink or a device named `.msgpack` (one to
+/// `/dev/zero` would be read until memory runs out) is reported as skipped.
 pub fn load(paths: &[PathBuf]) -> Loaded {
     let mut files = Vec::new();
     let mut out = Loaded::default();
@@ -19,11 +23,22 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
         if p.is_dir() {
             match std::fs::read_dir(p) {
                 Ok(entries) => {
-                    let mut found: Vec<PathBuf> = entries
-                        .flatten()
-                        .map(|e| e.path())
-                        .filter(|f| f.extension().is_some_and(|x| x == "msgpack"))
-                        .collect();
+                    let mut found = Vec::new();
+                    for e in entries.flatten() {
+                        let path = e.path();
+                        if path.extension().is_none_or(|x| x != "msgpack") {
+                            continue;
+                        }
+                        // `DirEntry::file_type` does not follow symlinks.
+                        match e.file_type() {
+                            Ok(t) if t.is_file() => found.push(path),
+                            Ok(t) if t.is_symlink() => {
+                                out.skipped.push((path, "a symlink: not followed".into()))
+                            }
+                            Ok(_) => out.skipped.push((path, "not a regular file".into())),
+                            Err(err) => out.skipped.push((path, err.to_string())),
+                        }
+                    }
                     found.sort();
                     files.extend(found);
                 }
@@ -42,12 +57,25 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
     out
 }
 
+/// Reads one summary file: a regular file (a file named on the command line may be a
+/// symlink to one), and never more than the largest summary, whatever its size claims.
 fn read(path: &Path) -> Result<WindowSummary, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if meta.len() > modelwatch::MAX_SUMMARY_BYTES as u64 {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let limit = modelwatch::MAX_SUMMARY_BYTES as u64;
+    if meta.len() > limit {
         return Err(format!("{} bytes: larger than any summary", meta.len()));
     }
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > limit {
+        return Err("grew past the largest summary while read".into());
+    }
     WindowSummary::decode(&bytes).map_err(|e| e.to_string())
 }
 
@@ -71,7 +99,11 @@ pub fn merge_per_deployment(
 pub fn run(paths: &[PathBuf], merge: bool, as_json: bool) -> i32 {
     let loaded = load(paths);
     for (f, why) in &loaded.skipped {
-        eprintln!("modelwatch: skipped {}: {why}", f.display());
+        eprintln!(
+            "modelwatch: skipped {}: {}",
+            sanitize(&f.display().to_string()),
+            sanitize(why)
+        );
     }
     let summaries: Vec<WindowSummary> = if merge {
         merge_per_deployment(loaded.summaries.into_iter().map(|(_, s)| s))
@@ -86,7 +118,7 @@ pub fn run(paths: &[PathBuf], merge: bool, as_json: bool) -> i32 {
         );
     } else {
         for s in &summaries {
-            println!("{s}");
+            println!("{}", crate::text::render(s));
         }
     }
     i32::from(!loaded.skipped.is_empty())

@@ -9,8 +9,10 @@ pub mod collect;
 pub mod html;
 pub mod inspect;
 pub mod json;
+pub mod keys;
 pub mod report;
 pub mod store;
+pub mod text;
 pub mod time;
 
 /// Where summaries are read from.

@@ -1,5 +1,6 @@
 //! `modelwatch inspect | collect | report`. Run `modelwatch help` for the options.
 
+use modelwatch_cli::keys::{self, Key, Keys};
 use modelwatch_cli::report::{self, Baseline};
 use modelwatch_cli::{collect, inspect, Source};
 use std::path::PathBuf;
@@ -12,9 +13,16 @@ USAGE:
       Print .msgpack summaries (files or folders) as tables; --merge merges them per
       deployment first; --json prints JSON. Exit status 1 if a file was skipped.
 
-  modelwatch collect --listen ADDR --store FILE [--api-key KEY]... [--api-key-file FILE] [--threads N]
+  modelwatch collect --listen ADDR --store FILE [--keys-file FILE] [--api-key-file FILE]
+                     [--max-connections N] [--header-timeout SECS] [--body-timeout SECS]
+                     [--max-inflight-decodes N] [--max-body-memory-mib N] [--threads N]
       Receive POST /v1/windows from agents and store each summary in SQLite before
-      acknowledging it. Keys also from MODELWATCH_API_KEY. Stops on SIGINT/SIGTERM.
+      acknowledging it. Keys: --keys-file (or MODELWATCH_KEYS_FILE), one per line with the
+      deployments it may write (KEY fraud_* churn_model [id=NAME]); MODELWATCH_API_KEY
+      and --api-key-file (one key per line) for keys that may write any deployment.
+      Defaults: 1024 connections, 10 s headers, 30 s body, one decode per core, 256 MiB
+      of bodies, 2 threads. Stops on SIGINT/SIGTERM. (--api-key KEY: for tests; it
+      shows in `ps`.)
 
   modelwatch report (--store FILE | --dir PATH...) [--deployment NAME] [--from T] [--to T]
                     [--baseline-windows N | --baseline-from T --baseline-to T]
@@ -29,7 +37,10 @@ fn main() {
     let code = match run(&args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("modelwatch: {e}\n\n{USAGE}");
+            eprintln!(
+                "modelwatch: {}\n\n{USAGE}",
+                modelwatch_cli::text::sanitize(&e)
+            );
             2
         }
     };
@@ -76,11 +87,62 @@ impl Args {
     fn one(&self, flag: &str) -> Option<String> {
         self.all(flag).pop()
     }
+    fn number<T: std::str::FromStr>(&self, flag: &str) -> Result<Option<T>, String> {
+        self.one(flag)
+            .map(|n| n.parse().map_err(|_| format!("{flag} takes a number")))
+            .transpose()
+    }
+    fn seconds(&self, flag: &str) -> Result<Option<std::time::Duration>, String> {
+        self.one(flag)
+            .map(|n| {
+                n.parse::<f64>()
+                    .ok()
+                    .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| format!("{flag} takes a positive number of seconds"))
+            })
+            .transpose()
+    }
     fn time(&self, flag: &str) -> Result<Option<i64>, String> {
         self.one(flag)
             .map(|t| modelwatch_cli::time::parse(&t))
             .transpose()
     }
+}
+
+/// The keys of `collect`: the key file (`--keys-file` or `MODELWATCH_KEYS_FILE`), keys for
+/// any deployment from `MODELWATCH_API_KEY`, `--api-key-file` (one per line) and
+/// `--api-key` (tests only: the command line shows in `ps`).
+fn collect_keys(a: &Args) -> Result<Keys, String> {
+    let mut keys = Vec::new();
+    if let Some(file) = a
+        .one("--keys-file")
+        .or_else(|| std::env::var("MODELWATCH_KEYS_FILE").ok())
+    {
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("cannot read {file}: {e}"))?;
+        keys.extend(keys::parse_file(&text).map_err(|e| format!("{file}: {e}"))?);
+    }
+    if let Some(file) = a.one("--api-key-file") {
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("cannot read {file}: {e}"))?;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            keys.push(Key::any_deployment(line)?);
+        }
+    }
+    if let Ok(k) = std::env::var("MODELWATCH_API_KEY") {
+        keys.push(Key::any_deployment(&k).map_err(|e| format!("MODELWATCH_API_KEY: {e}"))?);
+    }
+    let on_command_line = a.all("--api-key");
+    if !on_command_line.is_empty() {
+        eprintln!(
+            "modelwatch collect: warning: --api-key shows in `ps` to every user of this machine; use --keys-file or MODELWATCH_API_KEY"
+        );
+    }
+    for k in on_command_line {
+        keys.push(Key::any_deployment(&k)?);
+    }
+    Keys::new(keys)
 }
 
 fn run(args: &[String]) -> Result<i32, String> {
@@ -104,36 +166,45 @@ fn run(args: &[String]) -> Result<i32, String> {
                     "--store",
                     "--api-key",
                     "--api-key-file",
+                    "--keys-file",
                     "--threads",
+                    "--max-connections",
+                    "--header-timeout",
+                    "--body-timeout",
+                    "--max-inflight-decodes",
+                    "--max-body-memory-mib",
                 ],
                 &[],
             )?;
             let listen = a.one("--listen").ok_or("collect needs --listen ADDR")?;
             let store = a.one("--store").ok_or("collect needs --store FILE")?;
-            let mut keys = a.all("--api-key");
-            if let Some(file) = a.one("--api-key-file") {
-                let text = std::fs::read_to_string(&file)
-                    .map_err(|e| format!("cannot read {file}: {e}"))?;
-                keys.extend(
-                    text.lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty())
-                        .map(String::from),
-                );
-            }
-            if let Ok(k) = std::env::var("MODELWATCH_API_KEY") {
-                keys.push(k);
-            }
-            let threads = a
-                .one("--threads")
-                .map(|t| t.parse().map_err(|_| "--threads takes a number"))
-                .transpose()?
-                .unwrap_or(8);
+            let keys = collect_keys(&a)?;
+            let defaults = collect::Limits::default();
+            let limits = collect::Limits {
+                max_connections: a
+                    .number("--max-connections")?
+                    .unwrap_or(defaults.max_connections),
+                header_timeout: a
+                    .seconds("--header-timeout")?
+                    .unwrap_or(defaults.header_timeout),
+                body_timeout: a
+                    .seconds("--body-timeout")?
+                    .unwrap_or(defaults.body_timeout),
+                max_inflight_decodes: a
+                    .number("--max-inflight-decodes")?
+                    .unwrap_or(defaults.max_inflight_decodes),
+                max_body_memory: a
+                    .number("--max-body-memory-mib")?
+                    .map_or(defaults.max_body_memory, |m: usize| {
+                        m.saturating_mul(1 << 20)
+                    }),
+                threads: a.number("--threads")?.unwrap_or(defaults.threads),
+            };
             Ok(collect::run(
                 &listen,
                 std::path::Path::new(&store),
                 keys,
-                threads,
+                limits,
             ))
         }
         "report" => {
@@ -174,7 +245,7 @@ fn run(args: &[String]) -> Result<i32, String> {
             let (summaries, skipped) =
                 report::load(&source, a.one("--deployment").as_deref(), from, to)?;
             for s in &skipped {
-                eprintln!("modelwatch: skipped {s}");
+                eprintln!("modelwatch: skipped {}", modelwatch_cli::text::sanitize(s));
             }
             let reports = report::build(summaries, &baseline);
             if reports.is_empty() {

@@ -5,6 +5,7 @@
 //! only fires past a threshold that grows as the window gets smaller, so that small windows
 //! do not raise false alarms: see `docs/cli.md` for each rule.
 
+use crate::text::sanitize;
 use crate::{inspect, store::Store, Source};
 use modelwatch::{format_utc, FeatureSummary, GroundTruthSummary, OutputKind, WindowSummary};
 use serde_json::{json, Value};
@@ -494,7 +495,7 @@ pub fn to_text(r: &Report) -> String {
     let _ = writeln!(
         t,
         "# {}: {} windows, baseline: {}",
-        r.deployment,
+        sanitize(&r.deployment),
         r.windows.len(),
         r.baseline_description
     );
@@ -508,7 +509,7 @@ pub fn to_text(r: &Report) -> String {
                 "  [{}] {} {}",
                 format_utc(f.window_start),
                 f.kind,
-                f.text
+                sanitize(&f.text)
             );
         }
     }
@@ -551,13 +552,13 @@ pub fn to_text(r: &Report) -> String {
             tl["exceptions"].as_u64().unwrap_or(0),
             ms("latency_p50_ms"),
             ms("latency_p99_ms"),
-            gt.join(", ")
+            sanitize(&gt.join(", "))
         );
     }
     let _ = writeln!(
         t,
         "  (b: baseline window)\n\nMerged summary of the range:\n{}",
-        r.merged
+        crate::text::render(&r.merged)
     );
     t
 }
