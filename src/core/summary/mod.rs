@@ -10,7 +10,7 @@ use column::Column;
 use error::{SummaryError, SummaryErrorKind};
 use ground_truth::GroundTruthSummary;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The schema version written. Version 2 brought the exponential histograms and the key
 /// fingerprint; version 1 is refused with [`SummaryErrorKind::UnsupportedVersion`]
@@ -456,9 +456,7 @@ impl WindowSummary {
                 .get_or_insert_with(Default::default)
                 .merge(gt, MERGE_MAX_CLASSES);
         }
-        for e in &other.exceptions {
-            self.add_exception(e);
-        }
+        self.add_exceptions(&other.exceptions);
         for (k, v) in &other.metadata {
             self.metadata.entry(k.clone()).or_insert_with(|| v.clone());
         }
@@ -473,10 +471,36 @@ impl WindowSummary {
         Ok(())
     }
 
-    pub(crate) fn add_exception(&mut self, e: &ExceptionSummary) {
-        match self.exceptions.iter_mut().find(|x| x.message == e.message) {
-            Some(x) => x.count = x.count.saturating_add(e.count),
-            None => self.exceptions.push(e.clone()),
+    /// Adds exceptions by message, in order: a message already here gains the count (the
+    /// tags of its first occurrence stay), a new one is appended. The messages are indexed
+    /// once per call, so adding n exceptions to m costs O(n + m): a decoded summary may
+    /// carry any number of them.
+    pub(crate) fn add_exceptions(&mut self, added: &[ExceptionSummary]) {
+        // Keyed by the added messages (borrowed from `added`, not from `self`, which grows);
+        // the value is where that message sits in `self.exceptions`, once it does.
+        let mut at: HashMap<&str, Option<usize>> = HashMap::with_capacity(added.len());
+        for e in added {
+            at.insert(&e.message, None);
+        }
+        for (i, x) in self.exceptions.iter().enumerate() {
+            if let Some(slot @ None) = at.get_mut(x.message.as_str()) {
+                *slot = Some(i);
+            }
+        }
+        for e in added {
+            let slot = at
+                .get_mut(e.message.as_str())
+                .expect("every added message is a key");
+            match *slot {
+                Some(i) => {
+                    let x = &mut self.exceptions[i];
+                    x.count = x.count.saturating_add(e.count);
+                }
+                None => {
+                    *slot = Some(self.exceptions.len());
+                    self.exceptions.push(e.clone());
+                }
+            }
         }
     }
 
@@ -578,5 +602,39 @@ impl WindowSummary {
     /// ([`Session::log_feedback`](crate::Session::log_feedback)).
     pub fn feedback(&self) -> &FeedbackCounts {
         &self.feedback
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exception(message: &str, tag: &str, count: u64) -> ExceptionSummary {
+        ExceptionSummary {
+            message: message.into(),
+            tags: vec![("t".into(), tag.into())],
+            count,
+        }
+    }
+
+    #[test]
+    fn adding_exceptions_keeps_order_first_tags_and_saturates() {
+        let mut s = WindowSummary::default();
+        // Duplicate messages can arrive from the wire, on either side.
+        s.exceptions = vec![exception("a", "1", 1), exception("b", "1", u64::MAX - 1)];
+        s.add_exceptions(&[
+            exception("b", "2", 5),
+            exception("c", "2", 1),
+            exception("a", "2", 2),
+            exception("c", "3", 4),
+        ]);
+        assert_eq!(
+            s.exceptions,
+            [
+                exception("a", "1", 3),
+                exception("b", "1", u64::MAX),
+                exception("c", "2", 5),
+            ]
+        );
     }
 }

@@ -150,9 +150,14 @@ pub(crate) struct WindowAcc {
     predictions: u64,
     features: Columns,
     outputs: Columns,
-    segments: Vec<(Box<str>, GroundTruthSummary)>,
+    /// By name: a raised `max_segments` must not make each lookup a scan.
+    segments: HashMap<Box<str>, GroundTruthSummary>,
     overall: Option<GroundTruthSummary>,
+    /// In order of first occurrence, as they ship.
     exceptions: Vec<ExceptionSummary>,
+    /// Where each message sits in `exceptions`: a repeated exception is found by one hash
+    /// lookup, however high `max_exceptions` is raised.
+    exception_index: HashMap<Box<str>, usize>,
     latency: ShardColumn,
     drops: DropCounts,
 }
@@ -245,39 +250,29 @@ impl WindowAcc {
         segments: impl IntoIterator<Item = S>,
         limits: &Limits,
     ) {
+        let fold = |gt: &mut GroundTruthSummary| {
+            gt.fold(label, prediction, confidence, limits.max_classes)
+        };
         for s in segments {
             let s = s.as_ref();
-            let gt = match self.segments.iter().position(|(n, _)| **n == *s) {
-                Some(i) => &mut self.segments[i].1,
-                None if s.len() > limits.max_name_bytes => {
-                    self.drops.names_too_long += 1;
-                    continue;
-                }
-                None if self.segments.len() >= limits.max_segments => {
-                    self.drops.segments_over_cap += 1;
-                    continue;
-                }
-                None => {
-                    self.segments
-                        .push((s.into(), GroundTruthSummary::default()));
-                    &mut self.segments.last_mut().expect("just pushed").1
-                }
-            };
-            gt.fold(label, prediction, confidence, limits.max_classes);
+            if let Some(gt) = self.segments.get_mut(s) {
+                fold(gt);
+            } else if s.len() > limits.max_name_bytes {
+                self.drops.names_too_long += 1;
+            } else if self.segments.len() >= limits.max_segments {
+                self.drops.segments_over_cap += 1;
+            } else {
+                fold(self.segments.entry(s.into()).or_default());
+            }
         }
-        self.overall.get_or_insert_with(Default::default).fold(
-            label,
-            prediction,
-            confidence,
-            limits.max_classes,
-        );
+        fold(self.overall.get_or_insert_with(Default::default));
     }
 
     /// Counts one exception by message; the tags of its first occurrence are kept.
     pub(crate) fn log_exception(&mut self, message: &str, tags: &dyn Features, limits: &Limits) {
         let message = cut(message, limits.max_text_bytes);
-        if let Some(e) = self.exceptions.iter_mut().find(|e| e.message == message) {
-            e.count += 1;
+        if let Some(&i) = self.exception_index.get(message) {
+            self.exceptions[i].count += 1;
             return;
         }
         if self.exceptions.len() >= limits.max_exceptions {
@@ -293,6 +288,8 @@ impl WindowAcc {
                 ));
             }
         });
+        self.exception_index
+            .insert(message.into(), self.exceptions.len());
         self.exceptions.push(ExceptionSummary {
             message: message.to_owned(),
             tags: kept,
@@ -351,9 +348,7 @@ impl WindowAcc {
                 .get_or_insert_with(Default::default)
                 .merge(gt, limits.max_classes);
         }
-        for e in &self.exceptions {
-            s.add_exception(e);
-        }
+        s.add_exceptions(&self.exceptions);
         if self.latency.counts.count > 0 {
             self.latency
                 .add_to(&mut s.latency.get_or_insert_with(FeatureSummary::default).0);
@@ -375,6 +370,7 @@ impl WindowAcc {
         self.segments.clear();
         self.overall = None;
         self.exceptions.clear();
+        self.exception_index.clear();
         self.latency.clear();
         self.latency
             .numbers
