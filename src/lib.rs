@@ -102,7 +102,7 @@ pub use core::sketch::exponential::{MAX_BUCKETS, RELATIVE_ERROR};
 pub use core::sketch::hll::{NUMBER_DISTINCT_STANDARD_ERROR, STRING_DISTINCT_STANDARD_ERROR};
 pub use core::summary::error::{SummaryError, SummaryErrorKind};
 pub use core::summary::ground_truth::{
-    Calibration, GroundTruthSummary, OutputKind, CALIBRATION_BUCKETS, OTHER_CLASS,
+    Calibration, ClassMetrics, GroundTruthSummary, OutputKind, CALIBRATION_BUCKETS, OTHER_CLASS,
 };
 pub use core::summary::render::format_utc;
 pub use core::summary::{

@@ -29,11 +29,11 @@ pub fn column(f: &FeatureSummary) -> Value {
 
 pub fn ground_truth(g: &GroundTruthSummary) -> Value {
     let classes: Map<String, Value> = g
-        .classes()
-        .map(|c| {
+        .class_metrics()
+        .map(|m| {
             (
-                c.to_owned(),
-                json!({ "precision": g.precision(c), "recall": g.recall(c), "f1": g.f1(c) }),
+                m.class.to_owned(),
+                json!({ "precision": m.precision, "recall": m.recall, "f1": m.f1 }),
             )
         })
         .collect();

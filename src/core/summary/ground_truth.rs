@@ -5,6 +5,7 @@ use crate::core::record::value::Value;
 use crate::core::sketch::moments::Moments;
 use crate::core::sketch::saturating_sum;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// The name of the class that collects classes past the cap.
 pub const OTHER_CLASS: &str = "(other)";
@@ -74,6 +75,21 @@ pub struct Calibration {
     pub mean_predicted: f64,
     /// Fraction of those pairs whose label was `true` (binary) or the predicted class.
     pub observed: f64,
+}
+
+/// Precision, recall and F1 of one class, as [`GroundTruthSummary::class_metrics`] returns
+/// them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ClassMetrics<'a> {
+    /// The class, as [`GroundTruthSummary::classes`] names it.
+    pub class: &'a str,
+    /// As [`GroundTruthSummary::precision`] of the class.
+    pub precision: Option<f64>,
+    /// As [`GroundTruthSummary::recall`] of the class.
+    pub recall: Option<f64>,
+    /// As [`GroundTruthSummary::f1`] of the class.
+    pub f1: Option<f64>,
 }
 
 /// Regression error sums, e = prediction - label.
@@ -211,20 +227,54 @@ impl GroundTruthSummary {
         self.count = self.count.saturating_add(o.count);
         self.mismatched = self.mismatched.saturating_add(o.mismatched);
         self.overflowed = self.overflowed.saturating_add(o.overflowed);
-        let remap = |s: &mut Self, id: u32| {
+        // Names and cells indexed once per merge: both sides may be decoded summaries with
+        // any number of classes and cells, and a lookup per cell would be a scan of them.
+        // The names are those of `o` (borrowed from it, not from `self`, which grows); the
+        // value is the name's id in `self`, once it has one. A cell id past `o`'s classes
+        // is named `OTHER_CLASS`, as an overflowed class is.
+        let mut ids: HashMap<&str, Option<u32>> = HashMap::with_capacity(o.classes.len() + 1);
+        for name in o.classes.iter().map(String::as_str).chain([OTHER_CLASS]) {
+            ids.insert(name, None);
+        }
+        for (i, c) in self.classes.iter().enumerate() {
+            if let Some(slot @ None) = ids.get_mut(c.as_str()) {
+                *slot = Some(i as u32);
+            }
+        }
+        let mut remap = |s: &mut Self, id: u32| {
+            if id == OTHER_ID {
+                return OTHER_ID;
+            }
             let name = o
                 .classes
                 .get(id as usize)
                 .map_or(OTHER_CLASS, String::as_str);
-            if id == OTHER_ID {
-                OTHER_ID
+            let slot = ids.get_mut(name).expect("every name of o is a key");
+            if let Some(id) = *slot {
+                id
+            } else if s.classes.len() < max_classes {
+                s.classes.push(name.to_owned());
+                let id = (s.classes.len() - 1) as u32;
+                *slot = Some(id);
+                id
             } else {
-                s.class_id(&Value::from(name), max_classes)
+                s.overflowed = s.overflowed.saturating_add(1);
+                OTHER_ID
             }
         };
+        let mut cells: HashMap<(u32, u32), usize> = HashMap::with_capacity(self.cells.len());
+        for (i, &(l, p, _)) in self.cells.iter().enumerate() {
+            cells.entry((l, p)).or_insert(i);
+        }
         for &(l, p, n) in &o.cells {
             let (l, p) = (remap(self, l), remap(self, p));
-            self.add_cell(l, p, n);
+            match cells.get(&(l, p)) {
+                Some(&i) => self.cells[i].2 = self.cells[i].2.saturating_add(n),
+                None => {
+                    cells.insert((l, p), self.cells.len());
+                    self.cells.push((l, p, n));
+                }
+            }
         }
         if !o.calibration.is_empty() {
             if self.calibration.len() != o.calibration.len() {
@@ -287,12 +337,12 @@ impl GroundTruthSummary {
     ) -> u64 {
         let (l, p) = (self.id_of(&label.into()), self.id_of(&predicted.into()));
         match (l, p) {
-            (Some(l), Some(p)) => self
-                .cells
-                .iter()
-                .filter(|c| c.0 == l && c.1 == p)
-                .map(|c| c.2)
-                .sum(),
+            (Some(l), Some(p)) => saturating_sum(
+                self.cells
+                    .iter()
+                    .filter(|c| c.0 == l && c.1 == p)
+                    .map(|c| c.2),
+            ),
             _ => 0,
         }
     }
@@ -313,13 +363,14 @@ impl GroundTruthSummary {
     }
 
     /// (true positives, false positives, false negatives) of a class.
-    fn tp_fp_fn(&self, class: &Value<'_>) -> Option<(f64, f64, f64)> {
+    fn tp_fp_fn(&self, class: &Value<'_>) -> Option<Counts> {
         Some(self.counts_of(self.id_of(class)?))
     }
 
-    /// (true positives, false positives, false negatives) of a class id.
+    /// (true positives, false positives, false negatives) of a class id: one pass over the
+    /// cells, for one class. [`counts_by_id`](Self::counts_by_id) does every class at once.
     /// As floats: the metrics divide them, and sums of untrusted counts must not overflow.
-    fn counts_of(&self, id: u32) -> (f64, f64, f64) {
+    fn counts_of(&self, id: u32) -> Counts {
         let (mut tp, mut fp, mut fn_) = (0.0, 0.0, 0.0);
         for &(l, p, n) in &self.cells {
             match (l == id, p == id) {
@@ -330,6 +381,41 @@ impl GroundTruthSummary {
             }
         }
         (tp, fp, fn_)
+    }
+
+    /// [`counts_of`](Self::counts_of) every class id, the overflow class last, and whether
+    /// any cell names the id, in one pass over the cells: per-class metrics and macro
+    /// averages over many classes stay linear. Each count adds up in cell order, as in
+    /// `counts_of`, so the floats are the same.
+    fn counts_by_id(&self) -> (Vec<Counts>, Vec<bool>) {
+        let n = self.classes.len();
+        // Ids past the classes (only a forged summary has them) count for no class.
+        let slot = |id: u32| match id {
+            OTHER_ID => Some(n),
+            id => Some(id as usize).filter(|&i| i < n),
+        };
+        let mut counts = vec![(0.0, 0.0, 0.0); n + 1];
+        let mut seen = vec![false; n + 1];
+        for &(l, p, c) in &self.cells {
+            let c = c as f64;
+            let (ls, ps) = (slot(l), slot(p));
+            if l == p {
+                if let Some(i) = ls {
+                    counts[i].0 += c;
+                }
+            } else {
+                if let Some(i) = ps {
+                    counts[i].1 += c;
+                }
+                if let Some(i) = ls {
+                    counts[i].2 += c;
+                }
+            }
+            for i in [ls, ps].into_iter().flatten() {
+                seen[i] = true;
+            }
+        }
+        (counts, seen)
     }
 
     /// Fraction of pairs whose prediction equals the label.
@@ -346,35 +432,68 @@ impl GroundTruthSummary {
 
     /// tp / (tp + fp) of a class; `None` if it was never predicted.
     pub fn precision<'a>(&self, class: impl Into<Value<'a>>) -> Option<f64> {
-        let (tp, fp, _) = self.tp_fp_fn(&class.into())?;
-        ratio(tp, tp + fp)
+        precision(self.tp_fp_fn(&class.into())?)
     }
 
     /// tp / (tp + fn) of a class; `None` if it never was the label.
     pub fn recall<'a>(&self, class: impl Into<Value<'a>>) -> Option<f64> {
-        let (tp, _, fn_) = self.tp_fp_fn(&class.into())?;
-        ratio(tp, tp + fn_)
+        recall(self.tp_fp_fn(&class.into())?)
     }
 
     /// 2tp / (2tp + fp + fn) of a class (scikit-learn's F1 where it is defined).
     pub fn f1<'a>(&self, class: impl Into<Value<'a>>) -> Option<f64> {
-        let (tp, fp, fn_) = self.tp_fp_fn(&class.into())?;
-        ratio(2.0 * tp, 2.0 * tp + fp + fn_)
+        f1(self.tp_fp_fn(&class.into())?)
     }
 
-    /// Classes that take part in averages: every class seen, but the overflow class.
-    fn class_ids(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..self.classes.len() as u32)
-            .filter(|&id| self.cells.iter().any(|c| c.0 == id || c.1 == id))
+    /// Precision, recall and F1 of every class, in the order of [`classes`](Self::classes):
+    /// each the same as [`precision`](Self::precision), [`recall`](Self::recall) and
+    /// [`f1`](Self::f1) of that class, but computed in one pass over the confusion matrix
+    /// (each of those is a pass of its own, so calling them per class is quadratic).
+    ///
+    /// ```
+    /// use modelwatch::SummaryBuilder;
+    /// let mut b = SummaryBuilder::new("m", 0, 60_000);
+    /// for (label, predicted) in [("cat", "cat"), ("cat", "dog"), ("dog", "dog")] {
+    ///     b.log_ground_truth(label, predicted, ["web"]);
+    /// }
+    /// let s = b.build();
+    /// let gt = s.ground_truth_overall().unwrap();
+    /// for m in gt.class_metrics() {
+    ///     assert_eq!(m.precision, gt.precision(m.class));
+    ///     assert_eq!(m.recall, gt.recall(m.class));
+    ///     assert_eq!(m.f1, gt.f1(m.class));
+    /// }
+    /// let cat = gt.class_metrics().next().unwrap();
+    /// assert_eq!((cat.class, cat.precision, cat.recall), ("cat", Some(1.0), Some(0.5)));
+    /// ```
+    pub fn class_metrics(&self) -> impl Iterator<Item = ClassMetrics<'_>> {
+        let (counts, _) = self.counts_by_id();
+        // A name that repeats (only in a forged summary) means its first id, as in `id_of`.
+        let mut first: HashMap<&str, usize> = HashMap::with_capacity(self.classes.len());
+        self.classes.iter().enumerate().map(move |(i, class)| {
+            let slot = if class == OTHER_CLASS {
+                counts.len() - 1
+            } else {
+                *first.entry(class.as_str()).or_insert(i)
+            };
+            let c = counts[slot];
+            ClassMetrics {
+                class,
+                precision: precision(c),
+                recall: recall(c),
+                f1: f1(c),
+            }
+        })
     }
 
-    fn macro_average(&self, metric: impl Fn(f64, f64, f64) -> Option<f64>) -> Option<f64> {
+    fn macro_average(&self, metric: impl Fn(Counts) -> Option<f64>) -> Option<f64> {
+        // Classes that take part: every class seen, but the overflow class.
+        let (counts, seen) = self.counts_by_id();
         let mut n = 0;
         let mut sum = 0.0;
-        for id in self.class_ids() {
-            let (tp, fp, fn_) = self.counts_of(id);
+        for id in (0..self.classes.len()).filter(|&id| seen[id]) {
             // As scikit-learn's default (zero_division=0): an undefined class score counts as 0.
-            sum += metric(tp, fp, fn_).unwrap_or(0.0);
+            sum += metric(counts[id]).unwrap_or(0.0);
             n += 1;
         }
         (n > 0).then(|| sum / f64::from(n))
@@ -383,17 +502,17 @@ impl GroundTruthSummary {
     /// Unweighted mean of the per-class precisions (scikit-learn's `average="macro"`,
     /// `zero_division=0`), over the classes seen as label or prediction.
     pub fn macro_precision(&self) -> Option<f64> {
-        self.macro_average(|tp, fp, _| ratio(tp, tp + fp))
+        self.macro_average(precision)
     }
 
     /// Unweighted mean of the per-class recalls.
     pub fn macro_recall(&self) -> Option<f64> {
-        self.macro_average(|tp, _, fn_| ratio(tp, tp + fn_))
+        self.macro_average(recall)
     }
 
     /// Unweighted mean of the per-class F1 scores.
     pub fn macro_f1(&self) -> Option<f64> {
-        self.macro_average(|tp, fp, fn_| ratio(2.0 * tp, 2.0 * tp + fp + fn_))
+        self.macro_average(f1)
     }
 
     /// F1 from the counts summed over classes (`average="micro"`); with one label per pair
@@ -471,6 +590,21 @@ impl GroundTruthSummary {
     }
 }
 
+/// (true positives, false positives, false negatives) of a class.
+type Counts = (f64, f64, f64);
+
+fn precision((tp, fp, _): Counts) -> Option<f64> {
+    ratio(tp, tp + fp)
+}
+
+fn recall((tp, _, fn_): Counts) -> Option<f64> {
+    ratio(tp, tp + fn_)
+}
+
+fn f1((tp, fp, fn_): Counts) -> Option<f64> {
+    ratio(2.0 * tp, 2.0 * tp + fp + fn_)
+}
+
 fn ratio(a: f64, b: f64) -> Option<f64> {
     (b > 0.0).then(|| a / b)
 }
@@ -542,6 +676,90 @@ mod tests {
             assert!((gt.mse().unwrap() - sse / 5.0).abs() < 1e-12);
             assert!((gt.mae().unwrap() - 2.5 / 5.0).abs() < 1e-12);
             assert!((gt.r2().unwrap() - (1.0 - sse / sst)).abs() < 1e-12);
+        }
+    }
+
+    /// A summary as the wire allows it: repeated names, a class named like the overflow
+    /// class, cell ids past the classes, repeated cells, huge counts.
+    fn forged(seed: u64) -> GroundTruthSummary {
+        let mut x = seed;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let names = ["a", "b", "c", "a", OTHER_CLASS, "d"];
+        let classes: Vec<String> = (0..next(7))
+            .map(|_| names[next(names.len() as u64) as usize].to_owned())
+            .collect();
+        let id = |next: &mut dyn FnMut(u64) -> u64| match next(10) {
+            0 => OTHER_ID,
+            _ => next(classes.len() as u64 + 2) as u32,
+        };
+        let cells = (0..next(20))
+            .map(|_| {
+                let count = if next(10) == 0 { u64::MAX } else { next(5) };
+                (id(&mut next), id(&mut next), count)
+            })
+            .collect();
+        GroundTruthSummary {
+            kind: Some(OutputKind::Classes),
+            classes,
+            cells,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn indexed_merge_and_metrics_match_the_scans_on_forged_summaries() {
+        for seed in 1..500u64 {
+            let (a, b) = (forged(seed), forged(seed * 7919));
+            for max_classes in [0, 3, 1024] {
+                let mut merged = a.clone();
+                merged.merge(&b, max_classes);
+                // The merge as it was: a scan of the classes and of the cells per cell.
+                let mut scanned = a.clone();
+                for &(l, p, n) in &b.cells {
+                    let mut remap = |id: u32| {
+                        let name = b
+                            .classes
+                            .get(id as usize)
+                            .map_or(OTHER_CLASS, String::as_str);
+                        if id == OTHER_ID {
+                            OTHER_ID
+                        } else {
+                            scanned.class_id(&Value::from(name), max_classes)
+                        }
+                    };
+                    let (l, p) = (remap(l), remap(p));
+                    scanned.add_cell(l, p, n);
+                }
+                assert_eq!(
+                    (&merged.classes, &merged.cells, merged.overflowed),
+                    (&scanned.classes, &scanned.cells, scanned.overflowed),
+                    "seed {seed}, max {max_classes}"
+                );
+            }
+            let seen = |id: u32| a.cells.iter().any(|c| c.0 == id || c.1 == id);
+            let ids: Vec<u32> = (0..a.classes.len() as u32).filter(|&id| seen(id)).collect();
+            let scanned = (!ids.is_empty()).then(|| {
+                ids.iter()
+                    .map(|&id| f1(a.counts_of(id)).unwrap_or(0.0))
+                    .sum::<f64>()
+                    / ids.len() as f64
+            });
+            assert_eq!(a.macro_f1(), scanned, "seed {seed}");
+            let metrics: Vec<_> = a.class_metrics().collect();
+            assert_eq!(metrics.len(), a.classes.len());
+            for m in metrics {
+                assert_eq!(
+                    (m.precision, m.recall, m.f1),
+                    (a.precision(m.class), a.recall(m.class), a.f1(m.class)),
+                    "seed {seed}, class {}",
+                    m.class
+                );
+            }
         }
     }
 }

@@ -619,9 +619,11 @@ mod tests {
 
     #[test]
     fn adding_exceptions_keeps_order_first_tags_and_saturates() {
-        let mut s = WindowSummary::default();
         // Duplicate messages can arrive from the wire, on either side.
-        s.exceptions = vec![exception("a", "1", 1), exception("b", "1", u64::MAX - 1)];
+        let mut s = WindowSummary {
+            exceptions: vec![exception("a", "1", 1), exception("b", "1", u64::MAX - 1)],
+            ..Default::default()
+        };
         s.add_exceptions(&[
             exception("b", "2", 5),
             exception("c", "2", 1),

@@ -120,13 +120,14 @@ impl Display for WindowSummary {
                 if let Some(ece) = gt.expected_calibration_error() {
                     write!(f, " ece={}", num(Some(ece)))?;
                 }
-                for c in gt.classes().take(8) {
+                for m in gt.class_metrics().take(8) {
                     write!(
                         f,
-                        " | {c}: p={} r={} f1={}",
-                        num(gt.precision(c)),
-                        num(gt.recall(c)),
-                        num(gt.f1(c))
+                        " | {}: p={} r={} f1={}",
+                        m.class,
+                        num(m.precision),
+                        num(m.recall),
+                        num(m.f1)
                     )?;
                 }
             }
