@@ -104,7 +104,7 @@ pub use core::summary::error::{SummaryError, SummaryErrorKind};
 pub use core::summary::ground_truth::{
     Calibration, ClassMetrics, GroundTruthSummary, OutputKind, CALIBRATION_BUCKETS, OTHER_CLASS,
 };
-pub use core::summary::render::format_utc;
+pub use core::summary::render::{escape_text, format_utc};
 pub use core::summary::{
     DropCounts, ExceptionSummary, FeatureSummary, FeedbackCounts, WindowSummary, HISTOGRAM_SCALE,
     MAX_SUMMARY_BYTES, SCHEMA_VERSION,

@@ -1,7 +1,57 @@
 //! The readable form of a summary: what debug mode prints and `modelwatch inspect` shows.
+//!
+//! Names, labels, metadata and exception text ship as their senders wrote them. Printed
+//! raw, an escape sequence would set the terminal's title or clear the screen, and a
+//! newline would forge a line of the table; so every such string goes through
+//! [`escape_text`].
 
 use super::{FeatureSummary, WindowSummary};
+use std::borrow::Cow;
 use std::fmt::{self, Display, Write};
+
+/// Whether a character must not reach a terminal as is: control characters (C0, DEL, C1),
+/// and the invisible ones that reorder or hide text (bidirectional overrides and isolates,
+/// zero-width characters, the byte-order mark).
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// `s` made safe for a terminal: control characters (C0, DEL, C1) and the invisible
+/// characters that reorder or hide text (bidirectional overrides and isolates, zero-width
+/// characters, the byte-order mark) escaped as `\n`, `\r`, `\t`, `\x1b` (below U+0100) or
+/// `\u{202e}` (above); borrowed when nothing needs escaping. The `Display` of
+/// [`WindowSummary`] escapes every string of the summary with it.
+///
+/// ```
+/// use modelwatch::escape_text;
+/// assert_eq!(escape_text("plain é"), "plain é");
+/// assert_eq!(
+///     escape_text("a\u{1b}[2J\nFAKE\u{202e}"),
+///     "a\\x1b[2J\\nFAKE\\u{202e}"
+/// );
+/// ```
+pub fn escape_text(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) && (c as u32) < 0x100 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
 
 fn num(x: Option<f64>) -> String {
     match x {
@@ -50,7 +100,8 @@ fn column_table(
     for (name, c) in rows {
         writeln!(
             f,
-            "  {name:<24} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11} {:>9}  {}",
+            "  {:<24} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11} {:>9}  {}",
+            escape_text(name),
             c.count(),
             pct(c.missing_rate()),
             num(c.mean()),
@@ -75,7 +126,7 @@ impl Display for WindowSummary {
         writeln!(
             f,
             "== {} | window {} +{}s{} | seq {} of {:016x} | {} predictions",
-            self.deployment(),
+            escape_text(self.deployment()),
             self.window_start_utc(),
             self.window_length() / 1000,
             if self.is_partial() { " (partial)" } else { "" },
@@ -87,7 +138,7 @@ impl Display for WindowSummary {
             let m: Vec<String> = self
                 .metadata()
                 .iter()
-                .map(|(k, v)| format!("{k}={v}"))
+                .map(|(k, v)| format!("{}={}", escape_text(k), escape_text(v)))
                 .collect();
             writeln!(f, "  metadata: {}", m.join(", "))?;
         }
@@ -101,7 +152,12 @@ impl Display for WindowSummary {
         }
         let overall = self.ground_truth_overall().map(|g| ("(all)", g));
         for (seg, gt) in overall.into_iter().chain(self.ground_truth_segments()) {
-            write!(f, "  ground truth {seg:<12} n={:<6}", gt.count())?;
+            write!(
+                f,
+                "  ground truth {:<12} n={:<6}",
+                escape_text(seg),
+                gt.count()
+            )?;
             if gt.kind() == Some(super::ground_truth::OutputKind::Regression) {
                 write!(
                     f,
@@ -124,7 +180,7 @@ impl Display for WindowSummary {
                     write!(
                         f,
                         " | {}: p={} r={} f1={}",
-                        m.class,
+                        escape_text(m.class),
                         num(m.precision),
                         num(m.recall),
                         num(m.f1)
@@ -137,12 +193,16 @@ impl Display for WindowSummary {
             writeln!(f)?;
         }
         for e in self.exceptions() {
-            let tags: Vec<String> = e.tags().iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let tags: Vec<String> = e
+                .tags()
+                .iter()
+                .map(|(k, v)| format!("{}={}", escape_text(k), escape_text(v)))
+                .collect();
             writeln!(
                 f,
                 "  exception x{}: {} {}",
                 e.count(),
-                e.message(),
+                escape_text(e.message()),
                 tags.join(" ")
             )?;
         }
@@ -201,6 +261,56 @@ pub fn format_utc(ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::escape_text;
+    use std::borrow::Cow;
+
+    #[test]
+    fn escapes_what_a_terminal_would_act_on() {
+        assert!(matches!(escape_text("plain name é"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape_text(
+                "a\u{1b}]0;title\u{7}\nFAKE LINE\r\t\u{7f}\u{9b}\u{200b}\u{202e}\u{2066}\u{feff}"
+            ),
+            "a\\x1b]0;title\\x07\\nFAKE LINE\\r\\t\\x7f\\x9b\\u{200b}\\u{202e}\\u{2066}\\u{feff}"
+        );
+    }
+
+    #[test]
+    fn the_table_escapes_every_shipped_string_and_keeps_its_layout() {
+        let forged = "\nFAKE LINE: accuracy=100%";
+        let mut b = crate::SummaryBuilder::new("svc\u{1b}[2J", 0, 60_000);
+        b.log_prediction(
+            [(format!("x{forged}").as_str(), 1.0)],
+            crate::Outputs([(format!("out{forged}\u{202e}").as_str(), 0.5)]),
+        );
+        b.log_ground_truth(
+            format!("cat{forged}").as_str(),
+            "dog",
+            [format!("seg{forged}")],
+        );
+        b.log_exception(
+            &format!("boom{forged}\u{1b}]0;pwned\u{7}"),
+            [("k\t", "v\r")],
+        );
+        b.log_metadata(&format!("model{forged}"), "v\u{1b}[31m\u{9b}");
+        let text = b.build().to_string();
+        for bad in ['\u{1b}', '\u{7}', '\r', '\t', '\u{9b}', '\u{202e}'] {
+            assert!(!text.contains(bad), "{bad:?} in {text}");
+        }
+        assert!(!text.lines().any(|l| l.starts_with("FAKE")), "{text}");
+        for escaped in [
+            "== svc\\x1b[2J |",
+            "  x\\nFAKE",
+            "  out\\nFAKE LINE: accuracy=100%\\u{202e}",
+            "ground truth seg\\nFAKE",
+            "| cat\\nFAKE",
+            "boom\\nFAKE LINE: accuracy=100%\\x1b]0;pwned\\x07 k\\t=v\\r",
+            "model\\nFAKE LINE: accuracy=100%=v\\x1b[31m\\x9b",
+        ] {
+            assert!(text.contains(escaped), "no {escaped:?} in {text}");
+        }
+    }
+
     #[test]
     fn utc_formats_known_instants() {
         assert_eq!(super::format_utc(0), "1970-01-01T00:00:00Z");
