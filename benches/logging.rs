@@ -33,6 +33,35 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
+    // A server between two predictions does its own work (parsing, the model, the
+    // response), which evicts modelwatch's sketches from the caches. Each iteration writes
+    // one byte per cache line of an 8 MiB buffer (more than this machine's L2, a good part
+    // of its L3), untimed, then times one log_prediction: the figure is logging's cost in
+    // a server, not in a hot loop (it includes ~25 ns of the two clock reads).
+    let mut g = c.benchmark_group("log_prediction_cold_cache");
+    g.throughput(Throughput::Elements(1));
+    let (a, _sink) = agent();
+    let sess = a.session("bench");
+    let mut work = vec![0u8; 8 << 20];
+    let mut i = 0;
+    g.bench_function("one_row_per_call_8mib_between", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                for line in work.chunks_mut(64) {
+                    line[0] = line[0].wrapping_add(1);
+                }
+                std::hint::black_box(&work);
+                let t0 = Instant::now();
+                sess.log_prediction(rows[i].pairs(), rows[i].prediction);
+                total += t0.elapsed();
+                i = if i + 1 == rows.len() { 0 } else { i + 1 };
+            }
+            total
+        })
+    });
+    g.finish();
+
     let mut g = c.benchmark_group("log_prediction_batch");
     for batch in [1_000usize, 100_000] {
         g.throughput(Throughput::Elements(batch as u64));

@@ -71,7 +71,7 @@
 //! | strings | [`BYTES_PER_STRING_FEATURE`] (HyperLogLog, 1024-bucket profile, length histogram) |
 //! | every type | [`BYTES_PER_FEATURE_MAX`] |
 //!
-//! plus the name (twice) and about 200 bytes of bookkeeping. A session has up to
+//! plus the name (twice) and about 500 bytes of bookkeeping (the column itself, its slot). A session has up to
 //! 2 × cores shards (at most 16), each with its current window, up to 4 finished windows
 //! the worker has not collected yet, and 2 spare ones. `tests/bounds.rs` checks this
 //! with 100,000 distinct feature names and 1 MB strings, and a 500-feature model logged
@@ -117,10 +117,10 @@ pub use error::{Error, ErrorKind};
 /// Heap bytes at most of a feature that saw non-negative numbers, per shard and window
 /// (a histogram spanning all [`MAX_BUCKETS`] buckets, and a HyperLogLog). Realistic data
 /// takes far less: 100,000 lognormal values take about 4.5 KiB (`docs/accuracy.md`).
-pub const BYTES_PER_NUMERIC_FEATURE: usize = 21_616;
+pub const BYTES_PER_NUMERIC_FEATURE: usize = 21_504;
 /// Heap bytes at most of a feature that saw numbers of both signs.
-pub const BYTES_PER_SIGNED_FEATURE: usize = 42_096;
+pub const BYTES_PER_SIGNED_FEATURE: usize = 41_984;
 /// Heap bytes at most of a feature that saw strings.
 pub const BYTES_PER_STRING_FEATURE: usize = 28_776;
 /// Heap bytes at most of a feature that saw every type.
-pub const BYTES_PER_FEATURE_MAX: usize = 70_872;
+pub const BYTES_PER_FEATURE_MAX: usize = 70_760;

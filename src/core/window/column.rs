@@ -39,7 +39,9 @@ impl Default for ShardStrings {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ShardColumn {
     pub(crate) counts: Counts,
-    pub(crate) numbers: Option<Box<ShardNumbers>>,
+    /// Inline, not boxed: a boxed header is one more dependent cache miss per value when
+    /// the server's own work has evicted the sketches (an empty one holds no heap).
+    pub(crate) numbers: ShardNumbers,
     /// Distinct numbers and distinct strings: disjoint, since the hash tags the type.
     distinct_numbers: Option<Hll<NUMBER_PRECISION>>,
     distinct_strings: Option<Hll<STRING_PRECISION>>,
@@ -105,9 +107,8 @@ impl ShardColumn {
     pub(crate) fn apply(&mut self, v: Folded, key: &HashKey) {
         if let Some(x) = self.count(v) {
             // One value: Welford's update is cheaper than a two-pass run and a merge.
-            let numbers = self.numbers.get_or_insert_with(Default::default);
-            numbers.histogram.record(x);
-            numbers.moments.push(x);
+            self.numbers.histogram.record(x);
+            self.numbers.moments.push(x);
             self.distinct_numbers
                 .get_or_insert_with(Default::default)
                 .insert_hash(key.hash_f64(x));
@@ -187,7 +188,7 @@ impl ShardColumn {
         if xs.is_empty() {
             return;
         }
-        let numbers = self.numbers.get_or_insert_with(Default::default);
+        let numbers = &mut self.numbers;
         for &x in xs {
             numbers.histogram.record(x);
         }
@@ -201,10 +202,8 @@ impl ShardColumn {
     /// Zeroes every count, keeping allocations for the next window.
     pub(crate) fn clear(&mut self) {
         self.counts = Counts::default();
-        if let Some(n) = &mut self.numbers {
-            n.histogram.clear();
-            n.moments = Moments::default();
-        }
+        self.numbers.histogram.clear();
+        self.numbers.moments = Moments::default();
         if let Some(d) = &mut self.distinct_numbers {
             d.clear();
         }
@@ -220,7 +219,8 @@ impl ShardColumn {
     /// Adds this column into a summary's column.
     pub(crate) fn add_to(&self, c: &mut Column) {
         c.counts.add(&self.counts);
-        if let Some(sn) = &self.numbers {
+        if self.numbers.moments.n > 0 {
+            let sn = &self.numbers;
             let n = c.numbers.get_or_insert_with(Box::<Numbers>::default);
             n.histogram.add_shard(&sn.histogram);
             n.moments.merge(&sn.moments);
@@ -247,9 +247,7 @@ impl ShardColumn {
     /// Heap bytes this column holds (for the memory bounds).
     #[cfg(test)]
     pub(crate) fn heap_bytes(&self) -> usize {
-        let numbers = self.numbers.as_ref().map_or(0, |n| {
-            std::mem::size_of::<ShardNumbers>() + n.histogram.heap_bytes()
-        });
+        let numbers = self.numbers.histogram.heap_bytes();
         let strings = self.strings.as_ref().map_or(0, |s| {
             std::mem::size_of::<ShardStrings>() + s.profile.len() * 4 + s.lengths.heap_bytes()
         });
@@ -295,7 +293,7 @@ mod tests {
     fn documented_bytes_per_feature_are_the_worst_case() {
         let hll_n = 1 << NUMBER_PRECISION;
         let hll_s = 1 << STRING_PRECISION;
-        let numbers = std::mem::size_of::<ShardNumbers>() + MAX_BUCKETS * 4 + hll_n;
+        let numbers = MAX_BUCKETS * 4 + hll_n;
         let strings = std::mem::size_of::<ShardStrings>() + PROFILE_BUCKETS * 4 + hll_s;
         assert_eq!(worst_case(true, false, false), numbers);
         assert_eq!(crate::BYTES_PER_NUMERIC_FEATURE, numbers);

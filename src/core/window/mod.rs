@@ -7,7 +7,6 @@ pub(crate) mod join;
 use crate::core::record::cut;
 use crate::core::record::value::{Features, Prediction, Value};
 use crate::core::sketch::keyed_hash::HashKey;
-use crate::core::sketch::moments::Moments;
 use crate::core::summary::ground_truth::GroundTruthSummary;
 use crate::core::summary::{DropCounts, ExceptionSummary, FeatureSummary, WindowSummary};
 use column::{Folded, ShardColumn};
@@ -301,9 +300,8 @@ impl WindowAcc {
     pub(crate) fn record_latency(&mut self, seconds: f64) {
         self.latency.counts.count += 1;
         self.latency.counts.floats += 1;
-        let n = self.latency.numbers.get_or_insert_with(Default::default);
-        n.histogram.record(seconds);
-        n.moments.push(seconds);
+        self.latency.numbers.histogram.record(seconds);
+        self.latency.numbers.moments.push(seconds);
     }
 
     /// Whether nothing was logged into this window.
@@ -372,10 +370,6 @@ impl WindowAcc {
         self.exceptions.clear();
         self.exception_index.clear();
         self.latency.clear();
-        self.latency
-            .numbers
-            .iter_mut()
-            .for_each(|n| n.moments = Moments::default());
         self.drops = DropCounts::default();
     }
 }
