@@ -103,19 +103,48 @@ pub fn merge_all<'a>(it: impl IntoIterator<Item = &'a WindowSummary>) -> Option<
     Some(first)
 }
 
+/// The summaries made with the hash key of the newest one: a key change (a rotated key, a
+/// replica with another key) puts strings in another hash space, so windows before it
+/// cannot be compared with windows after it, and the baseline restarts. Also returns the
+/// note that says so ("" without a change).
+fn since_last_key_change(mut summaries: Vec<WindowSummary>) -> (Vec<WindowSummary>, String) {
+    summaries.sort_by_key(|s| (s.window_start(), s.sequence()));
+    let Some(current) = summaries.last().map(WindowSummary::key_fingerprint) else {
+        return (summaries, String::new());
+    };
+    let last_other = summaries
+        .iter()
+        .rposition(|s| s.key_fingerprint() != current);
+    let Some(last_other) = last_other else {
+        return (summaries, String::new());
+    };
+    let kept: Vec<WindowSummary> = summaries
+        .split_off(last_other + 1)
+        .into_iter()
+        .filter(|s| s.key_fingerprint() == current)
+        .collect();
+    let note = format!(
+        "hash key changed at {}: the baseline restarts there, {} earlier summary(ies) made with another key are not compared; ",
+        kept.first().map_or_else(String::new, |s| format_utc(s.window_start())),
+        summaries.len()
+    );
+    (kept, note)
+}
+
 /// Builds one report per deployment.
 pub fn build(summaries: Vec<WindowSummary>, baseline: &Baseline) -> Vec<Report> {
-    let mut by: BTreeMap<String, BTreeMap<i64, Vec<WindowSummary>>> = BTreeMap::new();
+    let mut by: BTreeMap<String, Vec<WindowSummary>> = BTreeMap::new();
     for s in summaries {
-        by.entry(s.deployment().to_owned())
-            .or_default()
-            .entry(s.window_start())
-            .or_default()
-            .push(s);
+        by.entry(s.deployment().to_owned()).or_default().push(s);
     }
     by.into_iter()
-        .filter_map(|(deployment, windows)| {
-            let windows: Vec<WindowSummary> = windows.values().filter_map(merge_all).collect();
+        .filter_map(|(deployment, summaries)| {
+            let (summaries, key_note) = since_last_key_change(summaries);
+            let mut by_start: BTreeMap<i64, Vec<WindowSummary>> = BTreeMap::new();
+            for s in summaries {
+                by_start.entry(s.window_start()).or_default().push(s);
+            }
+            let windows: Vec<WindowSummary> = by_start.values().filter_map(merge_all).collect();
             let (base, analysed, description) = match *baseline {
                 Baseline::FirstWindows(n) => {
                     let n = n.clamp(1, windows.len().saturating_sub(1).max(1));
@@ -150,7 +179,7 @@ pub fn build(summaries: Vec<WindowSummary>, baseline: &Baseline) -> Vec<Report> 
             let merged = merge_all(&windows)?;
             Some(Report {
                 deployment,
-                baseline_description: description,
+                baseline_description: key_note + &description,
                 baseline: base,
                 windows,
                 analysed,
@@ -561,4 +590,37 @@ pub fn to_text(r: &Report) -> String {
         crate::text::render(&r.merged)
     );
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelwatch::{SummaryBuilder, Value};
+
+    fn window(minute: i64, key: [u8; 16]) -> WindowSummary {
+        let mut b = SummaryBuilder::new("m", minute * 60_000, 60_000)
+            .hash_key(key)
+            .identity(1, minute as u64 + 1);
+        for i in 0..200 {
+            let country = ["NL", "DE", "FR"][i % 3];
+            b.log_prediction([("country", Value::from(country))], 0.5);
+        }
+        b.build()
+    }
+
+    #[test]
+    fn a_key_change_restarts_the_baseline_instead_of_raising_drift() {
+        let old = (0..6).map(|m| window(m, [1; 16]));
+        let new = (6..12).map(|m| window(m, [2; 16]));
+        let reports = build(old.chain(new).collect(), &Baseline::FirstWindows(3));
+        let r = &reports[0];
+        assert!(
+            r.baseline_description
+                .starts_with("hash key changed at 1970-01-01T00:06:00Z"),
+            "{}",
+            r.baseline_description
+        );
+        assert_eq!(r.windows.len(), 6, "only the windows of the current key");
+        assert!(r.findings.is_empty(), "no drift from the key change");
+    }
 }
