@@ -1,7 +1,7 @@
 //! The examples' random numbers: deterministic, with no dependency.
 
 /// A small deterministic generator (xorshift64), so the examples need no dependency.
-pub struct Rng(u64);
+pub struct Rng(pub u64);
 impl Rng {
     pub fn next(&mut self) -> f64 {
         self.0 ^= self.0 << 13;
