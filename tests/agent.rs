@@ -323,3 +323,23 @@ fn the_global_agent_configures_once_and_the_guard_flushes_on_drop() {
     let guard = modelwatch::configure(Config::new("k").no_data_dir().sink(sink.clone())).unwrap();
     guard.shutdown(WAIT).unwrap();
 }
+
+#[test]
+fn the_feature_cap_counts_names_per_window_however_names_churn() {
+    // Each flush seals a window and hands its cleared accumulator back for reuse: the
+    // names of earlier windows must not count against later ones.
+    let (agent, sink) = memory_agent(7 * 86_400);
+    let sess = agent.session("churn");
+    for window in 0..10 {
+        let row: Vec<(String, f64)> = (0..301)
+            .map(|i| (format!("w{window}-f{i}"), f64::from(i)))
+            .collect();
+        sess.log_prediction(row, 0.5);
+        agent.flush(WAIT).unwrap();
+        let s = sink.summaries().pop().unwrap();
+        assert_eq!(s.features().count(), 301, "window {window}");
+        assert_eq!(s.dropped().features_over_cap, 0, "window {window}");
+        assert!(s.feature(&format!("w{window}-f300")).is_some());
+    }
+    assert_eq!(sink.summaries().len(), 10);
+}

@@ -66,6 +66,15 @@ struct Columns {
     names: String,
     /// (offset, length) of each column's name in `names`.
     spans: Vec<(u32, u32)>,
+    /// Whether each column received a value in the current window. The cap counts these,
+    /// not the columns: an accumulator is reused window after window (cleared, not
+    /// dropped), and names of earlier windows must not count against the current one.
+    used: Vec<bool>,
+    /// How many of `used` are true.
+    in_use: usize,
+    /// Every column before this one is used in the current window: where the search for
+    /// a column to take over starts, so that churning names cost O(columns) per window.
+    unused_from: usize,
     index: HashMap<Box<str>, u32>,
     by_position: Vec<u32>,
     /// Per column, the values of a batch chunk waiting to be folded (empty between calls).
@@ -83,7 +92,8 @@ enum Refused {
 }
 
 impl Columns {
-    /// The index of the column named `name`, seen at `position` in its record.
+    /// The index of the column named `name`, seen at `position` in its record. At most
+    /// `cap` distinct names get a column per window.
     #[inline]
     fn slot(
         &mut self,
@@ -94,33 +104,92 @@ impl Columns {
     ) -> Result<usize, Refused> {
         if let Some(&i) = self.by_position.get(position) {
             if same_bytes(self.name_bytes(i as usize), name.as_bytes()) {
-                return Ok(i as usize);
+                return self.mark_used(i as usize, cap);
             }
         }
         let i = match self.index.get(name) {
-            Some(&i) => i,
+            Some(&i) => self.mark_used(i as usize, cap)?,
             None => {
                 if name.len() > max_name {
                     return Err(Refused::NameTooLong);
                 }
-                if self.columns.len() >= cap {
+                if self.in_use >= cap {
                     return Err(Refused::OverCap);
                 }
-                let i = self.columns.len() as u32;
-                self.columns.push(ShardColumn::default());
-                self.spans
-                    .push((self.names.len() as u32, name.len() as u32));
-                self.names.push_str(name);
-                self.index.insert(name.into(), i);
+                let i = self.place(name, cap);
+                self.used[i] = true;
+                self.in_use += 1;
                 i
             }
         };
         if position < self.by_position.len() {
-            self.by_position[position] = i;
+            self.by_position[position] = i as u32;
         } else if position == self.by_position.len() && position < cap {
-            self.by_position.push(i);
+            self.by_position.push(i as u32);
         }
-        Ok(i as usize)
+        Ok(i)
+    }
+
+    /// Counts column `i` as used in this window, unless that would pass the cap.
+    #[inline]
+    fn mark_used(&mut self, i: usize, cap: usize) -> Result<usize, Refused> {
+        if !self.used[i] {
+            if self.in_use >= cap {
+                return Err(Refused::OverCap);
+            }
+            self.used[i] = true;
+            self.in_use += 1;
+        }
+        Ok(i)
+    }
+
+    /// A column for a new name: a new one below the cap, else one that no name used in
+    /// this window (there is one, as fewer than `cap` are in use), renamed, its cleared
+    /// sketches reused. Memory thus stays within `cap` columns however names churn.
+    fn place(&mut self, name: &str, cap: usize) -> usize {
+        let i = if self.columns.len() < cap {
+            self.columns.push(ShardColumn::default());
+            self.spans.push((0, 0));
+            self.used.push(false);
+            self.columns.len() - 1
+        } else {
+            let j = self.unused_from
+                + self.used[self.unused_from..]
+                    .iter()
+                    .position(|u| !u)
+                    .expect("fewer names in use than columns");
+            self.unused_from = j + 1;
+            let old = self.name(j).to_owned();
+            self.index.remove(old.as_str());
+            j
+        };
+        // The old name's bytes stay in `names` until `clear` compacts it.
+        self.spans[i] = (self.names.len() as u32, name.len() as u32);
+        self.names.push_str(name);
+        self.index.insert(name.into(), i as u32);
+        i
+    }
+
+    /// Zeroes every column for the next window, keeping names and allocations, so that a
+    /// model whose names repeat allocates nothing once warm.
+    fn clear(&mut self) {
+        for c in &mut self.columns {
+            c.clear();
+        }
+        self.used.fill(false);
+        self.in_use = 0;
+        self.unused_from = 0;
+        let live: usize = self.spans.iter().map(|&(_, len)| len as usize).sum();
+        if self.names.len() > live {
+            // Renamed columns left their old names behind: keep only the current ones.
+            let mut names = String::with_capacity(self.names.capacity());
+            for span in &mut self.spans {
+                let (start, len) = (span.0 as usize, span.1 as usize);
+                *span = (names.len() as u32, span.1);
+                names.push_str(&self.names[start..start + len]);
+            }
+            self.names = names;
+        }
     }
 
     /// Folds the gathered scratch values, column by column.
@@ -357,14 +426,8 @@ impl WindowAcc {
     /// Empties the window, keeping its allocations (names, sketches) for reuse.
     pub(crate) fn clear(&mut self) {
         self.predictions = 0;
-        for c in self
-            .features
-            .columns
-            .iter_mut()
-            .chain(self.outputs.columns.iter_mut())
-        {
-            c.clear();
-        }
+        self.features.clear();
+        self.outputs.clear();
         self.segments.clear();
         self.overall = None;
         self.exceptions.clear();
@@ -416,5 +479,89 @@ fn value_text(v: &Value<'_>, max: usize) -> String {
         Value::Int(i) => i.to_string(),
         Value::Float(f) => f.to_string(),
         Value::Str(s) => cut(s, max).to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::summary::Header;
+    use std::collections::BTreeMap;
+
+    /// The summary of one window, then the accumulator cleared for reuse, as the worker does.
+    fn seal(w: &mut WindowAcc, limits: &Limits) -> WindowSummary {
+        let header = Header {
+            deployment: "d".into(),
+            instance: 0,
+            sequence: 0,
+            window_start_ms: 0,
+            window_ms: 60_000,
+            partial: false,
+            key_fingerprint: 0,
+        };
+        let mut s = WindowSummary::new(header, BTreeMap::new());
+        w.add_to(&mut s, limits);
+        w.clear();
+        s
+    }
+
+    #[test]
+    fn the_feature_cap_counts_names_per_window_not_names_ever_held() {
+        let (key, limits) = (HashKey::new([7; 16]), Limits::default());
+        let mut w = WindowAcc::default();
+        for window in 0..10 {
+            // 301 names never seen before, plus one that every window has.
+            for i in 0..301 {
+                let name = format!("w{window}-f{i}");
+                w.log_prediction(
+                    &[(name.as_str(), 1.5), ("stable", 2.0)],
+                    &0.5,
+                    &key,
+                    &limits,
+                );
+            }
+            let s = seal(&mut w, &limits);
+            assert_eq!(s.features().count(), 302, "window {window}");
+            assert_eq!(s.dropped().features_over_cap, 0, "window {window}");
+            assert_eq!(s.feature(&format!("w{window}-f300")).unwrap().count(), 1);
+            assert_eq!(s.feature("stable").unwrap().count(), 301);
+            // Columns are taken over, not added: memory stays within the cap.
+            assert!(w.features.columns.len() <= limits.max_features);
+            let live: usize = w.features.spans.iter().map(|s| s.1 as usize).sum();
+            assert_eq!(w.features.names.len(), live, "names compacted");
+        }
+    }
+
+    #[test]
+    fn a_window_keeps_the_first_cap_names_and_counts_the_rest() {
+        let key = HashKey::new([7; 16]);
+        let limits = Limits {
+            max_features: 4,
+            ..Limits::default()
+        };
+        let mut w = WindowAcc::default();
+        let log = |w: &mut WindowAcc, names: &[&str]| {
+            for n in names {
+                w.log_prediction(&[(*n, 1.0)], &0.5, &key, &limits);
+            }
+        };
+        log(&mut w, &["a", "b", "c", "d", "e", "a"]);
+        let s = seal(&mut w, &limits);
+        let names: Vec<&str> = s.features().map(|(n, _)| n).collect();
+        assert_eq!(names, ["a", "b", "c", "d"]);
+        assert_eq!(s.dropped().features_over_cap, 1);
+        assert_eq!(s.feature("a").unwrap().count(), 2);
+
+        // "a" and "b" are held from the last window; the cap counts what this one uses.
+        log(&mut w, &["x", "y", "a", "z", "b", "c"]);
+        let s = seal(&mut w, &limits);
+        let names: Vec<&str> = s.features().map(|(n, _)| n).collect();
+        assert_eq!(names, ["a", "x", "y", "z"]);
+        assert_eq!(s.dropped().features_over_cap, 2);
+        assert_eq!(
+            s.feature("a").unwrap().count(),
+            1,
+            "cleared between windows"
+        );
     }
 }
