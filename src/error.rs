@@ -18,6 +18,10 @@ pub enum ErrorKind {
     NotRunning,
     /// Some summaries could not be delivered to a sink (they are counted in `Agent::stats`).
     Delivery,
+    /// An endpoint is set but no hash key: set [`Config::hash_key`](crate::Config::hash_key)
+    /// or the environment variable [`HASH_KEY_ENV`](crate::HASH_KEY_ENV). The key is never
+    /// derived from the API key, which the collector holds (`docs/privacy.md`).
+    NoHashKey,
 }
 
 /// An error from [`Agent`](crate::Agent) or [`configure`](crate::configure).

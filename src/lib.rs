@@ -92,6 +92,7 @@ mod error;
 
 pub use agent::config::{Config, DEFAULT_DATA_DIR};
 pub use agent::global::{configure, flush, session, Guard};
+pub use agent::hash_key::{HASH_KEY_ENV, HASH_KEY_FILE};
 pub use agent::session::{InferenceTimer, Session};
 pub use agent::sink::{FolderSink, Sink};
 pub use agent::{Agent, Stats, SIGNAL_EXIT_STATUS};

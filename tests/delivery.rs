@@ -11,6 +11,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "test-api-key";
+/// The hash key every agent with an endpoint needs (it never derives from `KEY`).
+const HASH_KEY: [u8; 16] = *b"test-hash-key-16";
 const LONG: Duration = Duration::from_secs(30);
 
 /// Captures `log` records, so tests can check what the agent says (and how often).
@@ -45,6 +47,7 @@ fn http_agent(endpoint: &str) -> Config {
     Config::new(KEY)
         .no_data_dir()
         .endpoint(endpoint)
+        .hash_key(HASH_KEY)
         .window(Duration::from_secs(3600))
 }
 
@@ -426,6 +429,7 @@ fn the_folder_sink_is_the_default_only_without_an_endpoint_and_both_can_be_on() 
     let agent = Agent::start(
         Config::new(KEY)
             .endpoint(collector.endpoint())
+            .hash_key(HASH_KEY)
             .data_dir(&dir),
     )
     .unwrap();
@@ -436,7 +440,12 @@ fn the_folder_sink_is_the_default_only_without_an_endpoint_and_both_can_be_on() 
     // With an endpoint and no explicit folder, the default folder is not used.
     let cwd_default = std::path::Path::new(modelwatch::DEFAULT_DATA_DIR);
     let existed = cwd_default.exists();
-    let agent = Agent::start(Config::new(KEY).endpoint(collector.endpoint())).unwrap();
+    let agent = Agent::start(
+        Config::new(KEY)
+            .endpoint(collector.endpoint())
+            .hash_key(HASH_KEY),
+    )
+    .unwrap();
     agent.session("http-only").log_prediction([("x", 1)], 1);
     agent.flush(LONG).unwrap();
     assert_eq!(cwd_default.exists(), existed);

@@ -56,6 +56,9 @@ fn no_canary_reaches_any_file_the_sink_writes() {
     let mut files = 0;
     let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
     for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        if e.file_name() == modelwatch::HASH_KEY_FILE {
+            continue; // stays in the folder; checked below
+        }
         files += 1;
         blobs.push((
             e.path().display().to_string(),
@@ -78,6 +81,20 @@ fn no_canary_reaches_any_file_the_sink_writes() {
             "control not found in {what}"
         );
         assert_no_canary(blob, what);
+    }
+    // The folder's hash key never leaves: neither its text nor its bytes are in a summary.
+    let hex = std::fs::read_to_string(dir.join(modelwatch::HASH_KEY_FILE)).unwrap();
+    let hex = hex.trim();
+    let bytes: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    for (what, blob) in &blobs {
+        for needle in [hex.as_bytes(), &bytes[..8], &bytes[8..]] {
+            assert!(
+                !blob.windows(needle.len()).any(|w| w == needle),
+                "the hash key is in {what}"
+            );
+        }
     }
     // The planted values were seen, only as statistics.
     let merged = sink.merged();

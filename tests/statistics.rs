@@ -312,7 +312,7 @@ mod merge_property {
     }
 
     fn build(recs: &[Rec]) -> WindowSummary {
-        let mut b = SummaryBuilder::new("prop", 0, 60_000);
+        let mut b = SummaryBuilder::new("prop", 0, 60_000, [7; 16]);
         for r in recs {
             let cat = format!("c{}", r.cat);
             b.log_prediction(

@@ -25,9 +25,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let day_start = 1_767_225_600_000i64; // 2026-01-01T00:00:00Z
     for w in 0..WINDOWS {
-        let mut b = SummaryBuilder::new("fraud_detection_prod", day_start + w * 60_000, 60_000)
-            .hash_key(*b"day-of-windows-k")
-            .identity(7, w as u64 + 1);
+        let mut b = SummaryBuilder::new(
+            "fraud_detection_prod",
+            day_start + w * 60_000,
+            60_000,
+            *b"day-of-windows-k",
+        )
+        .identity(7, w as u64 + 1);
         for _ in 0..PER_WINDOW {
             let amount = (3.5 + 1.1 * rng.normal()).exp();
             let age = (40.0 + 12.0 * rng.normal()).round().max(18.0) as i64;

@@ -598,9 +598,8 @@ mod tests {
     use modelwatch::{SummaryBuilder, Value};
 
     fn window(minute: i64, key: [u8; 16]) -> WindowSummary {
-        let mut b = SummaryBuilder::new("m", minute * 60_000, 60_000)
-            .hash_key(key)
-            .identity(1, minute as u64 + 1);
+        let mut b =
+            SummaryBuilder::new("m", minute * 60_000, 60_000, key).identity(1, minute as u64 + 1);
         for i in 0..200 {
             let country = ["NL", "DE", "FR"][i % 3];
             b.log_prediction([("country", Value::from(country))], 0.5);

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_modelwatch");
 const KEY: &str = "collector-key";
+/// The hash key of every summary these tests make (agents and builders alike).
+const HASH_KEY: [u8; 16] = *b"cli-test-hashkey";
 
 fn modelwatch(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
@@ -37,8 +39,8 @@ fn write_summary(dir: &Path, s: &WindowSummary) {
 fn inspect_prints_tables_merges_and_names_broken_files() {
     let dir = common::temp_dir("inspect");
     for (i, deployment) in ["alpha", "alpha", "beta"].iter().enumerate() {
-        let mut b =
-            SummaryBuilder::new(deployment, 60_000 * i as i64, 60_000).identity(7, i as u64);
+        let mut b = SummaryBuilder::new(deployment, 60_000 * i as i64, 60_000, HASH_KEY)
+            .identity(7, i as u64);
         for x in 0..(10 * (i + 1)) {
             b.log_prediction([("x", x as f64)], 0.5);
         }
@@ -173,7 +175,7 @@ fn collect_validates_authenticates_and_stores_each_summary_once() {
     );
     assert_eq!((status, body.as_str()), (200, "ok"));
 
-    let mut b = SummaryBuilder::new("svc", 0, 60_000);
+    let mut b = SummaryBuilder::new("svc", 0, 60_000, HASH_KEY);
     b.log_prediction([("x", 1.0)], 0.5);
     let bytes = b.build().encode();
     assert_eq!(post(&server.addr, "wrong-key", &bytes).0, 401);
@@ -216,6 +218,7 @@ fn many_concurrent_agents_lose_nothing_and_a_graceful_stop_keeps_every_acknowled
                     let agent = Agent::start(
                         Config::new(KEY)
                             .endpoint(endpoint)
+                            .hash_key(HASH_KEY)
                             .window(Duration::from_secs(3600)),
                     )
                     .unwrap();
@@ -251,6 +254,7 @@ fn many_concurrent_agents_lose_nothing_and_a_graceful_stop_keeps_every_acknowled
     let agent = Agent::start(
         Config::new(KEY)
             .endpoint(&endpoint)
+            .hash_key(HASH_KEY)
             .request_timeout(Duration::from_secs(2)),
     )
     .unwrap();
@@ -301,6 +305,7 @@ fn workload_windows(dir: &Path, change: impl Fn(usize, &mut [(&str, Value<'_>); 
             "workload",
             1_800_000_000_000 + w as i64 * WINDOW_MS,
             WINDOW_MS as u64,
+            HASH_KEY,
         );
         let mut seed = 0x9e37_79b9_7f4a_7c15 ^ w as u64;
         for r in chunk {

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_modelwatch");
 const KEY: &str = "hostile-test-key";
+/// The hash key of the summaries these tests forge.
+const HASH_KEY: [u8; 16] = *b"hostile-hash-key";
 
 fn temp_dir(tag: &str) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -172,7 +174,7 @@ fn post(addr: &str, key: &str, body: &[u8]) -> (u16, String) {
 }
 
 fn summary(deployment: &str, instance: u64, sequence: u64) -> Vec<u8> {
-    let mut b = SummaryBuilder::new(deployment, 0, 60_000).identity(instance, sequence);
+    let mut b = SummaryBuilder::new(deployment, 0, 60_000, HASH_KEY).identity(instance, sequence);
     b.log_prediction([("x", 1.0)], 0.5);
     b.build().encode()
 }
@@ -534,7 +536,7 @@ fn two_hundred_thousand_exceptions_report_in_seconds() {
     const N: usize = 200_000;
     let dir = temp_dir("exceptions");
     for (window, sequence) in [(0, 1), (60_000, 2)] {
-        let mut b = SummaryBuilder::new("svc", window, 60_000).identity(1, sequence);
+        let mut b = SummaryBuilder::new("svc", window, 60_000, HASH_KEY).identity(1, sequence);
         b.log_prediction([("x", 1.0)], 0.5);
         b.log_exception("seed", [("k", "v")]);
         let bytes = forge(&b.build().encode(), |v| {
@@ -571,7 +573,7 @@ fn two_hundred_thousand_exceptions_report_in_seconds() {
 fn forty_thousand_classes_inspect_in_seconds() {
     const N: usize = 40_000;
     let dir = temp_dir("classes");
-    let mut b = SummaryBuilder::new("svc", 0, 60_000).identity(1, 1);
+    let mut b = SummaryBuilder::new("svc", 0, 60_000, HASH_KEY).identity(1, 1);
     b.log_prediction([("x", 1.0)], "c0");
     b.log_ground_truth("c0", "c1", ["web"]);
     let bytes = forge(&b.build().encode(), |v| {
@@ -635,8 +637,13 @@ fn shipped_text_reaches_the_terminal_escaped() {
     let dir = temp_dir("ansi");
     let forged = "\n  FAKE LINE: accuracy=100%";
     for window in 0..4 {
-        let mut b = SummaryBuilder::new("svc\u{1b}]0;pwned\u{7}\u{1b}[2J", window * 60_000, 60_000)
-            .identity(1, window as u64 + 1);
+        let mut b = SummaryBuilder::new(
+            "svc\u{1b}]0;pwned\u{7}\u{1b}[2J",
+            window * 60_000,
+            60_000,
+            HASH_KEY,
+        )
+        .identity(1, window as u64 + 1);
         for i in 0..50 {
             b.log_prediction(
                 [(format!("amount{forged}\u{1b}[31m").as_str(), f64::from(i))],

@@ -63,8 +63,8 @@ enum DataDir {
 pub const DEFAULT_DATA_DIR: &str = "./modelwatch-data";
 
 impl Config {
-    /// A configuration with the given API key (sent to a collector by HTTP delivery; also
-    /// the default source of the hash key, see [`hash_key`](Self::hash_key)).
+    /// A configuration with the given API key, sent to a collector by HTTP delivery (never
+    /// used for the hash key, see [`hash_key`](Self::hash_key)).
     pub fn new(api_key: impl Into<String>) -> Self {
         Config {
             api_key: api_key.into(),
@@ -122,11 +122,31 @@ impl Config {
         self
     }
 
-    /// The 128-bit key of the hash through which strings and numbers enter distinct counts
-    /// and category profiles. Every process of a deployment must use the same key for
-    /// their summaries to merge. Default: derived from the API key, so a collector that
-    /// holds the API key could test guesses of low-entropy values; set a separate secret
-    /// to prevent that (see `docs/privacy.md`).
+    /// The 128-bit secret key of the hash through which strings and numbers enter distinct
+    /// counts and category profiles. Summaries merge only with summaries made with the same
+    /// key, and whoever holds it can test guesses of values against them: keep it from the
+    /// receiver of the summaries. Never shipped, never derived from the API key.
+    ///
+    /// When this is not called, the key is, in this order:
+    /// - the environment variable [`HASH_KEY_ENV`](crate::HASH_KEY_ENV)
+    ///   (`MODELWATCH_HASH_KEY`): 32 hex characters, e.g. from `openssl rand -hex 16`;
+    /// - with an [`endpoint`](Self::endpoint): none, and [`Agent::start`](crate::Agent::start)
+    ///   fails with [`ErrorKind::NoHashKey`](crate::ErrorKind::NoHashKey). The processes of
+    ///   a deployment, on every host, must share a key the collector does not know: only
+    ///   you can provide one;
+    /// - with a data folder: a random key generated once and kept in the folder, in
+    ///   [`HASH_KEY_FILE`](crate::HASH_KEY_FILE) (mode 0600 on Unix), used by every agent
+    ///   writing to that folder, later ones included;
+    /// - with custom [`sink`](Self::sink)s only: a random key of this process. Its summaries
+    ///   then merge with each other but not with another process's or a restart's.
+    ///
+    /// ```
+    /// let key: [u8; 16] = *b"from-a-secret-st"; // e.g. read from your secret store
+    /// let config = modelwatch::Config::new("api-key")
+    ///     .endpoint("http://collector:8080")
+    ///     .hash_key(key);
+    /// # let _ = config;
+    /// ```
     pub fn hash_key(mut self, key: [u8; 16]) -> Self {
         self.hash_key = Some(HashKey::new(key));
         self

@@ -2,12 +2,12 @@
 
 pub(crate) mod config;
 pub(crate) mod global;
+pub(crate) mod hash_key;
 mod http;
 pub(crate) mod session;
 pub(crate) mod sink;
 mod worker;
 
-use crate::core::sketch::keyed_hash::HashKey;
 use crate::error::{Error, ErrorKind};
 use config::Config;
 use parking_lot::Mutex;
@@ -101,9 +101,12 @@ fn random_instance() -> u64 {
 }
 
 impl Agent {
-    /// Validates the configuration, creates the data folder, and starts the background thread.
+    /// Validates the configuration, finds the hash key (see [`Config::hash_key`]: with an
+    /// endpoint and no key this fails with [`ErrorKind::NoHashKey`]), creates the data
+    /// folder, and starts the background thread.
     pub fn start(config: Config) -> Result<Agent, Error> {
         config.validate()?;
+        let key = hash_key::resolve(&config)?;
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
         if let Some(dir) = &config.folder() {
             let sink = FolderSink::new(dir)
@@ -122,9 +125,7 @@ impl Agent {
             )
         });
         let shared = Arc::new(Shared {
-            key: config
-                .hash_key
-                .unwrap_or_else(|| HashKey::derive(config.api_key.as_bytes())),
+            key,
             limits: config.limits,
             window_ms,
             join_capacity: config.join_capacity,

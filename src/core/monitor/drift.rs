@@ -183,7 +183,7 @@ mod tests {
     use crate::core::window::builder::SummaryBuilder;
 
     fn window(values: impl Iterator<Item = f64>, cats: &[&str]) -> crate::WindowSummary {
-        let mut b = SummaryBuilder::new("d", 0, 60_000);
+        let mut b = SummaryBuilder::new("d", 0, 60_000, [7; 16]);
         for (i, x) in values.enumerate() {
             b.log_prediction(
                 [

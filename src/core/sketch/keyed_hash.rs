@@ -18,18 +18,6 @@ impl HashKey {
         HashKey(bytes)
     }
 
-    /// A key derived from arbitrary secret material (for example an API key).
-    pub fn derive(material: &[u8]) -> Self {
-        const DOMAIN: [u8; 16] = *b"modelwatch/key/1";
-        let k = HashKey(DOMAIN);
-        let a = k.hasher_with_tweak(DERIVE_LOW);
-        let b = k.hasher_with_tweak(DERIVE_HIGH);
-        let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&finish_with(a, material).to_le_bytes());
-        out[8..].copy_from_slice(&finish_with(b, material).to_le_bytes());
-        HashKey(out)
-    }
-
     fn hasher_with_tweak(&self, tweak: u64) -> SipHasher13 {
         let (k0, k1) = self.words();
         SipHasher13::new_with_keys(k0 ^ tweak, k1)
@@ -77,11 +65,10 @@ impl HashKey {
     }
 }
 
-/// Tweaks of the first key word: one derived key per purpose.
+/// Tweaks of the first key word: one derived key per purpose. (2 and 3 derived keys from
+/// an API key, which the receiver holds; that is gone, and the values stay retired.)
 const STRINGS: u64 = 0;
 const NUMBERS: u64 = 1;
-const DERIVE_LOW: u64 = 2;
-const DERIVE_HIGH: u64 = 3;
 const RECORD_KEYS_LOW: u64 = 4;
 const RECORD_KEYS_HIGH: u64 = 5;
 const FINGERPRINT: u64 = 6;
@@ -151,8 +138,6 @@ mod tests {
         assert_ne!(a.hash_str("x"), b.hash_str("x"));
         assert_eq!(a.hash_f64(0.0), a.hash_f64(-0.0));
         assert_ne!(a.hash_str("1"), a.hash_f64(1.0));
-        assert_eq!(HashKey::derive(b"k"), HashKey::derive(b"k"));
-        assert_ne!(HashKey::derive(b"k"), HashKey::derive(b"l"));
         assert_eq!(format!("{a:?}"), "HashKey(<redacted>)");
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_eq!(a.fingerprint(), HashKey::new([1; 16]).fingerprint());

@@ -452,7 +452,8 @@ impl GroundTruthSummary {
     ///
     /// ```
     /// use modelwatch::SummaryBuilder;
-    /// let mut b = SummaryBuilder::new("m", 0, 60_000);
+    /// # let key = [7; 16];
+    /// let mut b = SummaryBuilder::new("m", 0, 60_000, key);
     /// for (label, predicted) in [("cat", "cat"), ("cat", "dog"), ("dog", "dog")] {
     ///     b.log_ground_truth(label, predicted, ["web"]);
     /// }

@@ -237,7 +237,8 @@ impl FeatureSummary {
     ///
     /// ```
     /// use modelwatch::{SummaryBuilder, Value};
-    /// let mut b = SummaryBuilder::new("m", 0, 60_000);
+    /// # let key = [7; 16];
+    /// let mut b = SummaryBuilder::new("m", 0, 60_000, key);
     /// for x in [1.0, 1.5, -2.0, 0.0] {
     ///     b.log_prediction([("x", Value::from(x))], 0.0);
     /// }

@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn the_table_escapes_every_shipped_string_and_keeps_its_layout() {
         let forged = "\nFAKE LINE: accuracy=100%";
-        let mut b = crate::SummaryBuilder::new("svc\u{1b}[2J", 0, 60_000);
+        let mut b = crate::SummaryBuilder::new("svc\u{1b}[2J", 0, 60_000, [7; 16]);
         b.log_prediction(
             [(format!("x{forged}").as_str(), 1.0)],
             crate::Outputs([(format!("out{forged}\u{202e}").as_str(), 0.5)]),

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 ///
 /// ```
 /// use modelwatch::{SummaryBuilder, Value};
-/// let mut b = SummaryBuilder::new("churn", 1_700_000_040_000, 60_000);
+/// let key: [u8; 16] = *b"from-a-secret-st"; // the deployment's hash key
+/// let mut b = SummaryBuilder::new("churn", 1_700_000_040_000, 60_000, key);
 /// b.log_prediction([("age", Value::from(41)), ("plan", Value::from("pro"))], 0.2);
 /// b.log_ground_truth(false, 0.2, ["web"]);
 /// let s = b.build();
@@ -28,9 +29,11 @@ pub struct SummaryBuilder {
 
 impl SummaryBuilder {
     /// A builder for the window of `deployment` that starts at `window_start_ms` (Unix
-    /// milliseconds) and lasts `window_ms`. Instance 0, sequence 1, the default limits, and
-    /// the hash key derived from an empty API key unless [`hash_key`](Self::hash_key) is set.
-    pub fn new(deployment: &str, window_start_ms: i64, window_ms: u64) -> Self {
+    /// milliseconds) and lasts `window_ms`, hashing strings and numbers with `hash_key`
+    /// (see [`Config::hash_key`](crate::Config::hash_key): summaries merge only with
+    /// summaries made with the same key, and the key must stay secret from their readers).
+    /// Instance 0, sequence 1 and the default limits.
+    pub fn new(deployment: &str, window_start_ms: i64, window_ms: u64, hash_key: [u8; 16]) -> Self {
         SummaryBuilder {
             header: Header {
                 deployment: deployment.to_owned(),
@@ -41,18 +44,11 @@ impl SummaryBuilder {
                 partial: false,
                 key_fingerprint: 0,
             },
-            key: HashKey::derive(b""),
+            key: HashKey::new(hash_key),
             limits: Limits::default(),
             window: WindowAcc::default(),
             metadata: BTreeMap::new(),
         }
-    }
-
-    /// The hash key (see [`Config::hash_key`](crate::Config::hash_key)); summaries merge
-    /// only with summaries made with the same key.
-    pub fn hash_key(mut self, key: [u8; 16]) -> Self {
-        self.key = HashKey::new(key);
-        self
     }
 
     /// The caps (default: [`Limits::default`]).
