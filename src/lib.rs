@@ -95,7 +95,7 @@ pub use agent::global::{configure, flush, session, Guard};
 pub use agent::hash_key::{HASH_KEY_ENV, HASH_KEY_FILE};
 pub use agent::session::{InferenceTimer, Session};
 pub use agent::sink::{FolderSink, Sink};
-pub use agent::{Agent, Stats, SIGNAL_EXIT_STATUS};
+pub use agent::{Agent, Stats, BYTES_PER_SESSION, SIGNAL_EXIT_STATUS};
 pub use core::monitor::drift::{Drift, NewCategories};
 pub use core::record::flatten::Record;
 pub use core::record::value::{AsValue, Features, Outputs, Prediction, Value};

@@ -41,7 +41,8 @@ fn folder_sink_writes_one_decodable_file_per_window_and_no_temporary_files() {
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
     assert!(
-        name.starts_with("fraud_detection_prod.") && name.ends_with(".msgpack"),
+        // Cleaned to a file name, with a hash of the real name: never another's name.
+        name.starts_with("fraud_detection_prod~") && name.ends_with(".msgpack"),
         "{name}"
     );
     let s = WindowSummary::decode(&std::fs::read(&files[0]).unwrap()).unwrap();
@@ -344,4 +345,79 @@ fn the_feature_cap_counts_names_per_window_however_names_churn() {
         assert!(s.feature(&format!("w{window}-f300")).is_some());
     }
     assert_eq!(sink.summaries().len(), 10);
+}
+
+#[test]
+fn sequence_numbers_count_per_deployment_and_file_names_never_collide() {
+    let dir = temp_dir("sequences");
+    let sink = MemorySink::default();
+    let agent = Agent::start(Config::new("k").data_dir(&dir).sink(sink.clone())).unwrap();
+    // "a_b" and "a/b" clean to the same file-name text; "busy" logs far more often.
+    let (quiet, busy, twin) = (
+        agent.session("a_b"),
+        agent.session("busy"),
+        agent.session("a/b"),
+    );
+    for round in 0..6 {
+        busy.log_prediction([("x", 1)], 1);
+        if round % 2 == 0 {
+            quiet.log_prediction([("x", 1)], 1);
+            twin.log_prediction([("x", 1)], 1);
+        }
+        agent.flush(WAIT).unwrap();
+    }
+    let mut by_deployment: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+    for s in sink.summaries() {
+        by_deployment
+            .entry(s.deployment().to_owned())
+            .or_default()
+            .push((s.instance(), s.sequence()));
+    }
+    let instance = by_deployment["busy"][0].0;
+    let expect = |n: u64| (1..=n).map(|q| (instance, q)).collect::<Vec<_>>();
+    // Each deployment counts 1, 2, 3, ...: nothing of the others' activity shows.
+    assert_eq!(by_deployment["busy"], expect(6));
+    assert_eq!(by_deployment["a_b"], expect(3));
+    assert_eq!(by_deployment["a/b"], expect(3));
+    // Same (instance, sequence) for "a_b" and "a/b", yet every summary has its own file.
+    let files = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "msgpack"))
+        .count();
+    assert_eq!(files, 12);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sessions_past_max_sessions_are_inert_and_counted() {
+    let sink = MemorySink::default();
+    let agent = Agent::start(
+        Config::new("k")
+            .no_data_dir()
+            .sink(sink.clone())
+            .max_sessions(2),
+    )
+    .unwrap();
+    let (a, b) = (agent.session("a"), agent.session("b"));
+    let over = agent.session("c");
+    assert_eq!(over.deployment(), None);
+    over.log_prediction([("x", 1)], 1);
+    // Known deployments still get their session past the cap.
+    agent.session("a").log_prediction([("x", 1)], 1);
+    b.log_prediction([("x", 1)], 1);
+    assert_eq!(agent.session("d").deployment(), None);
+    agent.flush(WAIT).unwrap();
+    let mut deployments: Vec<String> = sink
+        .summaries()
+        .iter()
+        .map(|s| s.deployment().to_owned())
+        .collect();
+    deployments.sort();
+    assert_eq!(deployments, ["a", "b"]);
+    let stats = agent.stats();
+    assert_eq!((stats.sessions, stats.sessions_over_cap), (2, 2));
+    drop(a);
+    let e = Agent::start(Config::new("k").no_data_dir().sink(sink).max_sessions(0)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig);
 }

@@ -34,6 +34,7 @@ pub struct Config {
     pub(crate) request_timeout: Duration,
     pub(crate) max_backlog_bytes: usize,
     pub(crate) exit_on_signal: bool,
+    pub(crate) max_sessions: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -82,6 +83,7 @@ impl Config {
             request_timeout: Duration::from_secs(10),
             max_backlog_bytes: 16 << 20,
             exit_on_signal: false,
+            max_sessions: 256,
         }
     }
 
@@ -149,6 +151,19 @@ impl Config {
     /// ```
     pub fn hash_key(mut self, key: [u8; 16]) -> Self {
         self.hash_key = Some(HashKey::new(key));
+        self
+    }
+
+    /// Deployments an agent keeps a session for, at most: each new deployment name takes a
+    /// session for the agent's lifetime. Past the cap, [`Agent::session`](crate::Agent::session)
+    /// for a new name returns an inert session that logs nothing; each such call is counted
+    /// in [`Stats::sessions_over_cap`](crate::Stats::sessions_over_cap) and the first is
+    /// logged as a warning. A session nothing was logged into for 10 windows releases the
+    /// memory of its windows (counted in [`Stats::sessions_released`](crate::Stats::sessions_released))
+    /// and keeps at most [`BYTES_PER_SESSION`](crate::BYTES_PER_SESSION) plus its name and
+    /// metadata; its handles keep working. Default: 256.
+    pub fn max_sessions(mut self, sessions: usize) -> Self {
+        self.max_sessions = sessions;
         self
     }
 
@@ -268,6 +283,9 @@ impl Config {
         let l = &self.limits;
         if self.join_capacity == 0 || self.join_ttl.is_zero() {
             return bad("join_capacity and join_ttl must be positive".into());
+        }
+        if self.max_sessions == 0 {
+            return bad("max_sessions must be positive".into());
         }
         if l.max_features == 0 || l.max_outputs == 0 || l.max_name_bytes == 0 || l.max_classes == 0
         {

@@ -15,7 +15,7 @@ use session::{Session, SessionInner, Shared};
 use sink::{FolderSink, Sink};
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -28,6 +28,8 @@ pub(crate) struct AgentStats {
     delivered: AtomicU64,
     failed: AtomicU64,
     http: Mutex<http::HttpCounters>,
+    sessions_over_cap: AtomicU64,
+    sessions_released: AtomicU64,
 }
 
 /// A snapshot of what the agent has delivered and what it holds.
@@ -54,7 +56,20 @@ pub struct Stats {
     /// Logging calls that had to wait for a shard lock held by another thread (two threads
     /// mapped to one shard, or the worker swapping a window out). Never the network.
     pub contended_log_calls: u64,
+    /// Deployments with a session (at most [`Config::max_sessions`]).
+    pub sessions: usize,
+    /// Calls to [`Agent::session`] for a new deployment past [`Config::max_sessions`]: each
+    /// returned an inert session, which logs nothing.
+    pub sessions_over_cap: u64,
+    /// Times the window memory of a session idle for 10 windows was released.
+    pub sessions_released: u64,
 }
+
+/// Heap bytes a session takes, at most, before anything is logged into it and again once
+/// its idle windows are released: its shards (up to 16) and bookkeeping, plus twice the
+/// deployment name and its metadata. What is logged adds its windows' columns (see the
+/// crate's memory bounds).
+pub const BYTES_PER_SESSION: usize = session::BYTES_PER_SESSION;
 
 /// The in-process agent: owns the sessions and the background thread that seals windows
 /// and ships their summaries. Dropping it seals the current windows (marked partial) and
@@ -74,6 +89,9 @@ pub struct Agent {
     shared: Arc<Shared>,
     shards: usize,
     sessions: Arc<Mutex<BTreeMap<String, Arc<SessionInner>>>>,
+    max_sessions: usize,
+    /// Whether the cap on sessions was reported (once per agent).
+    warned_over_cap: AtomicBool,
     control: Mutex<Option<SyncSender<Control>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<AgentStats>,
@@ -139,7 +157,6 @@ impl Agent {
             sinks,
             debug_mode: config.debug_mode,
             instance: random_instance(),
-            next_sequence: 0,
             window_ms,
             stats: Arc::clone(&stats),
             warned: false,
@@ -156,11 +173,13 @@ impl Agent {
             .map_err(|e| Error::io("cannot start the modelwatch thread", e))?;
         let shards = std::thread::available_parallelism()
             .map_or(4, |n| n.get() * 2)
-            .clamp(2, 16);
+            .clamp(2, session::MAX_SHARDS);
         Ok(Agent {
             shared,
             shards,
             sessions,
+            max_sessions: config.max_sessions,
+            warned_over_cap: AtomicBool::new(false),
             control: Mutex::new(Some(tx)),
             worker: Mutex::new(Some(handle)),
             stats,
@@ -169,18 +188,35 @@ impl Agent {
     }
 
     /// The session of a deployment, created on first use. Cheap to call and to clone.
+    ///
+    /// Past [`Config::max_sessions`] deployments, a new one gets an inert session that logs
+    /// nothing: counted in [`Stats::sessions_over_cap`], and the first is logged as a warning.
     pub fn session(&self, deployment: &str) -> Session {
         let mut sessions = self.sessions.lock();
-        let inner = sessions.entry(deployment.to_owned()).or_insert_with(|| {
-            Arc::new(SessionInner::new(
-                deployment.to_owned(),
-                Arc::clone(&self.shared),
-                self.shards,
-            ))
-        });
-        Session {
-            inner: Some(Arc::clone(inner)),
+        if let Some(inner) = sessions.get(deployment) {
+            return Session {
+                inner: Some(Arc::clone(inner)),
+            };
         }
+        if sessions.len() >= self.max_sessions {
+            drop(sessions);
+            self.stats.sessions_over_cap.fetch_add(1, Ordering::Relaxed);
+            if !self.warned_over_cap.swap(true, Ordering::Relaxed) {
+                log::warn!(
+                    "modelwatch: {} deployments, the max_sessions cap: session({deployment:?}) \
+                     and any other new deployment log nothing (counted in Stats::sessions_over_cap)",
+                    self.max_sessions
+                );
+            }
+            return Session { inner: None };
+        }
+        let inner = Arc::new(SessionInner::new(
+            deployment.to_owned(),
+            Arc::clone(&self.shared),
+            self.shards,
+        ));
+        sessions.insert(deployment.to_owned(), Arc::clone(&inner));
+        Session { inner: Some(inner) }
     }
 
     /// Seals every window logged so far (the current one marked partial) and delivers the
@@ -264,6 +300,9 @@ impl Agent {
             backlog_len: http.backlog_len,
             backlog_bytes: http.backlog_bytes,
             contended_log_calls: self.shared.contended.load(Ordering::Relaxed),
+            sessions: self.sessions.lock().len(),
+            sessions_over_cap: self.stats.sessions_over_cap.load(Ordering::Relaxed),
+            sessions_released: self.stats.sessions_released.load(Ordering::Relaxed),
         }
     }
 }

@@ -16,6 +16,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// is dropped; the summary then spans more than one window length.
 const MAX_FINISHED: usize = 4;
 
+/// Shards of a session, at most (`2 × available_parallelism`, clamped to 2..=16).
+pub(crate) const MAX_SHARDS: usize = 16;
+
+/// See [`crate::BYTES_PER_SESSION`]: the session, its shard array at most, its `Arc` and
+/// registry entry, with room for the allocator's rounding.
+pub(crate) const BYTES_PER_SESSION: usize = std::mem::size_of::<SessionInner>()
+    + MAX_SHARDS * std::mem::size_of::<Padded<Mutex<Shard>>>()
+    + 512;
+
 /// Settings every session of an agent shares.
 pub(crate) struct Shared {
     pub(crate) key: HashKey,
@@ -38,6 +47,16 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
+    /// A shard with no window, holding no heap memory: logging re-creates what it needs.
+    fn empty() -> Self {
+        Shard {
+            start_ms: i64::MIN,
+            current: WindowAcc::default(),
+            finished: Vec::new(),
+            spare: Vec::new(),
+        }
+    }
+
     /// Moves the current window to `finished` if `now_ms` lies in a later (or earlier) one.
     #[inline]
     fn roll(&mut self, now_ms: i64, window_ms: i64) {
@@ -62,6 +81,17 @@ impl Shard {
 #[repr(align(128))]
 pub(crate) struct Padded<T>(pub(crate) T);
 
+/// What the worker records of a session (only the worker takes this lock).
+pub(crate) struct Book {
+    /// The sequence number of the session's last summary. Counted per session, so that
+    /// `(instance, sequence)` is unique per deployment and reveals nothing of the others.
+    pub(crate) sequence: u64,
+    /// When the worker last found something logged or waiting.
+    pub(crate) active_ms: i64,
+    /// Whether the memory of the windows was released since.
+    pub(crate) released: bool,
+}
+
 pub(crate) struct SessionInner {
     pub(crate) name: String,
     pub(crate) shared: Arc<Shared>,
@@ -70,19 +100,15 @@ pub(crate) struct SessionInner {
     pub(crate) metadata_dropped: AtomicU64,
     /// Created on the first keyed prediction or feedback.
     join: Mutex<Option<JoinStore>>,
+    pub(crate) book: Mutex<Book>,
 }
 
 impl SessionInner {
     pub(crate) fn new(name: String, shared: Arc<Shared>, shards: usize) -> Self {
+        // Nothing is allocated per shard before it is logged into: a session costs its
+        // shard array until then (`BYTES_PER_SESSION`).
         let shards = (0..shards)
-            .map(|_| {
-                Padded(Mutex::new(Shard {
-                    start_ms: i64::MIN,
-                    current: WindowAcc::default(),
-                    finished: Vec::with_capacity(MAX_FINISHED),
-                    spare: Vec::new(),
-                }))
-            })
+            .map(|_| Padded(Mutex::new(Shard::empty())))
             .collect();
         SessionInner {
             name,
@@ -91,7 +117,35 @@ impl SessionInner {
             metadata: Mutex::new(BTreeMap::new()),
             metadata_dropped: AtomicU64::new(0),
             join: Mutex::new(None),
+            book: Mutex::new(Book {
+                sequence: 0,
+                active_ms: now_ms(),
+                released: false,
+            }),
         }
+    }
+
+    /// Frees the memory of the session's windows where nothing waits in them, and of an
+    /// idle join store; logging later re-creates what it needs. Name, metadata, sequence
+    /// number and waiting keyed predictions stay. Returns whether every shard was freed (a
+    /// thread may have logged into one meanwhile).
+    pub(crate) fn release_idle(&self) -> bool {
+        let mut all = true;
+        for shard in self.shards.iter() {
+            let mut g = shard.0.lock();
+            if g.current.is_empty() && g.finished.is_empty() {
+                let old = std::mem::replace(&mut *g, Shard::empty());
+                drop(g); // freed outside the lock
+                drop(old);
+            } else {
+                all = false;
+            }
+        }
+        let mut join = self.join.lock();
+        if join.as_ref().is_some_and(JoinStore::is_idle) {
+            *join = None;
+        }
+        all
     }
 
     fn join_store(&self) -> parking_lot::MappedMutexGuard<'_, JoinStore> {
@@ -128,8 +182,9 @@ pub(crate) fn now_ms() -> i64 {
 /// for data problems: they are counted in the window's [`DropCounts`](crate::DropCounts)
 /// and per-feature counts.
 ///
-/// A session obtained from [`session`](crate::session) before [`configure`](crate::configure)
-/// is inert: it logs nothing (and says so once through the `log` crate).
+/// A session obtained from [`session`](crate::session) before [`configure`](crate::configure),
+/// or for a new deployment past [`Config::max_sessions`](crate::Config::max_sessions), is
+/// inert: it logs nothing (and says so once through the `log` crate).
 #[derive(Clone)]
 pub struct Session {
     pub(crate) inner: Option<Arc<SessionInner>>,

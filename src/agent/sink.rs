@@ -24,7 +24,10 @@ pub trait Sink: Send {
 }
 
 /// Writes each summary to its own file, atomically (temporary file, then rename), named
-/// `<deployment>.<window start ms>.<instance>.<sequence>.msgpack`.
+/// `<deployment>.<window start ms>.<instance>.<sequence>.msgpack`. A deployment name is
+/// kept as is when it is at most 64 ASCII letters, digits, `-` and `_`; any other is cut
+/// and cleaned to those, and followed by `~` and a hash of the whole name, so that two
+/// deployments never share a file name.
 #[derive(Debug)]
 pub struct FolderSink {
     dir: PathBuf,
@@ -44,9 +47,11 @@ impl FolderSink {
     }
 }
 
-/// A file-name-safe form of a deployment name.
+/// A file-name-safe form of a deployment name, distinct for distinct names: sequence
+/// numbers count per deployment, so `a/b` and `a_b` both have a summary 1 of a window.
 fn safe_name(name: &str) -> String {
-    name.chars()
+    let safe: String = name
+        .chars()
         .take(64)
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -55,7 +60,15 @@ fn safe_name(name: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    if safe == name {
+        return safe;
+    }
+    // Unkeyed on purpose: the name ships in the summary anyway, and file names must be
+    // the same in every run.
+    let mut h = siphasher::sip::SipHasher13::new();
+    std::hash::Hasher::write(&mut h, name.as_bytes());
+    format!("{safe}~{:016x}", std::hash::Hasher::finish(&h))
 }
 
 impl Sink for FolderSink {

@@ -23,12 +23,14 @@ pub(crate) enum Control {
     Shutdown(SyncSender<bool>, Instant),
 }
 
+/// Windows without logging after which a session's window memory is released.
+pub(crate) const IDLE_WINDOWS: i64 = 10;
+
 pub(crate) struct Worker {
     pub(crate) sessions: Arc<Mutex<BTreeMap<String, Arc<SessionInner>>>>,
     pub(crate) sinks: Vec<Box<dyn Sink>>,
     pub(crate) debug_mode: bool,
     pub(crate) instance: u64,
-    pub(crate) next_sequence: u64,
     pub(crate) window_ms: i64,
     pub(crate) stats: Arc<AgentStats>,
     pub(crate) warned: bool,
@@ -99,16 +101,16 @@ impl Worker {
         for session in sessions {
             // Swap finished windows out, O(1) under each shard's lock.
             let mut taken: Vec<(usize, i64, WindowAcc)> = Vec::new();
+            let mut active = false;
             for (i, shard) in session.shards.iter().enumerate() {
                 let mut g = shard.0.lock();
+                active |= !g.current.is_empty() || !g.finished.is_empty();
                 if all || g.start_ms.saturating_add(self.window_ms) <= now {
                     g.seal_current();
                 }
-                taken.extend(
-                    std::mem::take(&mut g.finished)
-                        .into_iter()
-                        .map(|(s, w)| (i, s, w)),
-                );
+                // Drained, not taken: the shard keeps the vector's capacity, so that
+                // rolling to the next window allocates nothing on the logging thread.
+                taken.extend(g.finished.drain(..).map(|(s, w)| (i, s, w)));
             }
             taken.sort_by_key(|t| t.1);
             let mut starts: Vec<i64> = taken.iter().map(|t| t.1).collect();
@@ -126,8 +128,26 @@ impl Worker {
                     g.spare.push(w);
                 }
             }
+            self.release_if_idle(&session, active, now);
         }
         ok
+    }
+
+    /// Frees the window memory of a session nothing was logged into for [`IDLE_WINDOWS`]
+    /// windows: a host that saw many deployments once keeps only their small stubs.
+    fn release_if_idle(&self, session: &SessionInner, active: bool, now: i64) {
+        let mut book = session.book.lock();
+        if active {
+            book.active_ms = now;
+            book.released = false;
+        } else if !book.released
+            && now.saturating_sub(book.active_ms) >= IDLE_WINDOWS.saturating_mul(self.window_ms)
+        {
+            book.released = session.release_idle();
+            if book.released {
+                self.stats.sessions_released.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     fn summarize(
@@ -137,11 +157,15 @@ impl Worker {
         partial: bool,
         taken: &[(usize, i64, WindowAcc)],
     ) -> WindowSummary {
-        self.next_sequence += 1;
+        let sequence = {
+            let mut book = session.book.lock();
+            book.sequence += 1;
+            book.sequence
+        };
         let header = Header {
             deployment: session.name.clone(),
             instance: self.instance,
-            sequence: self.next_sequence,
+            sequence,
             window_start_ms: start,
             window_ms: self.window_ms as u64,
             partial,

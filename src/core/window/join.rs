@@ -145,6 +145,11 @@ impl JoinStore {
         std::mem::take(&mut self.counts)
     }
 
+    /// Whether the store holds nothing: no prediction waiting, no count to ship.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.slots.is_empty() && self.counts == FeedbackCounts::default()
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.slots.len()
