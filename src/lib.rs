@@ -107,8 +107,8 @@ pub use core::summary::ground_truth::{
 };
 pub use core::summary::render::{escape_text, format_utc};
 pub use core::summary::{
-    DropCounts, ExceptionSummary, FeatureSummary, FeedbackCounts, WindowSummary, HISTOGRAM_SCALE,
-    MAX_SUMMARY_BYTES, SCHEMA_VERSION,
+    DropCounts, ExceptionSummary, FeatureSummary, FeedbackCounts, WindowSummary,
+    DECODE_BUDGET_BASE, DECODE_BUDGET_FACTOR, HISTOGRAM_SCALE, MAX_SUMMARY_BYTES, SCHEMA_VERSION,
 };
 pub use core::window::builder::SummaryBuilder;
 pub use core::window::join::BYTES_PER_JOIN_ENTRY;

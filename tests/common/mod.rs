@@ -180,6 +180,9 @@ pub fn memory_agent(window_secs: u64) -> (modelwatch::Agent, MemorySink) {
         modelwatch::Config::new("test-key")
             .no_data_dir()
             .sink(sink.clone())
+            // Fixed, so that the sketches (and the tests on them) are the same every run;
+            // without it a sink-only agent draws a random key per process.
+            .hash_key(*b"test-hash-key-16")
             .window(std::time::Duration::from_secs(window_secs)),
     )
     .unwrap();

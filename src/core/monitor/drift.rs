@@ -122,6 +122,7 @@ impl FeatureSummary {
     /// strings on either side.
     pub fn category_drift(&self, baseline: &FeatureSummary) -> Option<Drift> {
         let (b, c) = (baseline.category_profile()?, self.category_profile()?);
+        let (b, c) = (&b[..], &c[..]);
         let mut order: Vec<usize> = (0..b.len()).filter(|&i| b[i] > 0).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(b[i]));
         order.truncate(CATEGORY_BINS - 1);
@@ -145,7 +146,7 @@ impl FeatureSummary {
             return None;
         }
         let (mut values, mut buckets) = (0, 0);
-        for (&x, &y) in b.iter().zip(c) {
+        for (&x, &y) in b.iter().zip(&c) {
             if x == 0 && y > 0 {
                 values = u64::saturating_add(values, y);
                 buckets += 1;

@@ -349,8 +349,7 @@ impl SparseBuckets {
     }
 
     fn decode(bytes: &mut &[u8], collapsed: u64) -> WireResult<Self> {
-        let buckets =
-            take_spans(bytes, MAX_BUCKETS).map_err(|why| WireError::sketch("numbers", why))?;
+        let buckets = take_spans(bytes, MAX_BUCKETS, "numbers")?;
         let s = SparseBuckets { buckets, collapsed };
         if collapsed > s.len() {
             return Err(WireError::sketch(
@@ -535,7 +534,7 @@ impl Histogram {
     pub(crate) fn from_parts(packed: &[u8], zeros: u64, collapsed: [u64; 2]) -> WireResult<Self> {
         // Two signs of at most MAX_BUCKETS buckets, each at most 3 varints of 10 bytes.
         const MAX_PLAIN: usize = 2 * (10 + MAX_BUCKETS * 30);
-        let plain = unpack(packed, MAX_PLAIN).map_err(|why| WireError::sketch("numbers", why))?;
+        let plain = unpack(packed, MAX_PLAIN, "numbers")?;
         let mut bytes = &plain[..];
         let positive = SparseBuckets::decode(&mut bytes, collapsed[0])?;
         let negative = SparseBuckets::decode(&mut bytes, collapsed[1])?;

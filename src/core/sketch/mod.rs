@@ -25,6 +25,40 @@ pub(crate) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+thread_local! {
+    /// Bytes the decoding under way may still allocate for sketches; `None` outside
+    /// [`with_decode_budget`].
+    static DECODE_BUDGET: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Prefix of the error a decoding over its budget fails with.
+pub(crate) const BUDGET_ERROR_PREFIX: &str = "budget: ";
+
+/// Runs `decode` with `bytes` of budget for what the sketch decoders allocate: each
+/// charges its allocation before making it, so that no input, however forged, makes the
+/// decoder allocate more than the budget (deflated payloads and dense registers
+/// otherwise inflate a few bytes into kilobytes).
+pub(crate) fn with_decode_budget<T>(bytes: usize, decode: impl FnOnce() -> T) -> T {
+    let previous = DECODE_BUDGET.replace(Some(bytes));
+    let result = decode();
+    DECODE_BUDGET.set(previous);
+    result
+}
+
+/// Charges `bytes` to the decode budget, or fails when it is spent.
+pub(crate) fn charge(bytes: usize) -> WireResult<()> {
+    DECODE_BUDGET.with(|budget| match budget.get() {
+        None => Ok(()),
+        Some(left) if bytes <= left => {
+            budget.set(Some(left - bytes));
+            Ok(())
+        }
+        Some(_) => Err(WireError(format!(
+            "{BUDGET_ERROR_PREFIX}the summary decodes to more memory than its size allows"
+        ))),
+    })
+}
+
 /// Sum of counts that saturates instead of overflowing: decoded summaries are untrusted,
 /// and merges saturate, so no count arithmetic may panic.
 pub(crate) fn saturating_sum(counts: impl IntoIterator<Item = u64>) -> u64 {

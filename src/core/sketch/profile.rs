@@ -13,34 +13,104 @@ pub(crate) fn profile_bucket(hash: u64) -> usize {
     (hash % PROFILE_BUCKETS as u64) as usize
 }
 
-/// The nonzero buckets as spans and count deltas (see [`put_spans`]).
-pub(crate) fn encode_profile(profile: &[u64]) -> Vec<u8> {
-    let pairs: Vec<(i32, u64)> = profile
-        .iter()
-        .enumerate()
-        .filter(|(_, &c)| c != 0)
-        .map(|(i, &c)| (i as i32, c))
-        .collect();
-    let mut out = Vec::new();
-    put_spans(&mut out, &pairs);
-    pack(out)
+/// A summary's profile: its nonzero buckets as (bucket, count), ascending. A shard counts
+/// densely (one `u32` per bucket); a summary holds what was reached, so that a column that
+/// saw one string holds one pair, and decoding allocates in proportion to its input.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Profile {
+    buckets: Vec<(u16, u64)>,
 }
 
-/// Validated decoding into a zeroed profile.
-pub(crate) fn decode_profile(packed: &[u8], profile: &mut [u64]) -> WireResult<()> {
-    let bad = |why| WireError::sketch("profile", why);
-    let plain = unpack(packed, 10 + PROFILE_BUCKETS * 30).map_err(bad)?;
-    let mut bytes = &plain[..];
-    for (i, c) in take_spans(&mut bytes, PROFILE_BUCKETS).map_err(bad)? {
-        *usize::try_from(i)
-            .ok()
-            .and_then(|i| profile.get_mut(i))
-            .ok_or(bad("bucket out of range"))? = c;
+impl Profile {
+    /// Adds dense counts (a shard's, one per bucket).
+    pub(crate) fn add_dense(&mut self, counts: &[u32]) {
+        self.add_sorted(
+            counts
+                .iter()
+                .enumerate()
+                .filter(|(_, &c)| c > 0)
+                .map(|(i, &c)| (i as u16, u64::from(c))),
+        );
     }
-    if !bytes.is_empty() {
-        return Err(bad("trailing bytes"));
+
+    /// Adds another summary's profile.
+    pub(crate) fn merge(&mut self, o: &Profile) {
+        self.add_sorted(o.buckets.iter().copied());
     }
-    Ok(())
+
+    fn add_sorted(&mut self, other: impl Iterator<Item = (u16, u64)>) {
+        let mine = std::mem::take(&mut self.buckets);
+        let mut a = mine.into_iter().peekable();
+        let mut b = other.peekable();
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&(i, x)), Some(&(j, y))) if i == j => {
+                    a.next();
+                    b.next();
+                    (i, x.saturating_add(y))
+                }
+                (Some(&(i, _)), Some(&(j, _))) if j < i => b.next().expect("peeked"),
+                (Some(_), _) => a.next().expect("peeked"),
+                (None, Some(_)) => b.next().expect("peeked"),
+                (None, None) => break,
+            };
+            self.buckets.push(next);
+        }
+    }
+
+    /// Counts per bucket, all [`PROFILE_BUCKETS`] of them.
+    pub(crate) fn to_dense(&self) -> Vec<u64> {
+        let mut dense = vec![0; PROFILE_BUCKETS];
+        for &(i, c) in &self.buckets {
+            dense[usize::from(i)] = c;
+        }
+        dense
+    }
+
+    /// Strings counted.
+    #[cfg(test)]
+    pub(crate) fn total(&self) -> u64 {
+        super::saturating_sum(self.buckets.iter().map(|&(_, c)| c))
+    }
+
+    /// Bytes held on the heap.
+    #[cfg(test)]
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.buckets.capacity() * std::mem::size_of::<(u16, u64)>()
+    }
+
+    /// The nonzero buckets as spans and count deltas (see [`put_spans`]), packed.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let pairs: Vec<(i32, u64)> = self
+            .buckets
+            .iter()
+            .map(|&(i, c)| (i32::from(i), c))
+            .collect();
+        let mut out = Vec::new();
+        put_spans(&mut out, &pairs);
+        pack(out)
+    }
+
+    /// Validated decoding of [`to_bytes`](Self::to_bytes).
+    pub(crate) fn from_bytes(packed: &[u8]) -> WireResult<Self> {
+        let plain = unpack(packed, 10 + PROFILE_BUCKETS * 30, "profile")?;
+        let mut bytes = &plain[..];
+        let pairs = take_spans(&mut bytes, PROFILE_BUCKETS, "profile")?;
+        if !bytes.is_empty() {
+            return Err(WireError::sketch("profile", "trailing bytes"));
+        }
+        let buckets = pairs
+            .into_iter()
+            .map(|(i, c)| {
+                u16::try_from(i)
+                    .ok()
+                    .filter(|&i| usize::from(i) < PROFILE_BUCKETS)
+                    .map(|i| (i, c))
+                    .ok_or(WireError::sketch("profile", "bucket out of range"))
+            })
+            .collect::<WireResult<Vec<_>>>()?;
+        Ok(Profile { buckets })
+    }
 }
 
 #[cfg(test)]
@@ -50,18 +120,23 @@ mod tests {
 
     proptest! {
         #[test]
-        fn profile_round_trips(entries in prop::collection::btree_map(0usize..PROFILE_BUCKETS, 1u64..1 << 60, 0..50)) {
-            let mut p = vec![0u64; PROFILE_BUCKETS];
-            for (&i, &c) in &entries { p[i] = c; }
-            let mut back = vec![0u64; PROFILE_BUCKETS];
-            decode_profile(&encode_profile(&p), &mut back).unwrap();
-            prop_assert_eq!(back, p);
+        fn profile_round_trips_and_merges(
+            a in prop::collection::vec(0u32..5, PROFILE_BUCKETS),
+            b in prop::collection::vec(0u32..5, PROFILE_BUCKETS),
+        ) {
+            let (mut pa, mut pb) = (Profile::default(), Profile::default());
+            pa.add_dense(&a);
+            pb.add_dense(&b);
+            prop_assert_eq!(&Profile::from_bytes(&pa.to_bytes()).unwrap(), &pa);
+            pa.merge(&pb);
+            let sum: Vec<u64> = a.iter().zip(&b).map(|(x, y)| u64::from(x + y)).collect();
+            prop_assert_eq!(pa.to_dense(), sum.clone());
+            prop_assert_eq!(pa.total(), sum.iter().sum::<u64>());
         }
 
         #[test]
         fn profile_decoding_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
-            let mut p = vec![0u64; PROFILE_BUCKETS];
-            let _ = decode_profile(&bytes, &mut p);
+            let _ = Profile::from_bytes(&bytes);
         }
     }
 }

@@ -1,5 +1,7 @@
 //! LEB128 varints and zig-zag signed varints: the byte coding of every sketch payload.
 
+use super::{charge, WireError, WireResult};
+
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -58,30 +60,33 @@ pub(crate) fn put_spans(out: &mut Vec<u8>, pairs: &[(i32, u64)]) {
     }
 }
 
-/// Reads what [`put_spans`] wrote, validated: every bucket costs an input byte before it
-/// is allocated, spans are ordered and disjoint, the indexes span at most `max_span`,
-/// counts are positive.
+/// Reads what [`put_spans`] wrote, validated: every bucket costs an input byte and is
+/// charged to the decode budget before it is allocated, spans are ordered and disjoint,
+/// the indexes span at most `max_span`, counts are positive. `sketch` names it in errors.
 pub(crate) fn take_spans(
     bytes: &mut &[u8],
     max_span: usize,
-) -> Result<Vec<(i32, u64)>, &'static str> {
-    let spans = take_varint(bytes).ok_or("truncated span count")?;
+    sketch: &'static str,
+) -> WireResult<Vec<(i32, u64)>> {
+    let bad = |why| WireError::sketch(sketch, why);
+    let spans = take_varint(bytes).ok_or(bad("truncated span count"))?;
     if spans > bytes.len() as u64 {
-        return Err("more spans than bytes");
+        return Err(bad("more spans than bytes"));
     }
+    charge(spans as usize * std::mem::size_of::<(i64, u64)>())?;
     let mut layout = Vec::with_capacity(spans as usize);
     let mut total = 0u64;
     let mut end = 0i64;
     for _ in 0..spans {
-        let gap = take_zigzag(bytes).ok_or("truncated span")?;
-        let len = take_varint(bytes).ok_or("truncated span")?;
+        let gap = take_zigzag(bytes).ok_or(bad("truncated span"))?;
+        let len = take_varint(bytes).ok_or(bad("truncated span"))?;
         if len == 0 || (!layout.is_empty() && gap <= 0) {
-            return Err("spans empty, overlapping or unordered");
+            return Err(bad("spans empty, overlapping or unordered"));
         }
-        let start = end.checked_add(gap).ok_or("span out of range")?;
+        let start = end.checked_add(gap).ok_or(bad("span out of range"))?;
         total = total.saturating_add(len);
         if total > bytes.len() as u64 {
-            return Err("more buckets than bytes");
+            return Err(bad("more buckets than bytes"));
         }
         end = start + len as i64;
         layout.push((start, len));
@@ -89,17 +94,18 @@ pub(crate) fn take_spans(
     if let Some(&(first, _)) = layout.first() {
         if first < i64::from(i32::MIN) || end > i64::from(i32::MAX) || end - first > max_span as i64
         {
-            return Err("bucket range over the cap");
+            return Err(bad("bucket range over the cap"));
         }
     }
+    charge(total as usize * std::mem::size_of::<(i32, u64)>())?;
     let mut pairs = Vec::with_capacity(total as usize);
     let mut previous = 0i64;
     for (start, len) in layout {
         for i in start..start + len as i64 {
-            let delta = take_zigzag(bytes).ok_or("truncated counts")?;
-            previous = previous.checked_add(delta).ok_or("count overflow")?;
+            let delta = take_zigzag(bytes).ok_or(bad("truncated counts"))?;
+            previous = previous.checked_add(delta).ok_or(bad("count overflow"))?;
             if previous <= 0 {
-                return Err("bucket count not positive");
+                return Err(bad("bucket count not positive"));
             }
             pairs.push((i as i32, previous as u64));
         }
@@ -128,27 +134,36 @@ pub(crate) fn pack(plain: Vec<u8>) -> Vec<u8> {
 }
 
 /// Reads what [`pack`] wrote, inflating at most `max_plain` bytes (a larger payload is an
-/// error, not an allocation).
-pub(crate) fn unpack(
-    packed: &[u8],
+/// error, not an allocation), each chunk charged to the decode budget before it is kept.
+pub(crate) fn unpack<'a>(
+    packed: &'a [u8],
     max_plain: usize,
-) -> Result<std::borrow::Cow<'_, [u8]>, &'static str> {
+    sketch: &'static str,
+) -> WireResult<std::borrow::Cow<'a, [u8]>> {
     use std::io::Read;
+    let bad = |why| WireError::sketch(sketch, why);
     match packed.split_first() {
         Some((&PLAIN, rest)) if rest.len() <= max_plain => Ok(rest.into()),
         Some((&DEFLATED, rest)) => {
+            let mut inflate = flate2::read::DeflateDecoder::new(rest);
             let mut plain = Vec::new();
-            flate2::read::DeflateDecoder::new(rest)
-                .take(max_plain as u64 + 1)
-                .read_to_end(&mut plain)
-                .map_err(|_| "corrupt deflate stream")?;
-            if plain.len() > max_plain {
-                return Err("payload inflates past its bound");
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = inflate
+                    .read(&mut chunk)
+                    .map_err(|_| bad("corrupt deflate stream"))?;
+                if n == 0 {
+                    return Ok(plain.into());
+                }
+                if plain.len() + n > max_plain {
+                    return Err(bad("payload inflates past its bound"));
+                }
+                charge(n)?;
+                plain.extend_from_slice(&chunk[..n]);
             }
-            Ok(plain.into())
         }
-        Some((&PLAIN, _)) => Err("payload past its bound"),
-        _ => Err("unknown payload encoding"),
+        Some((&PLAIN, _)) => Err(bad("payload past its bound")),
+        _ => Err(bad("unknown payload encoding")),
     }
 }
 
@@ -173,8 +188,8 @@ mod tests {
         fn packing_round_trips(bytes in prop::collection::vec(0u8..4, 0..500)) {
             let packed = pack(bytes.clone());
             prop_assert!(packed.len() <= bytes.len() + 1);
-            prop_assert_eq!(unpack(&packed, 500).unwrap().into_owned(), bytes.clone());
-            prop_assert!(bytes.len() < 2 || unpack(&packed, bytes.len() - 1).is_err());
+            prop_assert_eq!(unpack(&packed, 500, "t").unwrap().into_owned(), bytes.clone());
+            prop_assert!(bytes.len() < 2 || unpack(&packed, bytes.len() - 1, "t").is_err());
         }
 
         #[test]
@@ -183,14 +198,14 @@ mod tests {
             let mut out = Vec::new();
             put_spans(&mut out, &pairs);
             let mut rest = &out[..];
-            prop_assert_eq!(take_spans(&mut rest, 6000), Ok(pairs));
+            prop_assert_eq!(take_spans(&mut rest, 6000, "t").unwrap(), pairs);
             prop_assert!(rest.is_empty());
         }
 
         #[test]
         fn span_decoding_never_panics_nor_overallocates(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
             let mut rest = &bytes[..];
-            if let Ok(pairs) = take_spans(&mut rest, 6000) {
+            if let Ok(pairs) = take_spans(&mut rest, 6000, "t") {
                 prop_assert!(pairs.len() <= bytes.len());
             }
         }

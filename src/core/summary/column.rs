@@ -1,10 +1,10 @@
 //! Statistics of one feature or output in a summary, and their wire form.
 
 use crate::core::sketch::exponential::{Histogram, SCALE};
-use crate::core::sketch::hll::{Hll, NUMBER_PRECISION, STRING_PRECISION};
+use crate::core::sketch::hll::{HllSummary, NUMBER_PRECISION, STRING_PRECISION};
 use crate::core::sketch::moments::Moments;
-use crate::core::sketch::profile::{decode_profile, encode_profile, PROFILE_BUCKETS};
-use crate::core::sketch::WireError;
+use crate::core::sketch::profile::Profile;
+use crate::core::sketch::{charge, WireError};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Exact counts of one column.
@@ -61,19 +61,10 @@ pub(crate) struct Numbers {
 }
 
 /// Strings: hashed category profile and length histogram.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Strings {
-    pub(crate) profile: Box<[u64]>,
+    pub(crate) profile: Profile,
     pub(crate) lengths: Histogram,
-}
-
-impl Default for Strings {
-    fn default() -> Self {
-        Strings {
-            profile: vec![0; PROFILE_BUCKETS].into_boxed_slice(),
-            lengths: Histogram::default(),
-        }
-    }
 }
 
 /// One column of a summary.
@@ -82,10 +73,10 @@ pub(crate) struct Column {
     pub(crate) counts: Counts,
     pub(crate) numbers: Option<Box<Numbers>>,
     /// Distinct numbers and distinct strings: disjoint, since the hash tags the type.
-    pub(crate) distinct_numbers: Option<Hll<NUMBER_PRECISION>>,
+    pub(crate) distinct_numbers: Option<HllSummary<NUMBER_PRECISION>>,
     /// Numbers counted as distinct without registers: see [`ALL_DISTINCT_MIN`].
     pub(crate) unique_numbers: u64,
-    pub(crate) distinct_strings: Option<Hll<STRING_PRECISION>>,
+    pub(crate) distinct_strings: Option<HllSummary<STRING_PRECISION>>,
     pub(crate) strings: Option<Box<Strings>>,
 }
 
@@ -103,13 +94,19 @@ impl Column {
     /// Distinct numbers, at most the numbers counted.
     pub(crate) fn distinct_numbers(&self) -> f64 {
         let n = self.numbers.as_ref().map_or(0, |n| n.moments.n);
-        let estimate = self.distinct_numbers.as_ref().map_or(0.0, Hll::estimate);
+        let estimate = self
+            .distinct_numbers
+            .as_ref()
+            .map_or(0.0, HllSummary::estimate);
         (estimate + self.unique_numbers as f64).min(n as f64)
     }
 
     /// Distinct strings, at most the strings counted.
     pub(crate) fn distinct_strings(&self) -> f64 {
-        let estimate = self.distinct_strings.as_ref().map_or(0.0, Hll::estimate);
+        let estimate = self
+            .distinct_strings
+            .as_ref()
+            .map_or(0.0, HllSummary::estimate);
         estimate.min(self.counts.strings as f64)
     }
 
@@ -152,11 +149,31 @@ impl Column {
         }
         if let Some(os) = &o.strings {
             let s = self.strings.get_or_insert_with(Default::default);
-            for (a, b) in s.profile.iter_mut().zip(os.profile.iter()) {
-                *a = a.saturating_add(*b);
-            }
+            s.profile.merge(&os.profile);
             s.lengths.merge(&os.lengths);
         }
+    }
+}
+
+#[cfg(test)]
+impl Column {
+    /// Bytes this column holds on the heap, itself included.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Column>()
+            + self.numbers.as_ref().map_or(0, |n| {
+                std::mem::size_of::<Numbers>() + n.histogram.heap_bytes()
+            })
+            + self.strings.as_ref().map_or(0, |s| {
+                std::mem::size_of::<Strings>() + s.profile.heap_bytes() + s.lengths.heap_bytes()
+            })
+            + self
+                .distinct_numbers
+                .as_ref()
+                .map_or(0, HllSummary::heap_bytes)
+            + self
+                .distinct_strings
+                .as_ref()
+                .map_or(0, HllSummary::heap_bytes)
     }
 }
 
@@ -232,8 +249,8 @@ impl Serialize for Column {
                 .map(|n| (n.moments.n, n.moments.mean, n.moments.m2)),
             distinct_numbers,
             unique_numbers,
-            distinct_strings: self.distinct_strings.as_ref().map(Hll::to_bytes),
-            profile: self.strings.as_ref().map(|st| encode_profile(&st.profile)),
+            distinct_strings: self.distinct_strings.as_ref().map(HllSummary::to_bytes),
+            profile: self.strings.as_ref().map(|st| st.profile.to_bytes()),
             lengths: self.strings.as_ref().map(|st| (&st.lengths).into()),
         }
         .serialize(s)
@@ -245,6 +262,8 @@ impl<'de> Deserialize<'de> for Column {
         use serde::de::Error;
         let w = ColumnWire::deserialize(d)?;
         let err = |e: WireError| D::Error::custom(e);
+        // The column and its numbers' box; sketches charge their own allocations.
+        charge(std::mem::size_of::<Column>() + std::mem::size_of::<Numbers>()).map_err(err)?;
         let numbers = match (w.histogram, w.moments) {
             (Some(h), Some((n, mean, m2))) => {
                 let histogram: Histogram = h.try_into().map_err(err)?;
@@ -269,10 +288,11 @@ impl<'de> Deserialize<'de> for Column {
         };
         let strings = match (w.profile, w.lengths) {
             (Some(p), Some(l)) => {
-                let mut st = Strings::default();
-                decode_profile(&p, &mut st.profile).map_err(err)?;
-                st.lengths = l.try_into().map_err(err)?;
-                Some(Box::new(st))
+                charge(std::mem::size_of::<Strings>()).map_err(err)?;
+                Some(Box::new(Strings {
+                    profile: Profile::from_bytes(&p).map_err(err)?,
+                    lengths: l.try_into().map_err(err)?,
+                }))
             }
             (None, None) => None,
             _ => return Err(err(WireError::sketch("strings", "profile without lengths"))),
@@ -289,15 +309,62 @@ impl<'de> Deserialize<'de> for Column {
             numbers,
             distinct_numbers: w
                 .distinct_numbers
-                .map(|b| Hll::from_bytes(&b))
+                .map(|b| HllSummary::from_bytes(&b))
                 .transpose()
                 .map_err(err)?,
             distinct_strings: w
                 .distinct_strings
-                .map(|b| Hll::from_bytes(&b))
+                .map(|b| HllSummary::from_bytes(&b))
                 .transpose()
                 .map_err(err)?,
             strings,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::summary::WindowSummary;
+    use crate::core::window::builder::SummaryBuilder;
+    use crate::Value;
+
+    fn decoded_heap(s: &WindowSummary) -> (usize, usize) {
+        let bytes = s.encode();
+        let back = WindowSummary::decode(&bytes).unwrap();
+        let heap = back.features().map(|(_, f)| f.0.heap_bytes()).sum();
+        (bytes.len(), heap)
+    }
+
+    #[test]
+    fn small_columns_decode_small() {
+        // One string and one number: sparse registers, one profile bucket, one bucket.
+        let mut b = SummaryBuilder::new("m", 0, 60_000, [3; 16]);
+        b.log_prediction(
+            [
+                ("country", Value::from("NL")),
+                ("amount", Value::from(12.5)),
+            ],
+            0.5,
+        );
+        let (encoded, heap) = decoded_heap(&b.build());
+        assert!(heap <= 1024, "{heap} bytes of heap from {encoded} bytes");
+    }
+
+    #[test]
+    fn real_columns_decode_well_within_the_budget() {
+        let mut b = SummaryBuilder::new("m", 0, 60_000, [3; 16]);
+        for i in 0..20_000u32 {
+            let x = f64::from(i % 977) * 1.37 - 200.0;
+            let user = format!("user-{}", i % 3000);
+            b.log_prediction(
+                [("x", Value::from(x)), ("user", Value::from(user.as_str()))],
+                f64::from(i % 100) / 100.0,
+            );
+        }
+        let (encoded, heap) = decoded_heap(&b.build());
+        assert!(
+            heap <= crate::DECODE_BUDGET_FACTOR * encoded / 4,
+            "{heap} bytes of heap from {encoded} bytes"
+        );
     }
 }

@@ -17,6 +17,9 @@ pub enum SummaryErrorKind {
     BadSketch,
     /// The two summaries cannot be merged (different deployments).
     Incompatible,
+    /// Decoding would allocate more than the budget its size allows
+    /// ([`DECODE_BUDGET_FACTOR`](crate::DECODE_BUDGET_FACTOR)): a forged summary.
+    OverBudget,
     /// The two summaries were made with different hash keys: their distinct counts and
     /// category profiles live in different hash spaces and cannot be merged.
     KeyMismatch,
@@ -51,6 +54,7 @@ impl fmt::Display for SummaryError {
             SummaryErrorKind::TooLarge => "summary too large",
             SummaryErrorKind::BadSketch => "invalid sketch in summary",
             SummaryErrorKind::Incompatible => "summaries cannot be merged",
+            SummaryErrorKind::OverBudget => "summary over its decode budget",
             SummaryErrorKind::KeyMismatch => "summaries made with different hash keys",
         };
         write!(f, "{what}: {}", self.detail)

@@ -5,7 +5,9 @@ pub(crate) mod error;
 pub(crate) mod ground_truth;
 pub(crate) mod render;
 
-use crate::core::sketch::{saturating_sum, SKETCH_ERROR_PREFIX};
+use crate::core::sketch::{
+    saturating_sum, with_decode_budget, BUDGET_ERROR_PREFIX, SKETCH_ERROR_PREFIX,
+};
 use column::Column;
 use error::{SummaryError, SummaryErrorKind};
 use ground_truth::GroundTruthSummary;
@@ -17,6 +19,16 @@ use std::collections::{BTreeMap, HashMap};
 /// (`docs/wire-format.md` says why). Later versions of schema 2 only add fields (each
 /// `#[serde(default)]`), which older readers skip.
 pub const SCHEMA_VERSION: u32 = 2;
+
+/// The memory [`WindowSummary::decode`] lets the sketches of a summary of `n` bytes
+/// allocate: `DECODE_BUDGET_FACTOR × n + DECODE_BUDGET_BASE` bytes (64 × n + 256 KiB).
+/// Real summaries need a tenth of it or less (`tests/decode_budget.rs`); a forged one that
+/// would inflate past it (deflated spans, dense registers) is refused with
+/// [`SummaryErrorKind::OverBudget`] before the allocation. Names, classes and texts are
+/// held as sent, within a small multiple of their bytes on the wire.
+pub const DECODE_BUDGET_FACTOR: usize = 64;
+/// See [`DECODE_BUDGET_FACTOR`].
+pub const DECODE_BUDGET_BASE: usize = 256 << 10;
 
 /// The oldest schema version [`WindowSummary::decode`] reads.
 const OLDEST_READABLE_VERSION: u32 = 2;
@@ -290,8 +302,8 @@ impl FeatureSummary {
     }
     /// The hashed category profile: counts of strings per hash bucket (1024 buckets), for
     /// drift and new-category checks without the values.
-    pub fn category_profile(&self) -> Option<&[u64]> {
-        self.0.strings.as_deref().map(|s| &*s.profile)
+    pub fn category_profile(&self) -> Option<Vec<u64>> {
+        self.0.strings.as_deref().map(|s| s.profile.to_dense())
     }
 }
 
@@ -386,15 +398,19 @@ impl WindowSummary {
                 ));
             }
         }
-        let s: WindowSummary = rmp_serde::from_slice(bytes).map_err(|e| {
-            let text = e.to_string();
-            let kind = if text.contains(SKETCH_ERROR_PREFIX) {
-                SummaryErrorKind::BadSketch
-            } else {
-                SummaryErrorKind::Malformed
-            };
-            SummaryError::new(kind, text)
-        })?;
+        let budget = DECODE_BUDGET_FACTOR * bytes.len() + DECODE_BUDGET_BASE;
+        let s: WindowSummary = with_decode_budget(budget, || rmp_serde::from_slice(bytes))
+            .map_err(|e| {
+                let text = e.to_string();
+                let kind = if text.contains(BUDGET_ERROR_PREFIX) {
+                    SummaryErrorKind::OverBudget
+                } else if text.contains(SKETCH_ERROR_PREFIX) {
+                    SummaryErrorKind::BadSketch
+                } else {
+                    SummaryErrorKind::Malformed
+                };
+                SummaryError::new(kind, text)
+            })?;
         if s.schema_version == 0 || s.deployment.is_empty() {
             return Err(SummaryError::new(
                 SummaryErrorKind::Malformed,

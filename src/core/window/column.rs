@@ -281,18 +281,16 @@ impl ShardColumn {
         if let Some(d) = &self.distinct_numbers {
             c.distinct_numbers
                 .get_or_insert_with(Default::default)
-                .merge(d);
+                .add_shard(d);
         }
         if let Some(d) = &self.distinct_strings {
             c.distinct_strings
                 .get_or_insert_with(Default::default)
-                .merge(d);
+                .add_shard(d);
         }
         if let Some(ss) = &self.strings {
             let s = c.strings.get_or_insert_with(Box::<Strings>::default);
-            for (a, &b) in s.profile.iter_mut().zip(ss.profile.iter()) {
-                *a = a.saturating_add(u64::from(b));
-            }
+            s.profile.add_dense(&ss.profile);
             s.lengths.add_shard(&ss.lengths);
         }
     }
