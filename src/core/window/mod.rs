@@ -97,7 +97,7 @@ enum Refused {
 impl Columns {
     /// The index of the column named `name`, seen at `position` in its record. At most
     /// `cap` distinct names get a column per window.
-    #[inline]
+    #[inline(always)]
     fn slot(
         &mut self,
         position: usize,
@@ -105,11 +105,25 @@ impl Columns {
         cap: usize,
         max_name: usize,
     ) -> Result<usize, Refused> {
+        // Records repeat their names in order: one comparison, inlined, finds the column.
         if let Some(&i) = self.by_position.get(position) {
             if same_bytes(self.name_bytes(i as usize), name.as_bytes()) {
                 return self.mark_used(i as usize, cap);
             }
         }
+        self.slot_by_name(position, name, cap, max_name)
+    }
+
+    /// [`slot`](Self::slot) for a name not where its record had it last time: by the
+    /// index, or a new column.
+    #[inline(never)]
+    fn slot_by_name(
+        &mut self,
+        position: usize,
+        name: &str,
+        cap: usize,
+        max_name: usize,
+    ) -> Result<usize, Refused> {
         let i = match self.index.get(name) {
             Some(&i) => self.mark_used(i as usize, cap)?,
             None => {
@@ -493,11 +507,17 @@ fn fold_record(
     columns.fold_pending();
 }
 
-/// Byte equality as a loop: names are short, and a libc `bcmp` call per value (what `==`
-/// on slices becomes) costs more than the comparison.
+/// Byte equality, eight bytes at a time: names are short, and a libc `bcmp` call per
+/// value (what `==` on slices becomes) costs more than the comparison.
 #[inline]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+    if a.len() != b.len() {
+        return false;
+    }
+    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (wa.remainder(), wb.remainder());
+    let word = |w: &[u8]| u64::from_ne_bytes(w.try_into().expect("8 bytes"));
+    wa.zip(wb).all(|(x, y)| word(x) == word(y)) && ra.iter().zip(rb).all(|(x, y)| x == y)
 }
 
 fn value_text(v: &Value<'_>, max: usize) -> String {
