@@ -153,16 +153,6 @@ pub(crate) fn bucket_index(magnitude: f64) -> i32 {
     (exponent - 1023) * PER_OCTAVE + j as i32 - i32::from(mantissa == 0)
 }
 
-/// The bucket of a finite value's magnitude; 0 for zero (which is counted apart).
-#[inline]
-pub(crate) fn value_bucket(x: f64) -> i32 {
-    if x == 0.0 {
-        0
-    } else {
-        bucket_index(x.abs())
-    }
-}
-
 /// Lower bound of bucket `i` (exclusive).
 pub(crate) fn bucket_lower(i: i32) -> f64 {
     (f64::from(i) / f64::from(PER_OCTAVE)).exp2()
@@ -373,33 +363,12 @@ impl ShardHistogram {
     /// Records a finite value (callers count NaN and infinities themselves).
     #[inline]
     pub(crate) fn record(&mut self, x: f64) {
-        self.record_at(x, value_bucket(x));
-    }
-
-    /// Records a finite value whose [`value_bucket`] is computed already.
-    #[inline]
-    pub(crate) fn record_at(&mut self, x: f64, bucket: i32) {
         if x == 0.0 {
             self.zeros += 1;
         } else if x > 0.0 {
-            self.positive.add(bucket);
+            self.positive.add(bucket_index(x));
         } else {
-            self.negative.add(bucket);
-        }
-    }
-
-    /// Prefetches the count `record_at(x, bucket)` will update (when it is in the
-    /// allocated range).
-    #[inline]
-    pub(crate) fn prefetch(&self, x: f64, bucket: i32) {
-        let side = if x > 0.0 {
-            &self.positive
-        } else {
-            &self.negative
-        };
-        let at = bucket.wrapping_sub(side.offset) as u32 as usize;
-        if x != 0.0 && at < side.counts.len() {
-            super::prefetch(side.counts.as_ptr().wrapping_add(at));
+            self.negative.add(bucket_index(-x));
         }
     }
 

@@ -69,16 +69,6 @@ impl<const P: u32> Hll<P> {
         *r = (*r).max(rank);
     }
 
-    /// Prefetches the register `insert_hash(hash)` will update.
-    #[inline]
-    pub(crate) fn prefetch(&self, hash: u64) {
-        super::prefetch(
-            self.registers
-                .as_ptr()
-                .wrapping_add((hash >> (64 - P)) as usize),
-        );
-    }
-
     #[cfg(test)]
     pub(crate) fn merge(&mut self, other: &Self) {
         for (a, b) in self.registers.iter_mut().zip(other.registers.iter()) {

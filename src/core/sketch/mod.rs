@@ -10,21 +10,6 @@ pub(crate) mod varint;
 
 use std::fmt;
 
-/// Asks the caches for the line holding `p`, without waiting for it. Folding a record
-/// touches a few lines per value in sketches that a server's own work has evicted;
-/// fetching all of them before the first update overlaps the misses instead of queueing
-/// them. A hint only: any address is allowed, and it does nothing off x86-64.
-#[inline(always)]
-pub(crate) fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and reads nothing architecturally visible.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 thread_local! {
     /// Bytes the decoding under way may still allocate for sketches; `None` outside
     /// [`with_decode_budget`].

@@ -2,11 +2,10 @@
 
 use crate::core::record::cut;
 use crate::core::record::value::Value;
-use crate::core::sketch::exponential::{value_bucket, ShardHistogram};
+use crate::core::sketch::exponential::ShardHistogram;
 use crate::core::sketch::hll::{Hll, NUMBER_PRECISION, STRING_PRECISION};
 use crate::core::sketch::keyed_hash::HashKey;
 use crate::core::sketch::moments::Moments;
-use crate::core::sketch::prefetch;
 use crate::core::sketch::profile::{profile_bucket, PROFILE_BUCKETS};
 use crate::core::summary::column::{Column, Counts, Numbers, Strings};
 
@@ -67,30 +66,6 @@ pub(crate) enum Folded {
     },
 }
 
-/// A reduced value with what folding a number needs computed ahead: its keyed hash and
-/// its histogram bucket (zero for other values).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Prepared {
-    value: Folded,
-    number_hash: u64,
-    bucket: i32,
-}
-
-impl Prepared {
-    #[inline]
-    pub(crate) fn new(value: Folded, key: &HashKey) -> Self {
-        let (number_hash, bucket) = match value {
-            Folded::Int(x) | Folded::Float(x) => (key.hash_f64(x), value_bucket(x)),
-            _ => (0, 0),
-        };
-        Prepared {
-            value,
-            number_hash,
-            bucket,
-        }
-    }
-}
-
 impl Folded {
     #[inline]
     pub(crate) fn of(v: &Value<'_>, key: &HashKey, max_string_bytes: usize) -> Folded {
@@ -122,49 +97,21 @@ impl Folded {
 
 impl ShardColumn {
     /// Folds one value. `max_string_bytes` caps what is hashed of a string.
-    #[cfg(test)]
+    #[inline]
     pub(crate) fn fold(&mut self, v: &Value<'_>, key: &HashKey, max_string_bytes: usize) {
-        self.apply_prepared(Prepared::new(Folded::of(v, key, max_string_bytes), key));
+        self.apply(Folded::of(v, key, max_string_bytes), key);
     }
 
-    /// Folds one value whose hash and bucket are computed.
+    /// Folds one reduced value.
     #[inline]
-    pub(crate) fn apply_prepared(&mut self, p: Prepared) {
-        let Prepared {
-            value,
-            number_hash,
-            bucket,
-        } = p;
-        if let Some(x) = self.count(value) {
+    pub(crate) fn apply(&mut self, v: Folded, key: &HashKey) {
+        if let Some(x) = self.count(v) {
             // One value: Welford's update is cheaper than a two-pass run and a merge.
-            self.numbers.histogram.record_at(x, bucket);
+            self.numbers.histogram.record(x);
             self.numbers.moments.push(x);
             self.distinct_numbers
                 .get_or_insert_with(Default::default)
-                .insert_hash(number_hash);
-        }
-    }
-
-    /// Prefetches the lines folding `p` will update (see [`prefetch`]): its histogram
-    /// count and HyperLogLog register, or its string sketches' lines.
-    #[inline]
-    pub(crate) fn prefetch_for(&self, p: &Prepared) {
-        match p.value {
-            Folded::Int(x) | Folded::Float(x) => {
-                self.numbers.histogram.prefetch(x, p.bucket);
-                if let Some(h) = &self.distinct_numbers {
-                    h.prefetch(p.number_hash);
-                }
-            }
-            Folded::Str { hash, .. } => {
-                if let Some(h) = &self.distinct_strings {
-                    h.prefetch(hash);
-                }
-                if let Some(st) = &self.strings {
-                    prefetch(&st.profile[profile_bucket(hash)]);
-                }
-            }
-            _ => {}
+                .insert_hash(key.hash_f64(x));
         }
     }
 

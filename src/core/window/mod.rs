@@ -9,7 +9,7 @@ use crate::core::record::value::{Features, Prediction, Value};
 use crate::core::sketch::keyed_hash::HashKey;
 use crate::core::summary::ground_truth::GroundTruthSummary;
 use crate::core::summary::{DropCounts, ExceptionSummary, FeatureSummary, WindowSummary};
-use column::{Folded, Prepared, ShardColumn};
+use column::{Folded, ShardColumn};
 use std::collections::HashMap;
 
 /// Caps that bound the memory of one window, whatever is logged. Whatever passes a cap is
@@ -79,9 +79,6 @@ struct Columns {
     by_position: Vec<u32>,
     /// Per column, the values of a batch chunk waiting to be folded (empty between calls).
     scratch: Vec<Vec<Folded>>,
-    /// The values of one record waiting to be folded (see [`fold_record`]; empty between
-    /// calls, its capacity kept).
-    pending: Vec<(u32, Prepared)>,
 }
 
 /// Rows of a batch gathered before folding column by column: each column's sketches then
@@ -209,17 +206,6 @@ impl Columns {
         }
     }
 
-    /// Folds resolved, hashed values: prefetches every line they touch, then folds them.
-    #[inline]
-    fn fold_pending(&mut self) {
-        for (i, p) in &self.pending {
-            self.columns[*i as usize].prefetch_for(p);
-        }
-        for (i, p) in self.pending.drain(..) {
-            self.columns[i as usize].apply_prepared(p);
-        }
-    }
-
     /// Folds the gathered scratch values, column by column.
     fn fold_scratch(&mut self, key: &HashKey) {
         for (values, column) in self.scratch.iter_mut().zip(self.columns.iter_mut()) {
@@ -270,12 +256,25 @@ impl WindowAcc {
     ) {
         self.predictions += 1;
         let drops = &mut self.drops;
-        fold_record(&mut self.features, drops, false, limits, key, |f| {
-            features.for_each_feature(f)
-        });
-        fold_record(&mut self.outputs, drops, true, limits, key, |f| {
-            prediction.for_each_output(f)
-        });
+        let fold = |c: &mut Columns, i: usize, v: Value<'_>| {
+            c.columns[i].fold(&v, key, limits.max_string_bytes)
+        };
+        walk_columns(
+            &mut self.features,
+            drops,
+            false,
+            limits,
+            |f| features.for_each_feature(f),
+            fold,
+        );
+        walk_columns(
+            &mut self.outputs,
+            drops,
+            true,
+            limits,
+            |f| prediction.for_each_output(f),
+            fold,
+        );
     }
 
     /// Folds `rows[i]` with `predictions[i]`, gathering [`BATCH_CHUNK`] rows at a time and
@@ -478,33 +477,6 @@ fn walk_columns(
         }
         position += 1;
     });
-}
-
-/// Values of a record resolved and hashed before any is folded (see [`fold_record`]).
-const PIPELINE: usize = 16;
-
-/// Folds one record in three passes over up to [`PIPELINE`] values at a time: resolve each
-/// value's column, reduce and hash it, and prefetch the column; then prefetch the lines each
-/// value will update; then fold. In a server, the request's own work evicts the sketches
-/// between two predictions, and a fold that reads a column and then follows its pointers
-/// waits for each miss in turn; the passes put all of a record's misses in flight at once.
-#[inline]
-fn fold_record(
-    columns: &mut Columns,
-    drops: &mut DropCounts,
-    outputs: bool,
-    limits: &Limits,
-    key: &HashKey,
-    walk: impl FnOnce(&mut dyn FnMut(&str, Value<'_>)),
-) {
-    walk_columns(columns, drops, outputs, limits, walk, |c, i, v| {
-        let folded = Folded::of(&v, key, limits.max_string_bytes);
-        c.pending.push((i as u32, Prepared::new(folded, key)));
-        if c.pending.len() == PIPELINE {
-            c.fold_pending();
-        }
-    });
-    columns.fold_pending();
 }
 
 /// Byte equality, eight bytes at a time: names are short, and a libc `bcmp` call per
