@@ -73,7 +73,10 @@
 //!
 //! plus the name (twice) and about 500 bytes of bookkeeping (the column itself, its slot). A session has up to
 //! 2 × cores shards (at most 16), each with its current window, up to 4 finished windows
-//! the worker has not collected yet, and 2 spare ones. `tests/bounds.rs` checks this
+//! the worker has not collected yet, and 2 spare ones. An agent keeps at most
+//! [`Config::max_sessions`] sessions (default 256; more are inert and counted); a session
+//! holds [`BYTES_PER_SESSION`] before it is logged into, and gives its windows back after
+//! 10 windows without logging. `tests/bounds.rs` checks this
 //! with 100,000 distinct feature names and 1 MB strings, and a 500-feature model logged
 //! from 4 threads.
 
