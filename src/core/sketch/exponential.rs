@@ -31,7 +31,7 @@
 use super::varint::{pack, put_spans, take_spans, unpack};
 #[cfg(test)]
 use super::varint::{put_varint, put_zigzag};
-use super::{saturating_sum, WireError, WireResult};
+use super::{add_sorted_counts, saturating_sum, WireError, WireResult};
 
 /// The exponential scale: 2^6 buckets per power of two.
 pub(crate) const SCALE: i32 = 6;
@@ -271,25 +271,7 @@ impl SparseBuckets {
 
     /// Adds sorted (index, count) pairs, then enforces the cap.
     fn add_sorted(&mut self, other: impl Iterator<Item = (i32, u64)>, collapsed: u64) {
-        let mine = std::mem::take(&mut self.buckets);
-        let mut out = Vec::with_capacity(mine.len());
-        let mut a = mine.into_iter().peekable();
-        let mut b = other.peekable();
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(&(i, x)), Some(&(j, y))) if i == j => {
-                    a.next();
-                    b.next();
-                    (i, x.saturating_add(y))
-                }
-                (Some(&(i, _)), Some(&(j, _))) if j < i => b.next().expect("peeked"),
-                (Some(_), _) => a.next().expect("peeked"),
-                (None, Some(_)) => b.next().expect("peeked"),
-                (None, None) => break,
-            };
-            out.push(next);
-        }
-        self.buckets = out;
+        add_sorted_counts(&mut self.buckets, other);
         self.collapsed = self.collapsed.saturating_add(collapsed);
         self.enforce_cap();
     }

@@ -44,6 +44,30 @@ pub(crate) fn charge(bytes: usize) -> WireResult<()> {
     })
 }
 
+/// Adds sorted (index, count) pairs into sorted pairs `mine`: counts of the same index
+/// add (saturating), the result stays sorted. The merge of sparse histograms and profiles.
+pub(crate) fn add_sorted_counts<K: Ord + Copy>(
+    mine: &mut Vec<(K, u64)>,
+    other: impl Iterator<Item = (K, u64)>,
+) {
+    let mut a = std::mem::take(mine).into_iter().peekable();
+    let mut b = other.peekable();
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(&(i, x)), Some(&(j, y))) if i == j => {
+                a.next();
+                b.next();
+                (i, x.saturating_add(y))
+            }
+            (Some(&(i, _)), Some(&(j, _))) if j < i => b.next().expect("peeked"),
+            (Some(_), _) => a.next().expect("peeked"),
+            (None, Some(_)) => b.next().expect("peeked"),
+            (None, None) => break,
+        };
+        mine.push(next);
+    }
+}
+
 /// Sum of counts that saturates instead of overflowing: decoded summaries are untrusted,
 /// and merges saturate, so no count arithmetic may panic.
 pub(crate) fn saturating_sum(counts: impl IntoIterator<Item = u64>) -> u64 {

@@ -39,23 +39,7 @@ impl Profile {
     }
 
     fn add_sorted(&mut self, other: impl Iterator<Item = (u16, u64)>) {
-        let mine = std::mem::take(&mut self.buckets);
-        let mut a = mine.into_iter().peekable();
-        let mut b = other.peekable();
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(&(i, x)), Some(&(j, y))) if i == j => {
-                    a.next();
-                    b.next();
-                    (i, x.saturating_add(y))
-                }
-                (Some(&(i, _)), Some(&(j, _))) if j < i => b.next().expect("peeked"),
-                (Some(_), _) => a.next().expect("peeked"),
-                (None, Some(_)) => b.next().expect("peeked"),
-                (None, None) => break,
-            };
-            self.buckets.push(next);
-        }
+        super::add_sorted_counts(&mut self.buckets, other);
     }
 
     /// Counts per bucket, all [`PROFILE_BUCKETS`] of them.
