@@ -1,11 +1,13 @@
 //! The `modelwatch` command end to end: the real binary on real files, a real SQLite store
 //! and real agents over HTTP on 127.0.0.1.
 
+mod client;
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
+use client::{http, post};
+
 use modelwatch::{Agent, Config, SummaryBuilder, Value, WindowSummary};
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -85,33 +87,6 @@ fn inspect_prints_tables_merges_and_names_broken_files() {
     assert_eq!(json[0]["predictions"], 10);
     assert_eq!(json[0]["features"]["x"]["count"], 10);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A minimal HTTP/1.1 client: (status, body).
-fn http(addr: &str, request: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(request).unwrap();
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        status,
-        answer.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
-    )
-}
-
-fn post(addr: &str, key: &str, body: &[u8]) -> (u16, String) {
-    let mut req = format!(
-        "POST /v1/windows HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/x-msgpack\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(body);
-    http(addr, &req)
 }
 
 struct Server {
