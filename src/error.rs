@@ -55,13 +55,25 @@ impl Error {
     }
 }
 
+/// The message alone: the I/O cause is [`source`](std::error::Error::source), so that
+/// reporters that walk the chain (anyhow, eyre, `log`'s `{:#}`) print it once, not twice.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(s) = &self.source {
-            write!(f, ": {s}")?;
-        }
-        Ok(())
+        f.write_str(&self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn the_cause_is_the_source_and_not_repeated_in_the_message() {
+        let cause = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = Error::io("cannot create the data folder ./x", cause);
+        assert_eq!(e.to_string(), "cannot create the data folder ./x");
+        assert_eq!(e.source().unwrap().to_string(), "entity not found");
     }
 }
 
