@@ -63,6 +63,12 @@ impl fmt::Display for Error {
     }
 }
 
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,11 +80,5 @@ mod tests {
         let e = Error::io("cannot create the data folder ./x", cause);
         assert_eq!(e.to_string(), "cannot create the data folder ./x");
         assert_eq!(e.source().unwrap().to_string(), "entity not found");
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| e as _)
     }
 }
