@@ -22,7 +22,9 @@
 //!     let amount = f64::from(i) * 1.5;
 //!     sess.log_prediction([("amount", Value::from(amount)), ("country", Value::from("NL"))], i % 7 == 0);
 //! }
-//! sess.log_ground_truth(true, false, ["web"]);
+//! for i in 0..10 {
+//!     sess.log_ground_truth(true, i < 3, ["web"]); // fewer than 10 pairs would wait
+//! }
 //! agent.flush(Duration::from_secs(5))?;
 //!
 //! // Every sealed window is one file; read it back.
@@ -33,7 +35,7 @@
 //! let amount = s.feature("amount").unwrap();
 //! assert!((amount.quantile(0.5).unwrap() - 748.5).abs() < 7.5); // within 1 %
 //! assert_eq!(s.feature("country").unwrap().distinct(), 1);
-//! assert_eq!(s.ground_truth("web").unwrap().accuracy(), Some(0.0));
+//! assert_eq!(s.ground_truth("web").unwrap().accuracy(), Some(0.3));
 //! # std::fs::remove_dir_all(&dir).ok();
 //! # Ok::<(), modelwatch::Error>(())
 //! ```
@@ -104,13 +106,14 @@ pub use core::record::flatten::Record;
 pub use core::record::value::{AsValue, Features, Outputs, Prediction, Value};
 pub use core::sketch::exponential::{MAX_BUCKETS, RELATIVE_ERROR};
 pub use core::sketch::hll::{NUMBER_DISTINCT_STANDARD_ERROR, STRING_DISTINCT_STANDARD_ERROR};
+pub use core::summary::anonymity::DEFAULT_MIN_VALUES_PER_WINDOW;
 pub use core::summary::error::{SummaryError, SummaryErrorKind};
 pub use core::summary::ground_truth::{
     Calibration, ClassMetrics, GroundTruthSummary, OutputKind, CALIBRATION_BUCKETS, OTHER_CLASS,
 };
 pub use core::summary::render::{escape_text, format_utc};
 pub use core::summary::{
-    DropCounts, ExceptionSummary, FeatureSummary, FeedbackCounts, WindowSummary,
+    DropCounts, ExceptionSummary, FeatureSummary, FeedbackCounts, PrivacyCounts, WindowSummary,
     DECODE_BUDGET_BASE, DECODE_BUDGET_FACTOR, HISTOGRAM_SCALE, MAX_SUMMARY_BYTES, SCHEMA_VERSION,
 };
 pub use core::window::builder::SummaryBuilder;

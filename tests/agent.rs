@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{memory_agent, temp_dir, MemorySink};
+use common::{memory_agent, memory_agent_k1, temp_dir, MemorySink};
 use modelwatch::{Agent, Config, ErrorKind, Record, Sink, Value, WindowSummary};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -22,7 +22,8 @@ fn wait_for(mut done: impl FnMut() -> bool) {
 #[test]
 fn folder_sink_writes_one_decodable_file_per_window_and_no_temporary_files() {
     let dir = temp_dir("folder");
-    let agent = Agent::start(Config::new("k").data_dir(&dir)).unwrap();
+    // One value per column: k-anonymity off, the test is about the folder sink.
+    let agent = Agent::start(Config::new("k").data_dir(&dir).min_values_per_window(1)).unwrap();
     let sess = agent.session("fraud/detection prod");
     sess.log_metadata("model_version", "1.0");
     sess.log_prediction(
@@ -118,7 +119,8 @@ fn dropping_the_agent_delivers_the_current_window_marked_partial() {
 
 #[test]
 fn flush_and_shutdown_report_their_outcome() {
-    let (agent, sink) = memory_agent(3600);
+    // k = 1: a shutdown with values held back sends one more summary (tests/anonymity.rs).
+    let (agent, sink) = memory_agent_k1(3600);
     agent.session("s").log_prediction([("a", 1)], 1);
     agent.flush(WAIT).unwrap();
     agent.flush(WAIT).unwrap(); // nothing pending: still fine, nothing sent twice
@@ -232,7 +234,8 @@ struct Applicant {
 
 #[test]
 fn every_input_form_is_accepted_and_bad_values_are_counted() {
-    let (agent, sink) = memory_agent(3600);
+    // Fewer than 10 values per column: k-anonymity off, the test is about input forms.
+    let (agent, sink) = memory_agent_k1(3600);
     let sess = agent.session("forms");
     sess.log_prediction(HashMap::from([("age", 30.0)]), 1_u8);
     sess.log_prediction(BTreeMap::from([("age".to_string(), Some(31.0))]), "fraud");
@@ -281,7 +284,8 @@ fn every_input_form_is_accepted_and_bad_values_are_counted() {
 
 #[test]
 fn ground_truth_kinds_follow_the_types() {
-    let (agent, sink) = memory_agent(3600);
+    // Fewer than 10 pairs per segment: k-anonymity off, the test is about kinds.
+    let (agent, sink) = memory_agent_k1(3600);
     let sess = agent.session("gt");
     sess.log_ground_truth(true, true, ["a"]);
     sess.log_ground_truth(true, false, ["a", "b"]);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{breast_cancer, breast_cancer_metrics, memory_agent, MemorySink};
+use common::{breast_cancer, breast_cancer_metrics, memory_agent, memory_agent_k1, MemorySink};
 use modelwatch::{GroundTruthSummary, WindowSummary};
 use std::time::Duration;
 
@@ -143,7 +143,9 @@ fn probabilities_give_the_argmax_class_and_a_calibration_error_computed_independ
 }
 
 fn two_agents_merged(log: impl Fn(&modelwatch::Session, usize)) -> WindowSummary {
-    let halves: Vec<(modelwatch::Agent, MemorySink)> = (0..2).map(|_| memory_agent(3600)).collect();
+    // A few pairs per agent: k-anonymity off, the tests are about merged metrics.
+    let halves: Vec<(modelwatch::Agent, MemorySink)> =
+        (0..2).map(|_| memory_agent_k1(3600)).collect();
     for (part, (agent, _)) in halves.iter().enumerate() {
         log(&agent.session("m"), part);
         agent.flush(FLUSH).unwrap();
@@ -265,7 +267,8 @@ fn keyed_predictions_expire_and_are_evicted_by_capacity() {
 
 #[test]
 fn the_worked_example_in_the_docs_prints_what_they_show() {
-    let (agent, sink) = memory_agent(3600);
+    // As the example says: two pairs are under the default k, so it sets k = 1.
+    let (agent, sink) = memory_agent_k1(3600);
     let sess = agent.session("fraud");
     sess.log_prediction_keyed("t1", [("amount", 120.0)], true);
     sess.log_prediction_keyed("t2", [("amount", 15.0)], false);

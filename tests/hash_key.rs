@@ -208,7 +208,10 @@ fn summaries_of_agents_with_one_key_merge() {
     let _env = env_lock();
     std::env::remove_var(HASH_KEY_ENV);
     let dir = temp_dir("key-merge");
-    let start = |api_key: &str| Agent::start(Config::new(api_key).data_dir(&dir)).unwrap();
+    // One value per agent: k-anonymity off, the test is about merging across agents.
+    let start = |api_key: &str| {
+        Agent::start(Config::new(api_key).data_dir(&dir).min_values_per_window(1)).unwrap()
+    };
     for (api_key, country) in [("a", "NL"), ("b", "DE")] {
         let agent = start(api_key);
         agent

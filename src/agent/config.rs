@@ -2,6 +2,7 @@
 
 use super::sink::Sink;
 use crate::core::sketch::keyed_hash::HashKey;
+use crate::core::summary::anonymity::DEFAULT_MIN_VALUES_PER_WINDOW;
 use crate::core::window::Limits;
 use crate::error::{Error, ErrorKind};
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ pub struct Config {
     pub(crate) debug_mode: bool,
     pub(crate) hash_key: Option<HashKey>,
     pub(crate) limits: Limits,
+    pub(crate) min_values: u64,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) sinks: Vec<Box<dyn Sink>>,
     pub(crate) join_capacity: usize,
@@ -45,6 +47,7 @@ impl std::fmt::Debug for Config {
             .field("window", &self.window)
             .field("debug_mode", &self.debug_mode)
             .field("limits", &self.limits)
+            .field("min_values_per_window", &self.min_values)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("sinks", &self.sinks.len())
             .finish()
@@ -74,6 +77,7 @@ impl Config {
             debug_mode: false,
             hash_key: None,
             limits: Limits::default(),
+            min_values: DEFAULT_MIN_VALUES_PER_WINDOW,
             shutdown_timeout: Duration::from_secs(5),
             sinks: Vec::new(),
             join_capacity: 100_000,
@@ -170,6 +174,22 @@ impl Config {
     /// Caps that bound memory per window (see [`Limits`] for each default).
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// k of k-anonymity: a feature or output with fewer than k values in a window (or
+    /// fewer than k numbers, strings or booleans), and a ground-truth segment with fewer
+    /// than k pairs, ship nothing of them but how many were held back
+    /// ([`FeatureSummary::withheld`](crate::FeatureSummary::withheld)): a mean of one value
+    /// is that value. They are carried to the same column of the session's next summary,
+    /// merged there and counted as [`carried`](crate::FeatureSummary::carried); at shutdown
+    /// a remainder under k ships its exact counts only
+    /// ([`unsketched`](crate::FeatureSummary::unsketched)). Exceptions logged fewer than k
+    /// times in a window ship without their tags. `docs/privacy.md` says what this covers.
+    /// Default: [`DEFAULT_MIN_VALUES_PER_WINDOW`](crate::DEFAULT_MIN_VALUES_PER_WINDOW)
+    /// (10); 1 ships every window whole.
+    pub fn min_values_per_window(mut self, k: u64) -> Self {
+        self.min_values = k;
         self
     }
 

@@ -145,6 +145,7 @@ impl Agent {
         let shared = Arc::new(Shared {
             key,
             limits: config.limits,
+            min_values: config.min_values,
             window_ms,
             join_capacity: config.join_capacity,
             join_ttl_ms: config.join_ttl.as_millis().min(i64::MAX as u128) as i64,

@@ -3,6 +3,7 @@
 use crate::core::record::cut;
 use crate::core::record::value::{Features, Prediction, Value};
 use crate::core::sketch::keyed_hash::HashKey;
+use crate::core::summary::anonymity::Carry;
 use crate::core::window::join::{JoinStore, Remembered};
 use crate::core::window::{Limits, WindowAcc};
 use parking_lot::Mutex;
@@ -29,6 +30,8 @@ pub(crate) const BYTES_PER_SESSION: usize = std::mem::size_of::<SessionInner>()
 pub(crate) struct Shared {
     pub(crate) key: HashKey,
     pub(crate) limits: Limits,
+    /// k of k-anonymity (`Config::min_values_per_window`).
+    pub(crate) min_values: u64,
     pub(crate) window_ms: i64,
     pub(crate) join_capacity: usize,
     pub(crate) join_ttl_ms: i64,
@@ -90,6 +93,10 @@ pub(crate) struct Book {
     pub(crate) active_ms: i64,
     /// Whether the memory of the windows was released since.
     pub(crate) released: bool,
+    /// Columns and segments with fewer than k values, waiting for the session's next
+    /// summary (k-anonymity). Kept when idle windows are released: they are small (fewer
+    /// than k values each, at most the window caps of them) and not yet shipped.
+    pub(crate) carry: Carry,
 }
 
 pub(crate) struct SessionInner {
@@ -121,6 +128,7 @@ impl SessionInner {
                 sequence: 0,
                 active_ms: now_ms(),
                 released: false,
+                carry: Carry::default(),
             }),
         }
     }

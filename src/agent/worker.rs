@@ -4,6 +4,7 @@ use super::http::HttpDelivery;
 use super::session::{now_ms, SessionInner};
 use super::sink::Sink;
 use super::AgentStats;
+use crate::core::summary::anonymity::{withhold_small, Anonymity, Seal};
 use crate::core::summary::{DropCounts, Header, WindowSummary};
 use crate::core::window::WindowAcc;
 use parking_lot::Mutex;
@@ -52,22 +53,22 @@ impl Worker {
                 .map_or(now + tick, |at| at.min(now + tick));
             match control.recv_timeout(wake.saturating_duration_since(now)) {
                 Err(RecvTimeoutError::Timeout) => {
-                    self.collect(false);
+                    self.collect(false, Seal::Carry);
                     if let Some(http) = &mut self.http {
                         http.pump();
                     }
                 }
                 Ok(Control::Flush(reply, deadline)) => {
-                    let ok = self.collect(true) & self.deliver_until(deadline);
+                    let ok = self.collect(true, Seal::Carry) & self.deliver_until(deadline);
                     let _ = reply.try_send(ok);
                 }
                 Ok(Control::Shutdown(reply, deadline)) => {
-                    let ok = self.collect(true) & self.deliver_until(deadline);
+                    let ok = self.collect(true, Seal::Last) & self.deliver_until(deadline);
                     let _ = reply.try_send(ok);
                     return;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.collect(true);
+                    self.collect(true, Seal::Last);
                     self.deliver_until(Instant::now() + self.shutdown_timeout);
                     return;
                 }
@@ -93,8 +94,9 @@ impl Worker {
     }
 
     /// Seals and delivers finished windows (and, with `all`, current ones). Returns whether
-    /// every summary was delivered to every sink.
-    fn collect(&mut self, all: bool) -> bool {
+    /// every summary was delivered to every sink. With [`Seal::Last`] (shutdown) each
+    /// session's last summary also ships what k-anonymity held back, as counts.
+    fn collect(&mut self, all: bool, seal: Seal) -> bool {
         let now = now_ms();
         let sessions: Vec<Arc<SessionInner>> = self.sessions.lock().values().cloned().collect();
         let mut ok = true;
@@ -115,9 +117,16 @@ impl Worker {
             taken.sort_by_key(|t| t.1);
             let mut starts: Vec<i64> = taken.iter().map(|t| t.1).collect();
             starts.dedup();
-            for start in starts {
+            if seal == Seal::Last && starts.is_empty() && !session.book.lock().carry.is_empty() {
+                // Nothing logged since the last summary, but values wait: a last summary
+                // of the current window ships their counts.
+                starts.push(now - now.rem_euclid(self.window_ms));
+            }
+            let last = starts.len().saturating_sub(1);
+            for (i, start) in starts.into_iter().enumerate() {
                 let partial = all && start.saturating_add(self.window_ms) > now;
-                let summary = self.summarize(&session, start, partial, &taken);
+                let seal = if i == last { seal } else { Seal::Carry };
+                let summary = self.summarize(&session, start, partial, &taken, seal);
                 ok &= self.deliver(&summary);
             }
             // Hand the cleared accumulators back for reuse.
@@ -156,12 +165,11 @@ impl Worker {
         start: i64,
         partial: bool,
         taken: &[(usize, i64, WindowAcc)],
+        seal: Seal,
     ) -> WindowSummary {
-        let sequence = {
-            let mut book = session.book.lock();
-            book.sequence += 1;
-            book.sequence
-        };
+        let mut book = session.book.lock();
+        book.sequence += 1;
+        let sequence = book.sequence;
         let header = Header {
             deployment: session.name.clone(),
             instance: self.instance,
@@ -178,9 +186,12 @@ impl Worker {
             // Drops of earlier summaries travel in this one.
             summary.dropped.add(&std::mem::take(&mut http.unreported));
         }
+        let limits = &session.shared.limits;
         for (_, _, w) in taken.iter().filter(|t| t.1 == start) {
-            w.add_to(&mut summary, &session.shared.limits);
+            w.add_to(&mut summary, limits);
         }
+        let rules = Anonymity::new(session.shared.min_values, limits);
+        withhold_small(&mut summary, &mut book.carry, &rules, seal);
         summary
     }
 

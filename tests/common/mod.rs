@@ -175,8 +175,22 @@ pub fn temp_dir(tag: &str) -> std::path::PathBuf {
 
 /// An agent writing only to memory, with a window long enough not to roll during a test.
 pub fn memory_agent(window_secs: u64) -> (modelwatch::Agent, MemorySink) {
+    memory_agent_with(window_secs, |c| c)
+}
+
+/// [`memory_agent`] with k-anonymity off (`min_values_per_window(1)`), for the tests about
+/// something else that log fewer than 10 values of a column in a window.
+pub fn memory_agent_k1(window_secs: u64) -> (modelwatch::Agent, MemorySink) {
+    memory_agent_with(window_secs, |c| c.min_values_per_window(1))
+}
+
+/// [`memory_agent`] with more configuration.
+pub fn memory_agent_with(
+    window_secs: u64,
+    configure: impl FnOnce(modelwatch::Config) -> modelwatch::Config,
+) -> (modelwatch::Agent, MemorySink) {
     let sink = MemorySink::default();
-    let agent = modelwatch::Agent::start(
+    let agent = modelwatch::Agent::start(configure(
         modelwatch::Config::new("test-key")
             .no_data_dir()
             .sink(sink.clone())
@@ -184,7 +198,7 @@ pub fn memory_agent(window_secs: u64) -> (modelwatch::Agent, MemorySink) {
             // without it a sink-only agent draws a random key per process.
             .hash_key(*b"test-hash-key-16")
             .window(std::time::Duration::from_secs(window_secs)),
-    )
+    ))
     .unwrap();
     (agent, sink)
 }

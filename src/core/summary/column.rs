@@ -78,6 +78,13 @@ pub(crate) struct Column {
     pub(crate) unique_numbers: u64,
     pub(crate) distinct_strings: Option<HllSummary<STRING_PRECISION>>,
     pub(crate) strings: Option<Box<Strings>>,
+    /// k-anonymity (`summary/anonymity.rs`): values of this window held back, carried to
+    /// a later summary; nothing else of them is here.
+    pub(crate) withheld: u64,
+    /// Values of earlier windows, held back there, included in these statistics.
+    pub(crate) carried: u64,
+    /// At the last seal, values counted here whose sketches and moments were dropped.
+    pub(crate) unsketched: u64,
 }
 
 /// Fewest numbers whose registers may be left off the wire. When a column's numeric
@@ -128,6 +135,36 @@ impl Column {
 }
 
 impl Column {
+    /// The fewest values any of the column's statistics is computed over: all its values
+    /// (missing and type counts), its finite numbers (histogram, moments, registers), its
+    /// strings (profile, lengths, registers), its booleans (`trues`). Zero for none.
+    /// k-anonymity holds a column back when this is below k: one number among fifty
+    /// missing values is the mean.
+    pub(crate) fn smallest_population(&self) -> u64 {
+        let numbers = self.numbers.as_ref().map_or(0, |n| n.moments.n);
+        [
+            self.counts.count,
+            numbers,
+            self.counts.strings,
+            self.counts.bools,
+        ]
+        .into_iter()
+        .filter(|&n| n > 0)
+        .min()
+        .unwrap_or(0)
+    }
+
+    /// Keeps the exact counts and drops every sketch and the moments, which describe the
+    /// values: the last seal of fewer than k values.
+    pub(crate) fn keep_counts_only(&mut self) {
+        self.numbers = None;
+        self.distinct_numbers = None;
+        self.unique_numbers = 0;
+        self.distinct_strings = None;
+        self.strings = None;
+        self.unsketched = self.counts.count;
+    }
+
     /// Adds another summary's column into this one.
     pub(crate) fn merge(&mut self, o: &Column) {
         self.counts.add(&o.counts);
@@ -152,6 +189,9 @@ impl Column {
             s.profile.merge(&os.profile);
             s.lengths.merge(&os.lengths);
         }
+        self.withheld = self.withheld.saturating_add(o.withheld);
+        self.carried = self.carried.saturating_add(o.carried);
+        self.unsketched = self.unsketched.saturating_add(o.unsketched);
     }
 }
 
@@ -235,6 +275,12 @@ struct ColumnWire {
     #[serde(with = "serde_bytes")]
     profile: Option<Vec<u8>>,
     lengths: Option<HistogramWire>,
+    #[serde(skip_serializing_if = "is_zero")]
+    withheld: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    carried: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    unsketched: u64,
 }
 
 impl Serialize for Column {
@@ -252,6 +298,9 @@ impl Serialize for Column {
             distinct_strings: self.distinct_strings.as_ref().map(HllSummary::to_bytes),
             profile: self.strings.as_ref().map(|st| st.profile.to_bytes()),
             lengths: self.strings.as_ref().map(|st| (&st.lengths).into()),
+            withheld: self.withheld,
+            carried: self.carried,
+            unsketched: self.unsketched,
         }
         .serialize(s)
     }
@@ -318,6 +367,9 @@ impl<'de> Deserialize<'de> for Column {
                 .transpose()
                 .map_err(err)?,
             strings,
+            withheld: w.withheld,
+            carried: w.carried,
+            unsketched: w.unsketched,
         })
     }
 }

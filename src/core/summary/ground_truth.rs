@@ -125,6 +125,20 @@ pub struct GroundTruthSummary {
     errors: ErrorSums,
     /// Calibration buckets, when predictions came with probabilities.
     calibration: Vec<CalibrationBucket>,
+    /// k-anonymity (`summary/anonymity.rs`): pairs of this window held back, carried to a
+    /// later summary; nothing else of them is here.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) withheld: u64,
+    /// Pairs of earlier windows, held back there, included here.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) carried: u64,
+    /// At the last seal, pairs counted here whose matrix and sums were dropped.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) unsketched: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 const OTHER_ID: u32 = u32::MAX;
@@ -216,6 +230,9 @@ impl GroundTruthSummary {
 
     /// Merges another summary of the same kind; pairs of another kind count as mismatched.
     pub(crate) fn merge(&mut self, o: &GroundTruthSummary, max_classes: usize) {
+        self.withheld = self.withheld.saturating_add(o.withheld);
+        self.carried = self.carried.saturating_add(o.carried);
+        self.unsketched = self.unsketched.saturating_add(o.unsketched);
         if o.kind.is_some() && self.kind.is_some() && o.kind != self.kind {
             self.mismatched = self
                 .mismatched
@@ -304,6 +321,16 @@ impl GroundTruthSummary {
         a.label = (m.n, m.mean, m.m2);
     }
 
+    /// Keeps the counts (pairs, mismatched, overflowed, kind) and drops the matrix, the
+    /// sums and the calibration, which describe the pairs: the last seal of fewer than k.
+    pub(crate) fn keep_counts_only(&mut self) {
+        self.classes = Vec::new();
+        self.cells = Vec::new();
+        self.errors = ErrorSums::default();
+        self.calibration = Vec::new();
+        self.unsketched = self.count;
+    }
+
     /// How labels were compared; `None` before the first usable pair.
     pub fn kind(&self) -> Option<OutputKind> {
         self.kind
@@ -317,6 +344,25 @@ impl GroundTruthSummary {
     /// Pairs not folded because their types did not match (counted, not panicked on).
     pub fn mismatched(&self) -> u64 {
         self.mismatched
+    }
+
+    /// Pairs of this window held back because the segment had fewer than
+    /// `min_values_per_window` of them: they are in a later summary's
+    /// [`carried`](Self::carried), and nothing else of them is here (`docs/privacy.md`).
+    pub fn withheld(&self) -> u64 {
+        self.withheld
+    }
+
+    /// Pairs of earlier windows, held back there, included in this summary's matrix and sums.
+    pub fn carried(&self) -> u64 {
+        self.carried
+    }
+
+    /// Pairs counted in [`count`](Self::count) whose confusion matrix, error sums and
+    /// calibration were dropped: fewer than `min_values_per_window` remained at the last
+    /// seal (shutdown, or [`SummaryBuilder::build`](crate::SummaryBuilder::build)).
+    pub fn unsketched(&self) -> u64 {
+        self.unsketched
     }
 
     /// Labels or predictions past the class cap, folded into [`OTHER_CLASS`].
@@ -453,7 +499,8 @@ impl GroundTruthSummary {
     /// ```
     /// use modelwatch::SummaryBuilder;
     /// # let key = [7; 16];
-    /// let mut b = SummaryBuilder::new("m", 0, 60_000, key);
+    /// // Three pairs: fewer than the default k = 10 would ship their count only.
+    /// let mut b = SummaryBuilder::new("m", 0, 60_000, key).min_values_per_window(1);
     /// for (label, predicted) in [("cat", "cat"), ("cat", "dog"), ("dog", "dog")] {
     ///     b.log_ground_truth(label, predicted, ["web"]);
     /// }

@@ -1,5 +1,6 @@
 //! The wire type: one window's statistics, encoded as named MessagePack.
 
+pub(crate) mod anonymity;
 pub(crate) mod column;
 pub(crate) mod error;
 pub(crate) mod ground_truth;
@@ -133,6 +134,26 @@ impl FeedbackCounts {
     }
 }
 
+/// What the privacy rules changed in a summary (`docs/privacy.md`). Columns and
+/// ground-truth segments say themselves what they held back or carried
+/// ([`FeatureSummary::withheld`], [`GroundTruthSummary::withheld`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct PrivacyCounts {
+    /// Exceptions logged fewer than `min_values_per_window` times in the window, shipped
+    /// with their message and count and without their tags.
+    pub exception_tags_dropped: u64,
+}
+
+impl PrivacyCounts {
+    fn add(&mut self, o: &PrivacyCounts) {
+        self.exception_tags_dropped = self
+            .exception_tags_dropped
+            .saturating_add(o.exception_tags_dropped);
+    }
+}
+
 /// Exceptions with one message in one window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExceptionSummary {
@@ -211,6 +232,24 @@ impl FeatureSummary {
     pub fn truncated_strings(&self) -> u64 {
         self.0.counts.truncated
     }
+    /// Values of this window held back because the column had fewer than
+    /// `min_values_per_window` of them (or of its numbers, strings or booleans): they are
+    /// in a later summary's [`carried`](Self::carried), and nothing else of them is here,
+    /// not even their count (`docs/privacy.md`).
+    pub fn withheld(&self) -> u64 {
+        self.0.withheld
+    }
+    /// Values of earlier windows, held back there, included in these statistics (counts
+    /// and sketches alike).
+    pub fn carried(&self) -> u64 {
+        self.0.carried
+    }
+    /// Values counted here whose sketches and moments were dropped: fewer than
+    /// `min_values_per_window` remained at the last seal (shutdown, or
+    /// [`SummaryBuilder::build`](crate::SummaryBuilder::build)).
+    pub fn unsketched(&self) -> u64 {
+        self.0.unsketched
+    }
     /// Finite numbers logged (integers and floats).
     pub fn numbers(&self) -> u64 {
         self.0.numbers.as_ref().map_or(0, |n| n.moments.n)
@@ -250,7 +289,8 @@ impl FeatureSummary {
     /// ```
     /// use modelwatch::{SummaryBuilder, Value};
     /// # let key = [7; 16];
-    /// let mut b = SummaryBuilder::new("m", 0, 60_000, key);
+    /// // Four values: fewer than the default k = 10 would ship their counts only.
+    /// let mut b = SummaryBuilder::new("m", 0, 60_000, key).min_values_per_window(1);
     /// for x in [1.0, 1.5, -2.0, 0.0] {
     ///     b.log_prediction([("x", Value::from(x))], 0.0);
     /// }
@@ -336,6 +376,7 @@ pub struct WindowSummary {
     pub(crate) latency: Option<FeatureSummary>,
     pub(crate) dropped: DropCounts,
     pub(crate) feedback: FeedbackCounts,
+    pub(crate) privacy: PrivacyCounts,
 }
 
 /// Identity and time range of a summary, set by whoever seals the window.
@@ -485,6 +526,7 @@ impl WindowSummary {
         }
         self.dropped.add(&other.dropped);
         self.feedback.add(&other.feedback);
+        self.privacy.add(&other.privacy);
         Ok(())
     }
 
@@ -619,6 +661,10 @@ impl WindowSummary {
     /// ([`Session::log_feedback`](crate::Session::log_feedback)).
     pub fn feedback(&self) -> &FeedbackCounts {
         &self.feedback
+    }
+    /// What the privacy rules changed: exception tags dropped (k-anonymity), texts replaced.
+    pub fn privacy(&self) -> &PrivacyCounts {
+        &self.privacy
     }
 }
 

@@ -81,10 +81,24 @@ fn types(f: &FeatureSummary) -> String {
             let _ = write!(t, "{}{name}:{n}", if t.is_empty() { "" } else { " " });
         }
     }
+    held(&mut t, f.withheld(), f.carried(), f.unsketched());
     if t.is_empty() {
         t.push('-');
     }
     t
+}
+
+/// What k-anonymity held back, carried in or stripped, appended to a row when nonzero.
+fn held(t: &mut String, withheld: u64, carried: u64, unsketched: u64) {
+    for (n, name) in [
+        (withheld, "withheld"),
+        (carried, "carried"),
+        (unsketched, "unsketched"),
+    ] {
+        if n > 0 {
+            let _ = write!(t, "{}{name}:{n}", if t.is_empty() { "" } else { " " });
+        }
+    }
 }
 
 fn column_table(
@@ -190,6 +204,11 @@ impl Display for WindowSummary {
             if gt.mismatched() > 0 {
                 write!(f, " (mismatched {})", gt.mismatched())?;
             }
+            let mut k = String::new();
+            held(&mut k, gt.withheld(), gt.carried(), gt.unsketched());
+            if !k.is_empty() {
+                write!(f, " ({k})")?;
+            }
             writeln!(f)?;
         }
         for e in self.exceptions() {
@@ -227,6 +246,9 @@ impl Display for WindowSummary {
         let d = self.dropped();
         if d.total() > 0 {
             writeln!(f, "  dropped: {d:?}")?;
+        }
+        if *self.privacy() != Default::default() {
+            writeln!(f, "  privacy: {:?}", self.privacy())?;
         }
         Ok(())
     }
@@ -278,7 +300,9 @@ mod tests {
     #[test]
     fn the_table_escapes_every_shipped_string_and_keeps_its_layout() {
         let forged = "\nFAKE LINE: accuracy=100%";
-        let mut b = crate::SummaryBuilder::new("svc\u{1b}[2J", 0, 60_000, [7; 16]);
+        // One value per column: k-anonymity off, this test is about escaping.
+        let mut b =
+            crate::SummaryBuilder::new("svc\u{1b}[2J", 0, 60_000, [7; 16]).min_values_per_window(1);
         b.log_prediction(
             [(format!("x{forged}").as_str(), 1.0)],
             crate::Outputs([(format!("out{forged}\u{202e}").as_str(), 0.5)]),

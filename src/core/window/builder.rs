@@ -4,6 +4,9 @@
 use super::{Limits, WindowAcc};
 use crate::core::record::value::{Features, Prediction, Value};
 use crate::core::sketch::keyed_hash::HashKey;
+use crate::core::summary::anonymity::{
+    withhold_small, Anonymity, Carry, Seal, DEFAULT_MIN_VALUES_PER_WINDOW,
+};
 use crate::core::summary::{Header, WindowSummary};
 use std::collections::BTreeMap;
 
@@ -13,11 +16,18 @@ use std::collections::BTreeMap;
 /// use modelwatch::{SummaryBuilder, Value};
 /// let key: [u8; 16] = *b"from-a-secret-st"; // the deployment's hash key
 /// let mut b = SummaryBuilder::new("churn", 1_700_000_040_000, 60_000, key);
-/// b.log_prediction([("age", Value::from(41)), ("plan", Value::from("pro"))], 0.2);
-/// b.log_ground_truth(false, 0.2, ["web"]);
+/// for age in 30..40 {
+///     b.log_prediction([("age", Value::from(age)), ("plan", Value::from("pro"))], 0.2);
+///     b.log_ground_truth(false, 0.2, ["web"]);
+/// }
+/// b.log_ground_truth(true, 0.9, ["mobile"]);
 /// let s = b.build();
-/// assert_eq!((s.predictions(), s.window_start()), (1, 1_700_000_040_000));
+/// assert_eq!((s.predictions(), s.window_start()), (10, 1_700_000_040_000));
+/// assert_eq!(s.feature("age").unwrap().mean(), Some(34.5));
 /// assert_eq!(s.ground_truth("web").unwrap().accuracy(), Some(1.0));
+/// // One pair is fewer than k = 10: its count ships, not what it was.
+/// let mobile = s.ground_truth("mobile").unwrap();
+/// assert_eq!((mobile.count(), mobile.unsketched(), mobile.accuracy()), (1, 1, None));
 /// ```
 pub struct SummaryBuilder {
     header: Header,
@@ -25,6 +35,7 @@ pub struct SummaryBuilder {
     limits: Limits,
     window: WindowAcc,
     metadata: BTreeMap<String, String>,
+    min_values: u64,
 }
 
 impl SummaryBuilder {
@@ -48,7 +59,17 @@ impl SummaryBuilder {
             limits: Limits::default(),
             window: WindowAcc::default(),
             metadata: BTreeMap::new(),
+            min_values: DEFAULT_MIN_VALUES_PER_WINDOW,
         }
+    }
+
+    /// k of k-anonymity, as [`Config::min_values_per_window`](crate::Config::min_values_per_window):
+    /// a column or ground-truth segment with fewer than k values ships its counts only
+    /// (the summary is sealed as a session's last: nothing follows to carry them to).
+    /// Default: [`DEFAULT_MIN_VALUES_PER_WINDOW`] (10); 1 ships everything.
+    pub fn min_values_per_window(mut self, k: u64) -> Self {
+        self.min_values = k;
+        self
     }
 
     /// The caps (default: [`Limits::default`]).
@@ -107,6 +128,8 @@ impl SummaryBuilder {
         self.header.key_fingerprint = self.key.fingerprint();
         let mut s = WindowSummary::new(self.header, self.metadata);
         self.window.add_to(&mut s, &self.limits);
+        let rules = Anonymity::new(self.min_values, &self.limits);
+        withhold_small(&mut s, &mut Carry::default(), &rules, Seal::Last);
         s
     }
 }
