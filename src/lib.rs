@@ -111,6 +111,7 @@ pub use core::summary::error::{SummaryError, SummaryErrorKind};
 pub use core::summary::ground_truth::{
     Calibration, ClassMetrics, GroundTruthSummary, OutputKind, CALIBRATION_BUCKETS, OTHER_CLASS,
 };
+pub use core::summary::guard::TEXT_TOKEN_PREFIX;
 pub use core::summary::render::{escape_text, format_utc};
 pub use core::summary::{
     DropCounts, ExceptionSummary, FeatureSummary, FeedbackCounts, PrivacyCounts, WindowSummary,

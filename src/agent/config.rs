@@ -5,6 +5,7 @@ use crate::core::sketch::keyed_hash::HashKey;
 use crate::core::summary::anonymity::DEFAULT_MIN_VALUES_PER_WINDOW;
 use crate::core::window::Limits;
 use crate::error::{Error, ErrorKind};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ pub struct Config {
     pub(crate) hash_key: Option<HashKey>,
     pub(crate) limits: Limits,
     pub(crate) min_values: u64,
+    pub(crate) allowed_texts: HashSet<String>,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) sinks: Vec<Box<dyn Sink>>,
     pub(crate) join_capacity: usize,
@@ -48,6 +50,7 @@ impl std::fmt::Debug for Config {
             .field("debug_mode", &self.debug_mode)
             .field("limits", &self.limits)
             .field("min_values_per_window", &self.min_values)
+            .field("allowed_texts", &self.allowed_texts.len())
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("sinks", &self.sinks.len())
             .finish()
@@ -78,6 +81,7 @@ impl Config {
             hash_key: None,
             limits: Limits::default(),
             min_values: DEFAULT_MIN_VALUES_PER_WINDOW,
+            allowed_texts: HashSet::new(),
             shutdown_timeout: Duration::from_secs(5),
             sinks: Vec::new(),
             join_capacity: 100_000,
@@ -190,6 +194,28 @@ impl Config {
     /// (10); 1 ships every window whole.
     pub fn min_values_per_window(mut self, k: u64) -> Self {
         self.min_values = k;
+        self
+    }
+
+    /// Texts that ship as given although they look like personal data. Names, class
+    /// labels, segment names, metadata keys and values, exception messages and tag keys
+    /// and values leave as text; one that holds an e-mail address, a run of 9 or more
+    /// digits (phone, card, account numbers; groups joined by spaces, dashes, dots or
+    /// parentheses count as one run) or a `+` and 7 or more digits is replaced by a keyed
+    /// token, [`TEXT_TOKEN_PREFIX`](crate::TEXT_TOKEN_PREFIX) and 8 hex digits (the same
+    /// text gives the same token under one hash key), and counted in
+    /// [`PrivacyCounts::texts_replaced`](crate::PrivacyCounts::texts_replaced). List here,
+    /// exactly as logged, the texts of that shape that are not personal (a support
+    /// address, a build number); calls add up. `docs/privacy.md` lists what the guard
+    /// catches and misses.
+    ///
+    /// ```
+    /// let config = modelwatch::Config::new("api-key")
+    ///     .allow_text(["support@example.com", "release 2024-01-15 10:30"]);
+    /// # let _ = config;
+    /// ```
+    pub fn allow_text<S: Into<String>>(mut self, texts: impl IntoIterator<Item = S>) -> Self {
+        self.allowed_texts.extend(texts.into_iter().map(Into::into));
         self
     }
 

@@ -7,7 +7,7 @@ use crate::core::summary::anonymity::Carry;
 use crate::core::window::join::{JoinStore, Remembered};
 use crate::core::window::{Limits, WindowAcc};
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     /// k of k-anonymity (`Config::min_values_per_window`).
     pub(crate) min_values: u64,
+    /// Texts the text guard lets through (`Config::allow_text`).
+    pub(crate) allowed_texts: HashSet<String>,
     pub(crate) window_ms: i64,
     pub(crate) join_capacity: usize,
     pub(crate) join_ttl_ms: i64,

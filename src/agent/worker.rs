@@ -5,6 +5,7 @@ use super::session::{now_ms, SessionInner};
 use super::sink::Sink;
 use super::AgentStats;
 use crate::core::summary::anonymity::{withhold_small, Anonymity, Seal};
+use crate::core::summary::guard::guard_text;
 use crate::core::summary::{DropCounts, Header, WindowSummary};
 use crate::core::window::WindowAcc;
 use parking_lot::Mutex;
@@ -190,6 +191,12 @@ impl Worker {
         for (_, _, w) in taken.iter().filter(|t| t.1 == start) {
             w.add_to(&mut summary, limits);
         }
+        // Texts first: what waits is then kept under the names it ships with.
+        guard_text(
+            &mut summary,
+            &session.shared.key,
+            &session.shared.allowed_texts,
+        );
         let rules = Anonymity::new(session.shared.min_values, limits);
         withhold_small(&mut summary, &mut book.carry, &rules, seal);
         summary

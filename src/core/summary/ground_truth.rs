@@ -321,6 +321,11 @@ impl GroundTruthSummary {
         a.label = (m.n, m.mean, m.m2);
     }
 
+    /// The class names, for the text guard to replace in place (ids stay).
+    pub(crate) fn classes_mut(&mut self) -> &mut [String] {
+        &mut self.classes
+    }
+
     /// Keeps the counts (pairs, mismatched, overflowed, kind) and drops the matrix, the
     /// sums and the calibration, which describe the pairs: the last seal of fewer than k.
     pub(crate) fn keep_counts_only(&mut self) {

@@ -4,6 +4,7 @@ pub(crate) mod anonymity;
 pub(crate) mod column;
 pub(crate) mod error;
 pub(crate) mod ground_truth;
+pub(crate) mod guard;
 pub(crate) mod render;
 
 use crate::core::sketch::{
@@ -144,6 +145,10 @@ pub struct PrivacyCounts {
     /// Exceptions logged fewer than `min_values_per_window` times in the window, shipped
     /// with their message and count and without their tags.
     pub exception_tags_dropped: u64,
+    /// Texts replaced by a keyed token (`pii:` and 8 hex digits) because they looked like
+    /// personal data: names, labels, segments, metadata, exception messages and tags
+    /// (`docs/privacy.md`). Each replaced occurrence counts once.
+    pub texts_replaced: u64,
 }
 
 impl PrivacyCounts {
@@ -151,6 +156,7 @@ impl PrivacyCounts {
         self.exception_tags_dropped = self
             .exception_tags_dropped
             .saturating_add(o.exception_tags_dropped);
+        self.texts_replaced = self.texts_replaced.saturating_add(o.texts_replaced);
     }
 }
 

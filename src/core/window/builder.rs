@@ -7,8 +7,9 @@ use crate::core::sketch::keyed_hash::HashKey;
 use crate::core::summary::anonymity::{
     withhold_small, Anonymity, Carry, Seal, DEFAULT_MIN_VALUES_PER_WINDOW,
 };
+use crate::core::summary::guard::guard_text;
 use crate::core::summary::{Header, WindowSummary};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// Folds records into one window's summary without an agent, a thread or a clock.
 ///
@@ -36,6 +37,7 @@ pub struct SummaryBuilder {
     window: WindowAcc,
     metadata: BTreeMap<String, String>,
     min_values: u64,
+    allowed_texts: HashSet<String>,
 }
 
 impl SummaryBuilder {
@@ -60,6 +62,7 @@ impl SummaryBuilder {
             window: WindowAcc::default(),
             metadata: BTreeMap::new(),
             min_values: DEFAULT_MIN_VALUES_PER_WINDOW,
+            allowed_texts: HashSet::new(),
         }
     }
 
@@ -75,6 +78,13 @@ impl SummaryBuilder {
     /// The caps (default: [`Limits::default`]).
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Texts that ship as given although they look like personal data, as
+    /// [`Config::allow_text`](crate::Config::allow_text).
+    pub fn allow_text<S: Into<String>>(mut self, texts: impl IntoIterator<Item = S>) -> Self {
+        self.allowed_texts.extend(texts.into_iter().map(Into::into));
         self
     }
 
@@ -128,6 +138,7 @@ impl SummaryBuilder {
         self.header.key_fingerprint = self.key.fingerprint();
         let mut s = WindowSummary::new(self.header, self.metadata);
         self.window.add_to(&mut s, &self.limits);
+        guard_text(&mut s, &self.key, &self.allowed_texts);
         let rules = Anonymity::new(self.min_values, &self.limits);
         withhold_small(&mut s, &mut Carry::default(), &rules, Seal::Last);
         s
