@@ -237,10 +237,16 @@ pub fn canary_needles() -> Vec<(String, Vec<u8>)> {
 
 /// Asserts that no canary encoding appears in `blob`.
 pub fn assert_no_canary(blob: &[u8], what: &str) {
-    for (needle_name, needle) in canary_needles() {
-        assert!(
-            !blob.windows(needle.len()).any(|w| w == needle.as_slice()),
-            "{needle_name} found in {what}"
-        );
+    if let Some(needle_name) = canaries_in(blob).first() {
+        panic!("{needle_name} found in {what}");
     }
+}
+
+/// Every canary encoding found in `blob`, by name.
+pub fn canaries_in(blob: &[u8]) -> Vec<String> {
+    canary_needles()
+        .into_iter()
+        .filter(|(_, needle)| blob.windows(needle.len()).any(|w| w == needle.as_slice()))
+        .map(|(name, _)| name)
+        .collect()
 }
