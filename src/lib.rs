@@ -47,7 +47,7 @@
 //!   exponential buckets at [`HISTOGRAM_SCALE`] 6, OpenTelemetry's and Prometheus'
 //!   boundaries, each reporting a value with the same relative error to both of its ends.
 //!   A window whose magnitudes span more than [`MAX_BUCKETS`] buckets (24 decades)
-//!   collapses its smallest ones into the lowest bucket kept, and counts them
+//!   collapses its smallest ones, counted apart and reported at the lowest bucket kept
 //!   ([`FeatureSummary::collapsed`]). See `docs/accuracy.md`.
 //! - Distinct counts: an in-crate HyperLogLog with Ertl's estimator, 4096 registers for
 //!   strings (standard error [`STRING_DISTINCT_STANDARD_ERROR`], 1.6 %) and 1024 for

@@ -21,12 +21,12 @@
 //! `u32` counts densely, only over the buckets its values reached; the range grows on
 //! demand. A summary keeps (index, count) pairs of its nonzero buckets only. Both are
 //! capped at [`MAX_BUCKETS`] buckets per sign (80 powers of two: more than the 24 decades
-//! from 1e-9 to 1e15). Past the cap the lowest magnitudes are collapsed into the lowest
-//! bucket kept, as DDSketch's collapsing store does: the count of such values travels in
-//! the summary (`collapsed`), and only quantiles that fall on them lose the bound. Downscaling
-//! (OpenTelemetry's answer to the cap) would instead widen every bucket, breaking the 1 %
-//! bound for all values; the collapse keeps it for every value within 24 decades of the
-//! window's largest.
+//! from 1e-9 to 1e15). Past the cap the lowest magnitudes are collapsed, as DDSketch's
+//! collapsing store does: they leave their buckets and are counted apart (`collapsed`,
+//! which travels in the summary), reported at the lowest bucket kept; only quantiles that
+//! fall on them lose the bound. Downscaling (OpenTelemetry's answer to the cap) would
+//! instead widen every bucket, breaking the 0.55 % bound for all values; the collapse keeps
+//! it for every value within 24 decades of the window's largest.
 
 use super::varint::{pack, put_spans, take_spans, unpack};
 #[cfg(test)]
@@ -164,7 +164,8 @@ pub(crate) fn bucket_value(i: i32) -> f64 {
     bucket_lower(i) * (2.0 * GAMMA / (1.0 + GAMMA))
 }
 
-/// Counts of one sign in a shard: dense `u32` counts over the buckets reached so far.
+/// Counts of one sign in a shard: dense `u32` counts over the buckets reached so far, and
+/// apart from them the values collapsed below the capped range.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DenseBuckets {
     offset: i32,
@@ -192,7 +193,6 @@ impl DenseBuckets {
         let cap = MAX_BUCKETS as i32;
         // Full, with its top bucket in use: the value collapses, without a scan.
         if len == cap && index < self.offset && self.counts[len as usize - 1] > 0 {
-            self.counts[0] = self.counts[0].saturating_add(1);
             self.collapsed += 1;
             return;
         }
@@ -220,25 +220,23 @@ impl DenseBuckets {
         }
         if (lo, hi) == (self.offset, self.offset + len) {
             self.collapsed += 1;
-            self.counts[0] = self.counts[0].saturating_add(1);
             return;
         }
         let mut counts = vec![0u32; (hi - lo) as usize];
-        // Nonzero buckets lie within [need_lo, need_hi), inside the new range or below it.
+        // Nonzero buckets lie within [need_lo, need_hi): inside the new range, or below it
+        // and then collapsed.
         for (i, &c) in self.counts.iter().enumerate().filter(|(_, &c)| c > 0) {
-            let at = (self.offset + i as i32 - lo).max(0) as usize;
-            if self.offset + (i as i32) < lo {
-                self.collapsed += u64::from(c);
+            match usize::try_from(self.offset + i as i32 - lo) {
+                Ok(at) => counts[at] = counts[at].saturating_add(c),
+                Err(_) => self.collapsed += u64::from(c),
             }
-            counts[at] = counts[at].saturating_add(c);
         }
         self.offset = lo;
         self.counts = counts;
-        if index < lo {
-            self.collapsed += 1;
+        match usize::try_from(index - lo) {
+            Ok(at) => self.counts[at] = self.counts[at].saturating_add(1),
+            Err(_) => self.collapsed += 1,
         }
-        let at = (index - lo).max(0) as usize;
-        self.counts[at] = self.counts[at].saturating_add(1);
     }
 
     fn clear(&mut self) {
@@ -247,7 +245,7 @@ impl DenseBuckets {
     }
 
     fn is_empty(&self) -> bool {
-        self.counts.iter().all(|&c| c == 0)
+        self.collapsed == 0 && self.counts.iter().all(|&c| c == 0)
     }
 
     #[cfg(test)]
@@ -257,7 +255,8 @@ impl DenseBuckets {
 }
 
 /// Counts of one sign in a summary: the nonzero buckets, ascending, spanning at most
-/// [`MAX_BUCKETS`].
+/// [`MAX_BUCKETS`], and apart from them the values collapsed below that range (reported
+/// at the lowest bucket's value).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SparseBuckets {
     buckets: Vec<(i32, u64)>,
@@ -266,7 +265,7 @@ pub(crate) struct SparseBuckets {
 
 impl SparseBuckets {
     fn len(&self) -> u64 {
-        saturating_sum(self.buckets.iter().map(|&(_, c)| c))
+        saturating_sum(self.buckets.iter().map(|&(_, c)| c)).saturating_add(self.collapsed)
     }
 
     /// Adds sorted (index, count) pairs, then enforces the cap.
@@ -288,15 +287,15 @@ impl SparseBuckets {
         let folded = saturating_sum(self.buckets[..cut].iter().map(|&(_, c)| c));
         self.buckets.drain(..cut);
         self.collapsed = self.collapsed.saturating_add(folded);
-        match self.buckets.first_mut() {
-            Some((i, c)) if *i == lowest => *c = c.saturating_add(folded),
-            _ => self.buckets.insert(0, (lowest, folded)),
-        }
     }
 
-    /// The index of the bucket holding the `rank`-th (1-based) smallest magnitude.
+    /// The index of the bucket holding the `rank`-th (1-based) smallest magnitude; the
+    /// lowest bucket for a collapsed value.
     fn index_at_rank(&self, rank: u64) -> Option<i32> {
-        let mut seen = 0u64;
+        if rank <= self.collapsed {
+            return self.buckets.first().map(|&(i, _)| i);
+        }
+        let mut seen = self.collapsed;
         self.buckets
             .iter()
             .find(|&&(_, c)| {
@@ -306,14 +305,19 @@ impl SparseBuckets {
             .map(|&(i, _)| i)
     }
 
-    /// Values whose reported bucket value is at most `x` (magnitudes, `x` ≥ 0).
+    /// Values whose reported value is at most `x` (magnitudes, `x` ≥ 0); collapsed values
+    /// are reported at the lowest bucket's.
     fn count_le(&self, x: f64) -> u64 {
-        saturating_sum(
-            self.buckets
-                .iter()
-                .take_while(|&&(i, _)| bucket_value(i) <= x)
-                .map(|&(_, c)| c),
-        )
+        let in_buckets = self
+            .buckets
+            .iter()
+            .take_while(|&&(i, _)| bucket_value(i) <= x)
+            .map(|&(_, c)| c);
+        let collapsed = match self.buckets.first() {
+            Some(&(i, _)) if bucket_value(i) <= x => self.collapsed,
+            _ => 0,
+        };
+        saturating_sum(in_buckets).saturating_add(collapsed)
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
@@ -322,14 +326,13 @@ impl SparseBuckets {
 
     fn decode(bytes: &mut &[u8], collapsed: u64) -> WireResult<Self> {
         let buckets = take_spans(bytes, MAX_BUCKETS, "numbers")?;
-        let s = SparseBuckets { buckets, collapsed };
-        if collapsed > s.len() {
+        if collapsed > 0 && buckets.is_empty() {
             return Err(WireError::sketch(
                 "numbers",
-                "more collapsed values than values",
+                "collapsed values without buckets",
             ));
         }
-        Ok(s)
+        Ok(SparseBuckets { buckets, collapsed })
     }
 }
 
@@ -412,7 +415,7 @@ impl Histogram {
         self.positive.len()
     }
 
-    /// Values recorded in a collapsed bucket (outside the error bound).
+    /// Values collapsed below the capped range (outside the error bound).
     pub(crate) fn collapsed(&self) -> u64 {
         self.positive
             .collapsed
@@ -669,6 +672,48 @@ mod tests {
         assert_eq!((a.len(), a.collapsed()), (2, 1));
         let back = Histogram::from_parts(&a.to_bytes(), a.zeros, a.collapsed_by_sign()).unwrap();
         assert_eq!(back, a);
+    }
+
+    proptest! {
+        #[test]
+        fn collapsing_keeps_every_count_exact(
+            parts in prop::collection::vec(prop::collection::vec((-1000.0f64..1000.0, any::<bool>()), 1..40), 1..5),
+        ) {
+            // Magnitudes over 600 powers of two: most windows pass the cap, some several times.
+            let mut merged = Histogram::default();
+            let mut n = 0;
+            for part in &parts {
+                let xs: Vec<f64> = part.iter().map(|&(e, neg)| e.exp2() * if neg { -1.0 } else { 1.0 }).collect();
+                n += xs.len() as u64;
+                let h = summary_of(&xs);
+                prop_assert_eq!(h.len(), xs.len() as u64);
+                prop_assert!(h.collapsed() <= h.len());
+                merged.merge(&h);
+            }
+            prop_assert_eq!(merged.len(), n);
+            prop_assert!(merged.collapsed() <= n);
+            let back = Histogram::from_parts(&merged.to_bytes(), merged.zeros, merged.collapsed_by_sign()).unwrap();
+            prop_assert_eq!(&back, &merged);
+            // The largest value keeps its bound: collapsing only ever takes the smallest.
+            let max = parts.iter().flatten().filter(|p| !p.1).map(|p| p.0.exp2()).fold(0.0, f64::max);
+            if max > 0.0 {
+                prop_assert!(relative_error(merged.max().unwrap(), max) <= RELATIVE_ERROR);
+            }
+        }
+    }
+
+    #[test]
+    fn collapsed_values_are_counted_once() {
+        // Ten tiny values, then a range that moves up twice past the cap.
+        let mut shard = ShardHistogram::default();
+        (0..10).for_each(|_| shard.record(1e-30));
+        shard.record(1.0);
+        shard.record(1e30);
+        let mut h = Histogram::default();
+        h.add_shard(&shard);
+        assert_eq!((h.len(), h.collapsed()), (12, 11));
+        assert_eq!(h.quantile(0.5), h.min());
+        assert!(relative_error(h.max().unwrap(), 1e30) <= RELATIVE_ERROR);
     }
 
     #[test]
