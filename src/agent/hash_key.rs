@@ -74,7 +74,8 @@ fn from_env() -> Result<Option<HashKey>, Error> {
 /// 16 bytes from 32 hex characters, surrounding whitespace ignored.
 fn parse_hex(text: &str) -> Option<HashKey> {
     let text = text.trim().as_bytes();
-    if text.len() != 32 {
+    // Digits only: `from_str_radix` would also take a sign ("+f"), a key with less entropy.
+    if text.len() != 32 || !text.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     let mut bytes = [0u8; 16];
