@@ -388,6 +388,41 @@ mod tests {
     }
 
     #[test]
+    fn schema_1_is_named_not_called_malformed() {
+        use crate::SummaryErrorKind;
+        // A schema-1 summary: hdrhistogram payloads where schema 2 has spans.
+        let v1 = serde_json::json!({
+            "schema_version": 1,
+            "deployment": "d",
+            "features": {"x": {"count": 1, "floats": 1,
+                "histogram": {"positive": [28, 132, 147, 19], "negative": []},
+                "moments": [1, 2.5, 0.0]}},
+        });
+        let err = WindowSummary::decode(&rmp_serde::to_vec_named(&v1).unwrap()).unwrap_err();
+        assert_eq!(err.kind(), &SummaryErrorKind::UnsupportedVersion(1));
+        assert!(err.to_string().contains("schema 1"), "{err}");
+        // Also when the body would decode.
+        let mut s = SummaryBuilder::new("m", 0, 60_000, [3; 16]).build();
+        s.schema_version = 1;
+        let err = WindowSummary::decode(&s.encode()).unwrap_err();
+        assert_eq!(err.kind(), &SummaryErrorKind::UnsupportedVersion(1));
+    }
+
+    #[test]
+    fn non_finite_latencies_are_counted_not_sketched() {
+        let mut b = SummaryBuilder::new("m", 0, 60_000, [3; 16]);
+        for x in [0.5, f64::NAN, f64::INFINITY, 0.25] {
+            b.record_latency(x);
+        }
+        let s = b.build();
+        let l = s.latency().unwrap();
+        let counts = (l.count(), l.missing(), l.positive_infinities(), l.numbers());
+        assert_eq!(counts, (4, 1, 1, 2));
+        assert!((l.mean().unwrap() - 0.375).abs() < 1e-12);
+        assert!((l.max().unwrap() / 0.5 - 1.0).abs() < crate::RELATIVE_ERROR);
+    }
+
+    #[test]
     fn small_columns_decode_small() {
         // One string and one number: sparse registers, one profile bucket, one bucket.
         let mut b = SummaryBuilder::new("m", 0, 60_000, [3; 16]);

@@ -104,7 +104,7 @@ impl ShardColumn {
 
     /// Folds one reduced value.
     #[inline]
-    pub(crate) fn apply(&mut self, v: Folded, key: &HashKey) {
+    fn apply(&mut self, v: Folded, key: &HashKey) {
         if let Some(x) = self.count(v) {
             // One value: Welford's update is cheaper than a two-pass run and a merge.
             self.numbers.histogram.record(x);
@@ -133,6 +133,25 @@ impl ShardColumn {
             }
         }
         self.fold_numbers(&numbers[..n], key);
+    }
+
+    /// Counts a number and folds it into the histogram and moments, without a distinct
+    /// count (for latencies, whose distinct count means nothing). NaN counts as missing,
+    /// infinities as such: neither reaches the histogram.
+    pub(crate) fn record_number(&mut self, x: f64) {
+        let folded = if x.is_nan() {
+            Folded::Missing
+        } else if x == f64::INFINITY {
+            Folded::PosInf
+        } else if x == f64::NEG_INFINITY {
+            Folded::NegInf
+        } else {
+            Folded::Float(x)
+        };
+        if let Some(x) = self.count(folded) {
+            self.numbers.histogram.record(x);
+            self.numbers.moments.push(x);
+        }
     }
 
     /// Counts a value and folds it if it is not a number; returns the number otherwise.

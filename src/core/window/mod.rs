@@ -379,12 +379,9 @@ impl WindowAcc {
         });
     }
 
-    /// Records one inference latency, in seconds.
+    /// Records one inference latency, in seconds (NaN is missing, infinities are counted).
     pub(crate) fn record_latency(&mut self, seconds: f64) {
-        self.latency.counts.count += 1;
-        self.latency.counts.floats += 1;
-        self.latency.numbers.histogram.record(seconds);
-        self.latency.numbers.moments.push(seconds);
+        self.latency.record_number(seconds);
     }
 
     /// Whether nothing was logged into this window.
