@@ -118,11 +118,7 @@ fn since_last_key_change(mut summaries: Vec<WindowSummary>) -> (Vec<WindowSummar
     let Some(last_other) = last_other else {
         return (summaries, String::new());
     };
-    let kept: Vec<WindowSummary> = summaries
-        .split_off(last_other + 1)
-        .into_iter()
-        .filter(|s| s.key_fingerprint() == current)
-        .collect();
+    let kept = summaries.split_off(last_other + 1);
     let note = format!(
         "hash key changed at {}: the baseline restarts there, {} earlier summary(ies) made with another key are not compared; ",
         kept.first().map_or_else(String::new, |s| format_utc(s.window_start())),
