@@ -24,6 +24,9 @@ pub fn column(f: &FeatureSummary) -> Value {
         "max": f.max(),
         "distinct": f.distinct(),
         "truncated_strings": f.truncated_strings(),
+        "withheld": f.withheld(),
+        "carried": f.carried(),
+        "unsketched": f.unsketched(),
     })
 }
 
@@ -48,6 +51,7 @@ pub fn ground_truth(g: &GroundTruthSummary) -> Value {
         "classes": classes,
         "expected_calibration_error": g.expected_calibration_error(),
         "mse": g.mse(), "mae": g.mae(), "rmse": g.rmse(), "r2": g.r2(),
+        "withheld": g.withheld(), "carried": g.carried(), "unsketched": g.unsketched(),
     })
 }
 
@@ -72,6 +76,7 @@ pub fn summary(s: &WindowSummary) -> Value {
         "window_start_utc": s.window_start_utc(),
         "window_length_ms": s.window_length(),
         "partial": s.is_partial(),
+        "key_fingerprint": format!("{:08x}", s.key_fingerprint()),
         "merged_windows": s.merged_windows(),
         "predictions": s.predictions(),
         "metadata": s.metadata(),
@@ -83,5 +88,6 @@ pub fn summary(s: &WindowSummary) -> Value {
         "latency_seconds": s.latency().map(column),
         "dropped": serde_json::to_value(s.dropped()).unwrap_or_default(),
         "feedback": serde_json::to_value(s.feedback()).unwrap_or_default(),
+        "privacy": serde_json::to_value(s.privacy()).unwrap_or_default(),
     })
 }

@@ -583,7 +583,7 @@ pub fn to_text(r: &Report) -> String {
     let _ = writeln!(
         t,
         "  (b: baseline window)\n\nMerged summary of the range:\n{}",
-        crate::text::render(&r.merged)
+        r.merged
     );
     t
 }

@@ -4,15 +4,7 @@
 //! report. The library's table of a summary escapes every such string; any other string
 //! the command prints from a summary, a file name or an error goes through [`sanitize`].
 
-use modelwatch::WindowSummary;
-
 /// `s` with every control character and every invisible character that reorders or hides
 /// text escaped: the library's escaping, so that the command's own lines and the table
 /// escape alike.
 pub use modelwatch::escape_text as sanitize;
-
-/// The readable table of a summary: the library's `Display`, which escapes every string
-/// of the summary.
-pub fn render(s: &WindowSummary) -> String {
-    s.to_string()
-}
