@@ -4,10 +4,9 @@ use super::http::HttpDelivery;
 use super::session::{now_ms, SessionInner};
 use super::sink::Sink;
 use super::AgentStats;
-use crate::core::summary::anonymity::{withhold_small, Anonymity, Seal};
-use crate::core::summary::guard::guard_text;
+use crate::core::summary::anonymity::Seal;
 use crate::core::summary::{DropCounts, Header, WindowSummary};
-use crate::core::window::WindowAcc;
+use crate::core::window::{finish_summary, WindowAcc};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -191,14 +190,15 @@ impl Worker {
         for (_, _, w) in taken.iter().filter(|t| t.1 == start) {
             w.add_to(&mut summary, limits);
         }
-        // Texts first: what waits is then kept under the names it ships with.
-        guard_text(
+        finish_summary(
             &mut summary,
             &session.shared.key,
             &session.shared.allowed_texts,
+            session.shared.min_values,
+            limits,
+            &mut book.carry,
+            seal,
         );
-        let rules = Anonymity::new(session.shared.min_values, limits);
-        withhold_small(&mut summary, &mut book.carry, &rules, seal);
         summary
     }
 

@@ -52,19 +52,6 @@ pub(crate) struct Carry {
     overall: BTreeMap<String, GroundTruthSummary>,
 }
 
-impl Anonymity {
-    /// The rule with k, waiting bounded by the window caps.
-    pub(crate) fn new(min_values: u64, limits: &crate::Limits) -> Self {
-        Anonymity {
-            min_values,
-            max_features: limits.max_features,
-            max_outputs: limits.max_outputs,
-            max_segments: limits.max_segments,
-            max_classes: limits.max_classes,
-        }
-    }
-}
-
 impl Carry {
     /// Whether nothing waits.
     pub(crate) fn is_empty(&self) -> bool {

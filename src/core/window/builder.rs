@@ -1,13 +1,10 @@
 //! Building a summary offline, with the window given explicitly: for backfills, batch
 //! jobs, tests and simulations. The agent uses the same accumulator with the clock.
 
-use super::{Limits, WindowAcc};
+use super::{finish_summary, Limits, WindowAcc};
 use crate::core::record::value::{Features, Prediction, Value};
 use crate::core::sketch::keyed_hash::HashKey;
-use crate::core::summary::anonymity::{
-    withhold_small, Anonymity, Carry, Seal, DEFAULT_MIN_VALUES_PER_WINDOW,
-};
-use crate::core::summary::guard::guard_text;
+use crate::core::summary::anonymity::{Carry, Seal, DEFAULT_MIN_VALUES_PER_WINDOW};
 use crate::core::summary::{Header, WindowSummary};
 use std::collections::{BTreeMap, HashSet};
 
@@ -138,9 +135,16 @@ impl SummaryBuilder {
         self.header.key_fingerprint = self.key.fingerprint();
         let mut s = WindowSummary::new(self.header, self.metadata);
         self.window.add_to(&mut s, &self.limits);
-        guard_text(&mut s, &self.key, &self.allowed_texts);
-        let rules = Anonymity::new(self.min_values, &self.limits);
-        withhold_small(&mut s, &mut Carry::default(), &rules, Seal::Last);
+        // A builder has no next window: what is small ships its counts only.
+        finish_summary(
+            &mut s,
+            &self.key,
+            &self.allowed_texts,
+            self.min_values,
+            &self.limits,
+            &mut Carry::default(),
+            Seal::Last,
+        );
         s
     }
 }

@@ -7,10 +7,12 @@ pub(crate) mod join;
 use crate::core::record::cut;
 use crate::core::record::value::{Features, Prediction, Value};
 use crate::core::sketch::keyed_hash::HashKey;
+use crate::core::summary::anonymity::{withhold_small, Anonymity, Carry, Seal};
 use crate::core::summary::ground_truth::GroundTruthSummary;
+use crate::core::summary::guard::guard_text;
 use crate::core::summary::{DropCounts, ExceptionSummary, FeatureSummary, WindowSummary};
 use column::{Folded, ShardColumn};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Caps that bound the memory of one window, whatever is logged. Whatever passes a cap is
 /// counted in [`DropCounts`], never silently lost.
@@ -446,6 +448,30 @@ impl WindowAcc {
         self.latency.clear();
         self.drops = DropCounts::default();
     }
+}
+
+/// Makes a sealed summary ready to ship, the same way in an agent and in a builder:
+/// personal-looking texts become keyed tokens first (so that what waits is kept under the
+/// names it ships with), then groups of fewer than `min_values` values wait in `carry`,
+/// their waiting bounded by the window caps (`docs/privacy.md`).
+pub(crate) fn finish_summary(
+    s: &mut WindowSummary,
+    key: &HashKey,
+    allowed_texts: &HashSet<String>,
+    min_values: u64,
+    limits: &Limits,
+    carry: &mut Carry,
+    seal: Seal,
+) {
+    guard_text(s, key, allowed_texts);
+    let rules = Anonymity {
+        min_values,
+        max_features: limits.max_features,
+        max_outputs: limits.max_outputs,
+        max_segments: limits.max_segments,
+        max_classes: limits.max_classes,
+    };
+    withhold_small(s, carry, &rules, seal);
 }
 
 /// Resolves each (name, value) of a record to its column and hands it to `each`; counts
