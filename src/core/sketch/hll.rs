@@ -106,19 +106,23 @@ impl<const P: u32> Hll<P> {
     /// registers deflated (their entropy is about 3 bits each, whatever the cardinality).
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let nonzero = self.registers.iter().filter(|&&r| r != 0).count();
-        let mut out = vec![P as u8, SPARSE];
         if nonzero <= sparse_max(Self::M) {
-            for (i, &r) in self.registers.iter().enumerate().filter(|(_, &r)| r != 0) {
-                out.extend_from_slice(&(i as u16).to_le_bytes());
-                out.push(r);
-            }
-        } else {
-            out[1] = DEFLATE;
-            let mut z = flate2::write::ZlibEncoder::new(out, flate2::Compression::best());
-            std::io::Write::write_all(&mut z, &self.registers).expect("writing to a Vec");
-            out = z.finish().expect("writing to a Vec");
+            let set = self.registers.iter().enumerate().filter(|(_, &r)| r != 0);
+            return sparse_bytes::<P>(set.map(|(i, &r)| (i as u16, r)));
         }
-        out
+        let mut z =
+            flate2::write::ZlibEncoder::new(vec![P as u8, DEFLATE], flate2::Compression::best());
+        std::io::Write::write_all(&mut z, &self.registers).expect("writing to a Vec");
+        z.finish().expect("writing to a Vec")
+    }
+
+    /// The dense sketch of sparse (index, rank) pairs.
+    fn from_pairs(pairs: &[(u16, u8)]) -> Self {
+        let mut hll = Self::default();
+        for &(i, r) in pairs {
+            hll.registers[usize::from(i)] = r;
+        }
+        hll
     }
 
     /// Validated decoding: any byte string either yields a sketch or an error, and never
@@ -126,16 +130,20 @@ impl<const P: u32> Hll<P> {
     #[cfg(test)]
     pub(crate) fn from_bytes(bytes: &[u8]) -> WireResult<Self> {
         Ok(match HllSummary::from_bytes(bytes)? {
-            HllSummary::Sparse(pairs) => {
-                let mut hll = Self::default();
-                for (i, r) in pairs {
-                    hll.registers[usize::from(i)] = r;
-                }
-                hll
-            }
+            HllSummary::Sparse(pairs) => Self::from_pairs(&pairs),
             HllSummary::Dense(hll) => hll,
         })
     }
+}
+
+/// The sparse wire form: precision, tag, then (u16 LE index, rank) triples.
+fn sparse_bytes<const P: u32>(set: impl Iterator<Item = (u16, u8)>) -> Vec<u8> {
+    let mut out = vec![P as u8, SPARSE];
+    for (i, r) in set {
+        out.extend_from_slice(&i.to_le_bytes());
+        out.push(r);
+    }
+    out
 }
 
 /// Sparse registers kept at most: past this many set registers (a ninth of them: 3 bytes
@@ -173,11 +181,7 @@ impl<const P: u32> HllSummary<P> {
                         Err(at) => pairs.insert(at, (i, r)),
                     }
                     if pairs.len() > sparse_max(Hll::<P>::M) {
-                        let mut dense = Hll::<P>::default();
-                        for &(j, r) in pairs.iter() {
-                            dense.registers[usize::from(j)] = r;
-                        }
-                        *self = HllSummary::Dense(dense);
+                        *self = HllSummary::Dense(Hll::from_pairs(pairs));
                     }
                 }
             }
@@ -218,14 +222,7 @@ impl<const P: u32> HllSummary<P> {
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         match self {
             HllSummary::Dense(h) => h.to_bytes(),
-            HllSummary::Sparse(pairs) => {
-                let mut out = vec![P as u8, SPARSE];
-                for &(i, r) in pairs {
-                    out.extend_from_slice(&i.to_le_bytes());
-                    out.push(r);
-                }
-                out
-            }
+            HllSummary::Sparse(pairs) => sparse_bytes::<P>(pairs.iter().copied()),
         }
     }
 
@@ -272,11 +269,7 @@ impl<const P: u32> HllSummary<P> {
                     return Ok(HllSummary::Sparse(pairs));
                 }
                 charge(m)?;
-                let mut hll = Hll::<P>::default();
-                for (i, r) in pairs {
-                    hll.registers[usize::from(i)] = r;
-                }
-                Ok(HllSummary::Dense(hll))
+                Ok(HllSummary::Dense(Hll::from_pairs(&pairs)))
             }
             DEFLATE => {
                 charge(2 * m)?;
