@@ -114,7 +114,7 @@ pub fn run(paths: &[PathBuf], merge: bool, as_json: bool) -> i32 {
         let all: Vec<serde_json::Value> = summaries.iter().map(crate::json::summary).collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&all).expect("JSON values serialize")
+            crate::json::to_terminal_text(&serde_json::Value::Array(all))
         );
     } else {
         for s in &summaries {

@@ -259,7 +259,7 @@ fn run(args: &[String]) -> Result<i32, String> {
                 let all: Vec<_> = reports.iter().map(report::to_json).collect();
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&all).expect("JSON values serialize")
+                    modelwatch_cli::json::to_terminal_text(&serde_json::Value::Array(all))
                 );
             } else {
                 for r in &reports {
