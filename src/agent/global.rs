@@ -7,9 +7,17 @@ use super::Agent;
 use crate::error::{Error, ErrorKind};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-static GLOBAL: Mutex<Option<Agent>> = Mutex::new(None);
+/// Held only to clone or take the handle: `flush` and `shutdown` wait on the worker (a
+/// dead collector, up to their timeout), and `session` must never wait behind them.
+static GLOBAL: Mutex<Option<Arc<Agent>>> = Mutex::new(None);
+
+/// The global agent's handle, the lock released.
+fn global_agent() -> Option<Arc<Agent>> {
+    GLOBAL.lock().clone()
+}
 static WARNED_INERT: AtomicBool = AtomicBool::new(false);
 
 /// Starts the process-global agent. Keep the returned guard alive (in `main`): dropping
@@ -29,14 +37,14 @@ pub fn configure(config: Config) -> Result<Guard, Error> {
             "modelwatch is already configured in this process",
         ));
     }
-    *global = Some(Agent::start(config)?);
+    *global = Some(Arc::new(Agent::start(config)?));
     Ok(Guard { _private: () })
 }
 
 /// The session of a deployment on the global agent. Before [`configure`] (or after the
 /// guard dropped) it is inert: it logs nothing, and the `log` crate is told once.
 pub fn session(deployment: &str) -> Session {
-    match &*GLOBAL.lock() {
+    match global_agent() {
         Some(agent) => agent.session(deployment),
         None => {
             if !WARNED_INERT.swap(true, Ordering::Relaxed) {
@@ -47,9 +55,10 @@ pub fn session(deployment: &str) -> Session {
     }
 }
 
-/// Flushes the global agent. See [`Agent::flush`].
+/// Flushes the global agent. See [`Agent::flush`]. Sessions can be taken and logged into
+/// meanwhile: the wait happens outside the global lock.
 pub fn flush(timeout: Duration) -> Result<(), Error> {
-    match &*GLOBAL.lock() {
+    match global_agent() {
         Some(agent) => agent.flush(timeout),
         None => Err(Error::new(
             ErrorKind::NotRunning,
@@ -66,6 +75,12 @@ pub struct Guard {
 }
 
 impl Guard {
+    /// The global agent's counters (see [`Agent::stats`]): delivered, failed, rejected by
+    /// the collector, and so on, so that a wrong key or a full disk can be seen.
+    pub fn stats(&self) -> Option<super::Stats> {
+        global_agent().map(|a| a.stats())
+    }
+
     /// Shuts the global agent down within `timeout`.
     pub fn shutdown(self, timeout: Duration) -> Result<(), Error> {
         let agent = GLOBAL.lock().take();
@@ -79,8 +94,13 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        // Taken out of the lock first, so sessions created meanwhile never wait on shutdown.
+        // Taken out of the lock first, so sessions created meanwhile never wait on shutdown;
+        // shut down here even if a `flush` elsewhere still holds the handle.
         let agent = GLOBAL.lock().take();
-        drop(agent);
+        if let Some(a) = agent {
+            if let Err(e) = a.shutdown(a.shutdown_timeout) {
+                log::warn!("modelwatch: shutdown on drop: {e}");
+            }
+        }
     }
 }
