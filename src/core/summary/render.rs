@@ -53,6 +53,27 @@ pub fn escape_text(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Seconds in the unit that reads best: `957ns`, `12.5µs`, `3.20ms`, `1.50s`.
+fn duration(seconds: Option<f64>) -> String {
+    let Some(s) = seconds else {
+        return "-".into();
+    };
+    let (value, unit) = match s.abs() {
+        x if x >= 1.0 => (s, "s"),
+        x if x >= 1e-3 => (s * 1e3, "ms"),
+        x if x >= 1e-6 => (s * 1e6, "µs"),
+        _ => (s * 1e9, "ns"),
+    };
+    let digits = if value.abs() >= 100.0 {
+        0
+    } else if value.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{value:.digits$}{unit}")
+}
+
 fn num(x: Option<f64>) -> String {
     match x {
         None => "-".into(),
@@ -228,11 +249,11 @@ impl Display for WindowSummary {
         if let Some(l) = self.latency() {
             writeln!(
                 f,
-                "  latency n={} p50={}ms p99={}ms max={}ms",
+                "  latency n={} p50={} p99={} max={}",
                 l.count(),
-                num(l.quantile(0.5).map(|s| s * 1e3)),
-                num(l.quantile(0.99).map(|s| s * 1e3)),
-                num(l.max().map(|s| s * 1e3))
+                duration(l.quantile(0.5)),
+                duration(l.quantile(0.99)),
+                duration(l.max())
             )?;
         }
         let fb = self.feedback();
@@ -285,6 +306,16 @@ pub fn format_utc(ms: i64) -> String {
 mod tests {
     use super::escape_text;
     use std::borrow::Cow;
+
+    #[test]
+    fn durations_read_in_their_unit() {
+        let d = |s: f64| super::duration(Some(s));
+        assert_eq!(d(9.574e-7), "957ns");
+        assert_eq!(d(1.25e-5), "12.5µs");
+        assert_eq!(d(3.2e-3), "3.20ms");
+        assert_eq!(d(1.5), "1.50s");
+        assert_eq!(super::duration(None), "-");
+    }
 
     #[test]
     fn escapes_what_a_terminal_would_act_on() {
