@@ -102,6 +102,10 @@ pub use agent::session::{InferenceTimer, Session};
 pub use agent::sink::{FolderSink, Sink};
 pub use agent::{Agent, Stats, BYTES_PER_SESSION, SIGNAL_EXIT_STATUS};
 pub use core::monitor::drift::{Drift, NewCategories};
+pub use core::monitor::{
+    Baseline, Incident, IncidentEvent, IncidentKind, Monitor, MonitorError, DEFAULT_CLOSE_AFTER,
+    DEFAULT_THRESHOLD,
+};
 pub use core::record::flatten::Record;
 pub use core::record::value::{AsValue, Features, Outputs, Prediction, Value};
 pub use core::sketch::exponential::{MAX_BUCKETS, RELATIVE_ERROR};

@@ -164,6 +164,15 @@ impl FeatureSummary {
         })
     }
 
+    /// The Good-Turing estimate of the share of new strings that fall in a hashed bucket
+    /// this summary never saw: buckets seen once over strings seen. `None` without strings.
+    pub(crate) fn unseen_mass(&self) -> Option<f64> {
+        let p = self.category_profile()?;
+        let total = saturating_sum(p.iter().copied());
+        let once = p.iter().filter(|&&x| x == 1).count();
+        (total > 0).then(|| once as f64 / total as f64)
+    }
+
     /// Numbers of this window below the baseline's minimum or above its maximum (at
     /// histogram precision).
     pub fn count_outside(&self, baseline: &FeatureSummary) -> Option<u64> {

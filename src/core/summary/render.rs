@@ -54,7 +54,7 @@ pub fn escape_text(s: &str) -> Cow<'_, str> {
 }
 
 /// Seconds in the unit that reads best: `957ns`, `12.5µs`, `3.20ms`, `1.50s`.
-fn duration(seconds: Option<f64>) -> String {
+pub(crate) fn duration(seconds: Option<f64>) -> String {
     let Some(s) = seconds else {
         return "-".into();
     };
