@@ -388,7 +388,7 @@ mod tests {
     fn a_rise_is_scored_in_standard_errors_past_the_floor() {
         // 10 % → 20 % missing on 1,000 vs 1,000 values: (0.2 − 0.1 − 0.01) / se.
         let (z, share) = rise(100.0, 1000.0, 200.0, 1000.0, 0.01);
-        let p0 = 100.5 / 1001.0;
+        let p0: f64 = 100.5 / 1001.0;
         let se = (p0 * (1.0 - p0) * (1.0 / 1000.0 + 1.0 / 1000.0)).sqrt();
         assert!((z - (0.2 - p0 - 0.01) / se).abs() < 1e-9);
         assert!((share - 0.5).abs() < 1e-9);
