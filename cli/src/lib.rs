@@ -14,6 +14,7 @@ pub mod report;
 pub mod store;
 pub mod text;
 pub mod time;
+pub mod watch;
 
 /// Where summaries are read from.
 #[derive(Clone, Debug)]
