@@ -150,28 +150,34 @@ fn an_incident_closes_when_the_change_goes_away() {
     assert!(m.incidents().iter().all(|i| !i.is_open()));
 }
 
-/// Measures false alarms over many stationary days (for docs/monitoring.md):
+/// Measures false alarms over many stationary days and the delay of smaller changes, at
+/// the default threshold and lower ones (for docs/monitoring.md):
 /// `cargo test --release --test monitoring -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement, ~1 minute in release"]
 fn false_alarms_over_thirty_days() {
-    let mut rows = Vec::new();
-    for seed in 100..130 {
+    let thresholds = [4.0, 6.0, modelwatch::DEFAULT_THRESHOLD];
+    let mut counts = vec![[0usize; 2]; thresholds.len()];
+    let days = 30;
+    for seed in 100..100 + days {
         let day: Vec<_> = fraud_day::day(seed, Changes { at: None }).collect();
-        let row: Vec<_> = [3, 60]
-            .into_iter()
-            .map(|n| run(&day, Baseline::FirstWindows(n)))
-            .collect();
-        for (n, incidents) in [3, 60].iter().zip(&row) {
-            if !incidents.is_empty() {
-                println!("seed {seed}, {n}-window baseline:\n{}", describe(incidents));
+        for (t, &h) in thresholds.iter().enumerate() {
+            for (i, n) in [3, 60].into_iter().enumerate() {
+                let mut m = Monitor::new(Baseline::FirstWindows(n)).threshold(h);
+                for w in &day {
+                    m.observe(w);
+                }
+                if h == modelwatch::DEFAULT_THRESHOLD && !m.incidents().is_empty() {
+                    println!("seed {seed}, {n}-window baseline:\n{}", describe(m.incidents()));
+                }
+                counts[t][i] += m.incidents().len();
             }
         }
-        rows.push((row[0].len(), row[1].len()));
     }
-    let (a, b): (usize, usize) = rows.iter().fold((0, 0), |(a, b), r| (a + r.0, b + r.1));
-    println!(
-        "{} stationary days of {WINDOWS} windows: {a} incident(s) with a 3-window baseline, {b} with a 60-window one",
-        rows.len()
-    );
+    for (h, c) in thresholds.iter().zip(&counts) {
+        println!(
+            "h = {h}: {days} stationary days of {WINDOWS} windows: {} incident(s) with a 3-window baseline, {} with a 60-window one",
+            c[0], c[1]
+        );
+    }
 }
