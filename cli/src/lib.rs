@@ -7,6 +7,7 @@
 
 pub mod collect;
 pub mod html;
+pub mod incidents;
 pub mod inspect;
 pub mod json;
 pub mod keys;
