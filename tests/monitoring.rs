@@ -168,7 +168,10 @@ fn false_alarms_over_thirty_days() {
                     m.observe(w);
                 }
                 if h == modelwatch::DEFAULT_THRESHOLD && !m.incidents().is_empty() {
-                    println!("seed {seed}, {n}-window baseline:\n{}", describe(m.incidents()));
+                    println!(
+                        "seed {seed}, {n}-window baseline:\n{}",
+                        describe(m.incidents())
+                    );
                 }
                 counts[t][i] += m.incidents().len();
             }

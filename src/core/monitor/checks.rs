@@ -272,6 +272,7 @@ fn ground_truth_checks(
                 }
             }
         }
+        Some(_) if is_imbalanced(b) => auc_check(name, g, b, out),
         Some(_) => {
             if let (Some(a1), Some(a0)) = (g.accuracy(), b.accuracy()) {
                 let (n0, n1) = (b.count() as f64, g.count() as f64);
@@ -298,6 +299,43 @@ fn ground_truth_checks(
         }
         None => {}
     }
+}
+
+/// A binary model with probabilities whose baseline has under 10 % positives: accuracy
+/// stays high whatever the model does, so its quality is judged by ROC AUC.
+fn is_imbalanced(b: &GroundTruthSummary) -> bool {
+    b.score_totals()
+        .is_some_and(|(neg, pos)| pos / (neg + pos) < 0.1)
+}
+
+/// Hanley and McNeil's (1982) variance of an AUC estimate from `pos` positives and `neg`
+/// negatives.
+fn auc_variance(a: f64, neg: f64, pos: f64) -> f64 {
+    let (q1, q2) = (a / (2.0 - a), 2.0 * a * a / (1.0 + a));
+    let v = a * (1.0 - a) + (pos - 1.0) * (q1 - a * a) + (neg - 1.0) * (q2 - a * a);
+    (v / (pos * neg)).max(1e-12)
+}
+
+fn auc_check(name: &str, g: &GroundTruthSummary, b: &GroundTruthSummary, out: &mut Vec<Evidence>) {
+    let (Some(a1), Some(a0), Some((n1, p1)), Some((n0, p0))) =
+        (g.roc_auc(), b.roc_auc(), g.score_totals(), b.score_totals())
+    else {
+        return;
+    };
+    let (v0, v1) = (auc_variance(a0, n0, p0), auc_variance(a1, n1, p1));
+    out.push(Evidence {
+        kind: IncidentKind::AucDrop,
+        subject: name.into(),
+        // The floor: two points of AUC.
+        score: (a0 - a1 - 0.02) / (v0 + v1).sqrt(),
+        baseline_share: v0 / (v0 + v1),
+        value: a1,
+        baseline: a0,
+        text: format!(
+            "{name}: ROC AUC {a1:.3} on {} labels ({p1:.0} positive), down from {a0:.3} in the baseline",
+            n1 + p1
+        ),
+    });
 }
 
 fn exception_check(w: &WindowSummary, base: &WindowSummary, out: &mut Vec<Evidence>) {

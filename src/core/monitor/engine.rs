@@ -26,6 +26,9 @@ use std::collections::BTreeMap;
 pub enum IncidentKind {
     /// Model quality: accuracy down (classifiers), on all labels or a segment.
     AccuracyDrop,
+    /// Model quality: ROC AUC down (binary models with probabilities and under 10 %
+    /// positives, where accuracy says little).
+    AucDrop,
     /// Model quality: mean squared error up (regressions).
     ErrorIncrease,
     /// More missing values in a feature or output.
@@ -43,11 +46,12 @@ pub enum IncidentKind {
 
 impl IncidentKind {
     /// The kind's stable name, as in JSON, alerts and metrics: `accuracy_drop`,
-    /// `error_increase`, `missing_rate`, `type_mismatch`, `drift`, `exception_spike`,
+    /// `auc_drop`, `error_increase`, `missing_rate`, `type_mismatch`, `drift`, `exception_spike`,
     /// `latency_regression`.
     pub fn name(self) -> &'static str {
         match self {
             IncidentKind::AccuracyDrop => "accuracy_drop",
+            IncidentKind::AucDrop => "auc_drop",
             IncidentKind::ErrorIncrease => "error_increase",
             IncidentKind::MissingRate => "missing_rate",
             IncidentKind::TypeMismatch => "type_mismatch",

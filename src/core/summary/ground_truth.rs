@@ -125,6 +125,16 @@ pub struct GroundTruthSummary {
     errors: ErrorSums,
     /// Calibration buckets, when predictions came with probabilities.
     calibration: Vec<CalibrationBucket>,
+    /// Binary pairs with a probability: (score bucket, negatives, positives), ascending by
+    /// bucket ([`score_bucket`]), for ROC AUC and average precision.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    scores: Vec<(i32, u64, u64)>,
+    /// Halvings of the score buckets' resolution, past [`MAX_SCORE_BUCKETS`].
+    #[serde(skip_serializing_if = "is_zero_u8")]
+    score_coarsening: u8,
+    /// Σ log loss and Σ squared error (Brier) of the probability pairs.
+    #[serde(skip_serializing_if = "ProbabilitySums::is_empty")]
+    probability: ProbabilitySums,
     /// k-anonymity (`summary/anonymity.rs`): pairs of this window held back, carried to a
     /// later summary; nothing else of them is here.
     #[serde(skip_serializing_if = "is_zero")]
@@ -139,6 +149,59 @@ pub struct GroundTruthSummary {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_zero_u8(n: &u8) -> bool {
+    *n == 0
+}
+
+/// Sums over binary pairs with a probability p of `true`: count, Σ log loss
+/// (−ln p for a true label, −ln(1 − p) for a false one, p clipped to [1e-15, 1 − 1e-15] as
+/// scikit-learn does) and Σ (p − y)².
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct ProbabilitySums(u64, f64, f64);
+
+impl ProbabilitySums {
+    fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// Score buckets kept per summary, at most; past it, the resolution halves (as DDSketch
+/// collapses), which only ever merges neighbours, so the order of scores is kept.
+pub const MAX_SCORE_BUCKETS: usize = 4096;
+
+/// The bucket of a probability of `true`, increasing with it: the exponential histogram's
+/// bucket (0.54 % relative width) of p below one half, and of 1 − p, negated, from one
+/// half on, so that scores near 0 and near 1 are both told apart finely.
+fn score_bucket(p: f64) -> i32 {
+    use crate::core::sketch::exponential::bucket_index;
+    if p <= 0.0 {
+        i32::MIN
+    } else if p >= 1.0 {
+        i32::MAX
+    } else if p < 0.5 {
+        bucket_index(p)
+    } else {
+        -bucket_index(1.0 - p)
+    }
+}
+
+/// Sorts score buckets and adds up equal ones, coarsened by `shift` (< 32) halvings.
+fn coalesce(scores: &mut Vec<(i32, u64, u64)>, shift: u8) {
+    for s in scores.iter_mut() {
+        s.0 >>= shift;
+    }
+    scores.sort_unstable_by_key(|s| s.0);
+    scores.dedup_by(|b, a| {
+        if a.0 == b.0 {
+            a.1 = a.1.saturating_add(b.1);
+            a.2 = a.2.saturating_add(b.2);
+            true
+        } else {
+            false
+        }
+    });
 }
 
 const OTHER_ID: u32 = u32::MAX;
@@ -182,7 +245,9 @@ impl GroundTruthSummary {
                 let (predicted, confidence) = match *prediction {
                     // A probability of `true`: calibrated against the label itself.
                     Value::Float(p) => {
-                        self.calibrate(p, *label == Value::Bool(true));
+                        let positive = *label == Value::Bool(true);
+                        self.calibrate(p, positive);
+                        self.score(p, positive);
                         (Value::Bool(p >= 0.5), None)
                     }
                     _ => (prediction.borrowed(), confidence),
@@ -206,6 +271,52 @@ impl GroundTruthSummary {
         b.0 += 1;
         b.1 += probability;
         b.2 += u64::from(hit);
+    }
+
+    /// What a decoded summary must hold for the score buckets to be read and folded into:
+    /// buckets strictly ascending, a coarsening a shift can apply.
+    pub(crate) fn check(&self) -> Result<(), &'static str> {
+        if self.score_coarsening > 31 {
+            return Err("score buckets coarsened past 31 halvings");
+        }
+        if self.scores.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err("score buckets not strictly ascending");
+        }
+        Ok(())
+    }
+
+    /// Folds a probability p of `true` with its label into the score buckets and sums.
+    fn score(&mut self, p: f64, positive: bool) {
+        // An arithmetic shift divides rounding down: neighbours merge, order stays.
+        let key = score_bucket(p) >> self.score_coarsening;
+        match self.scores.binary_search_by_key(&key, |s| s.0) {
+            Ok(i) => {
+                let s = &mut self.scores[i];
+                if positive {
+                    s.2 = s.2.saturating_add(1);
+                } else {
+                    s.1 = s.1.saturating_add(1);
+                }
+            }
+            Err(i) => {
+                self.scores
+                    .insert(i, (key, u64::from(!positive), u64::from(positive)));
+                self.cap_scores();
+            }
+        }
+        let q = p.clamp(1e-15, 1.0 - 1e-15);
+        let y = if positive { 1.0 } else { 0.0 };
+        let sums = &mut self.probability;
+        sums.0 += 1;
+        sums.1 -= if positive { q.ln() } else { (1.0 - q).ln() };
+        sums.2 += (p - y) * (p - y);
+    }
+
+    fn cap_scores(&mut self) {
+        while self.scores.len() > MAX_SCORE_BUCKETS && self.score_coarsening < 31 {
+            self.score_coarsening += 1;
+            coalesce(&mut self.scores, 1);
+        }
     }
 
     fn class_id(&mut self, v: &Value<'_>, max_classes: usize) -> u32 {
@@ -303,6 +414,19 @@ impl GroundTruthSummary {
                 a.2 = a.2.saturating_add(b.2);
             }
         }
+        if !o.scores.is_empty() || o.score_coarsening > self.score_coarsening {
+            // Both at the coarser resolution, then added bucket by bucket.
+            let shift = o.score_coarsening.clamp(self.score_coarsening, 31);
+            coalesce(&mut self.scores, shift - self.score_coarsening);
+            let mut theirs = o.scores.clone();
+            coalesce(&mut theirs, shift - o.score_coarsening.min(shift));
+            self.scores.extend(theirs);
+            self.score_coarsening = shift;
+            coalesce(&mut self.scores, 0);
+            self.cap_scores();
+        }
+        let (p, q) = (&mut self.probability, &o.probability);
+        *p = ProbabilitySums(p.0.saturating_add(q.0), p.1 + q.1, p.2 + q.2);
         let (a, b) = (&mut self.errors, &o.errors);
         a.n = a.n.saturating_add(b.n);
         a.sum_e += b.sum_e;
@@ -333,6 +457,8 @@ impl GroundTruthSummary {
         self.cells = Vec::new();
         self.errors = ErrorSums::default();
         self.calibration = Vec::new();
+        self.scores = Vec::new();
+        self.probability = ProbabilitySums::default();
         self.unsketched = self.count;
     }
 
@@ -610,6 +736,85 @@ impl GroundTruthSummary {
                 .map(|b| (b.2 as f64 - b.1).abs() / total as f64)
                 .sum()
         })
+    }
+
+    /// Area under the ROC curve of binary pairs logged with a probability of `true`:
+    /// the chance that a positive scores above a negative, ties counting one half (as
+    /// scikit-learn's `roc_auc_score`). Scores are told apart at 0.54 % of min(p, 1 − p)
+    /// (coarser past [`MAX_SCORE_BUCKETS`]); the result is within
+    /// [`roc_auc_error_bound`](Self::roc_auc_error_bound) of the exact value. `None`
+    /// without both classes.
+    ///
+    /// ```
+    /// use modelwatch::SummaryBuilder;
+    ///
+    /// let mut b = SummaryBuilder::new("m", 0, 60_000, [1; 16]);
+    /// for (p, label) in [(0.1, false), (0.4, true), (0.35, false), (0.8, true)] {
+    ///     b.log_ground_truth(label, p, ["all"]);
+    /// }
+    /// let s = b.min_values_per_window(1).build();
+    /// let gt = s.ground_truth_overall().unwrap();
+    /// assert_eq!(gt.roc_auc(), Some(1.0));
+    /// assert_eq!(gt.roc_auc_error_bound(), Some(0.0));
+    /// ```
+    pub fn roc_auc(&self) -> Option<f64> {
+        let (neg, pos) = self.score_totals()?;
+        let (mut below, mut area) = (0.0, 0.0);
+        for &(_, n, p) in &self.scores {
+            area += p as f64 * (below + 0.5 * n as f64);
+            below += n as f64;
+        }
+        Some(area / (neg * pos))
+    }
+
+    /// The most [`roc_auc`](Self::roc_auc) can be off by: the share of (positive,
+    /// negative) pairs that fall in one score bucket, halved (each such pair counts one
+    /// half where the exact scores may order it either way).
+    pub fn roc_auc_error_bound(&self) -> Option<f64> {
+        let (neg, pos) = self.score_totals()?;
+        let tied: f64 = self
+            .scores
+            .iter()
+            .map(|&(_, n, p)| n as f64 * p as f64)
+            .sum();
+        Some(0.5 * tied / (neg * pos))
+    }
+
+    /// Average precision (the area under the precision-recall curve as scikit-learn's
+    /// `average_precision_score` computes it: Σ (Rₙ − Rₙ₋₁) Pₙ over thresholds from the
+    /// highest score down), with each score bucket one threshold. Equal to scikit-learn's
+    /// when no bucket holds two different scores; tested within 0.005 of it on the
+    /// fixtures. `None` without both classes.
+    pub fn pr_auc(&self) -> Option<f64> {
+        let (_, pos) = self.score_totals()?;
+        let (mut tp, mut fp, mut ap) = (0.0, 0.0, 0.0);
+        for &(_, n, p) in self.scores.iter().rev() {
+            tp += p as f64;
+            fp += n as f64;
+            ap += p as f64 / pos * (tp / (tp + fp));
+        }
+        Some(ap)
+    }
+
+    /// Mean log loss of binary pairs logged with a probability of `true` (probabilities
+    /// clipped to [1e-15, 1 − 1e-15], as scikit-learn's `log_loss`).
+    pub fn log_loss(&self) -> Option<f64> {
+        let s = &self.probability;
+        (s.0 > 0).then(|| s.1 / s.0 as f64)
+    }
+
+    /// Brier score: mean of (p − y)² over binary pairs logged with a probability p of
+    /// `true`.
+    pub fn brier_score(&self) -> Option<f64> {
+        let s = &self.probability;
+        (s.0 > 0).then(|| s.2 / s.0 as f64)
+    }
+
+    /// Negatives and positives in the score buckets, when both are there.
+    pub(crate) fn score_totals(&self) -> Option<(f64, f64)> {
+        let neg = saturating_sum(self.scores.iter().map(|s| s.1)) as f64;
+        let pos = saturating_sum(self.scores.iter().map(|s| s.2)) as f64;
+        (neg > 0.0 && pos > 0.0).then_some((neg, pos))
     }
 
     /// Mean squared error of regression pairs.

@@ -470,6 +470,10 @@ impl WindowSummary {
                 "no schema version or deployment: not a modelwatch summary",
             ));
         }
+        for g in s.ground_truth.values().chain(&s.ground_truth_overall) {
+            g.check()
+                .map_err(|e| SummaryError::new(SummaryErrorKind::Malformed, e))?;
+        }
         Ok(s)
     }
 
