@@ -5,6 +5,7 @@
 //! It lives in its own crate so that its dependencies (an HTTP server, SQLite, JSON) never
 //! reach the library's users.
 
+pub mod alerts;
 pub mod collect;
 pub mod html;
 pub mod inspect;
