@@ -9,7 +9,9 @@
 //! summaries decoded at once; accept errors (EMFILE) survived with back-off; and a graceful
 //! stop that finishes the requests in flight.
 
+use crate::alerts::{AlertConfig, Alerter};
 use crate::keys::{Key, Keys};
+use crate::metrics::{CollectorCounts, Metrics};
 use crate::store::{Store, Stored};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -94,6 +96,8 @@ pub struct Collector {
     /// What the collector did so far.
     pub counters: Counters,
     stopping: watch::Sender<bool>,
+    alerter: Alerter,
+    metrics: Arc<Metrics>,
 }
 
 fn now_ms() -> i64 {
@@ -110,12 +114,14 @@ const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type:
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
 
 impl Collector {
-    /// Binds `listen` and opens the store; the collector accepts `keys` within `limits`.
+    /// Binds `listen` and opens the store; the collector accepts `keys` within `limits`
+    /// and sends incident events to `alerts`' destinations.
     pub fn bind(
         listen: &str,
         store: &Path,
         keys: Keys,
         limits: Limits,
+        alerts: AlertConfig,
     ) -> Result<Arc<Collector>, String> {
         if limits.max_connections == 0
             || limits.max_inflight_decodes == 0
@@ -126,8 +132,10 @@ impl Collector {
                 "limits must be at least 1 (and the body memory at least {MAX_BODY_BYTES} bytes, one body): {limits:?}"
             ));
         }
+        let store_path = store;
         let store = Store::open(store)
             .map_err(|e| format!("cannot open the store {}: {e}", store.display()))?;
+        let alerter = Alerter::start(store_path, alerts)?;
         let listener = std::net::TcpListener::bind(listen)
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         listener
@@ -144,7 +152,48 @@ impl Collector {
             limits,
             counters: Counters::default(),
             stopping: watch::channel(false).0,
+            alerter,
+            metrics: Arc::new(Metrics::new()),
         }))
+    }
+
+    /// Where incident events go: feed it each [`modelwatch::IncidentEvent`].
+    pub fn alerter(&self) -> &Alerter {
+        &self.alerter
+    }
+
+    /// What `GET /metrics` exports.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The counters as `/metrics` exports them.
+    fn counts(&self) -> CollectorCounts {
+        let c = &self.counters;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let a = self.alerter.stats();
+        CollectorCounts {
+            accepted: n(&c.stored),
+            duplicates: n(&c.duplicates),
+            rejected: vec![
+                ("unauthorized", n(&c.unauthorized)),
+                ("forbidden", n(&c.forbidden)),
+                ("too_large", n(&c.too_large)),
+                ("invalid", n(&c.invalid)),
+                ("body_timeout", n(&c.body_timeouts)),
+                ("store_error", n(&c.store_errors)),
+                ("over_capacity", n(&c.over_capacity)),
+            ],
+            alerts: vec![
+                ("queued", n(&a.queued)),
+                ("duplicate", n(&a.duplicates)),
+                ("dropped", n(&a.dropped)),
+                ("delivered", n(&a.delivered)),
+                ("refused", n(&a.refused)),
+                ("retried", n(&a.retries)),
+                ("error", n(&a.errors)),
+            ],
+        }
     }
 
     /// The address it listens on.
@@ -267,8 +316,17 @@ impl Collector {
     ) -> Response<Full<Bytes>> {
         let (status, body) = match (request.method(), request.uri().path()) {
             (&Method::GET, "/healthz") => (StatusCode::OK, "ok".to_owned()),
+            (&Method::GET, "/metrics") => {
+                let mut response =
+                    Response::new(Full::new(Bytes::from(self.metrics.render(self.counts()))));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+                );
+                return response;
+            }
             (&Method::POST, "/v1/windows") => self.receive(request, decodes, body_memory).await,
-            (_, "/v1/windows" | "/healthz") => {
+            (_, "/v1/windows" | "/healthz" | "/metrics") => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into())
             }
             _ => (StatusCode::NOT_FOUND, "not found".into()),
@@ -365,6 +423,7 @@ impl Collector {
             .await
             .expect("the semaphore is never closed");
         let store = Arc::clone(&self.store);
+        let metrics = Arc::clone(&self.metrics);
         // Decoding is CPU work and the store write blocks on fsync: both off the runtime's
         // threads, at most `max_inflight_decodes` at once.
         let outcome = tokio::task::spawn_blocking(move || {
@@ -374,9 +433,13 @@ impl Collector {
                 return Err(Rejected::Forbidden(summary.deployment().to_owned()));
             }
             let store = store.lock().unwrap_or_else(|p| p.into_inner());
-            store
+            let stored = store
                 .insert(key.id(), &summary, &body, now_ms())
-                .map_err(Rejected::Store)
+                .map_err(Rejected::Store)?;
+            if stored == Stored::New {
+                metrics.observe(&summary, None);
+            }
+            Ok(stored)
         })
         .await;
         match outcome {
@@ -424,8 +487,8 @@ enum Rejected {
 }
 
 /// Runs `collect` until SIGINT or SIGTERM; returns the exit status.
-pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits) -> i32 {
-    let collector = match Collector::bind(listen, store, keys, limits) {
+pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits, alerts: AlertConfig) -> i32 {
+    let collector = match Collector::bind(listen, store, keys, limits, alerts) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("modelwatch collect: {e}");

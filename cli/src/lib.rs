@@ -11,6 +11,7 @@ pub mod html;
 pub mod inspect;
 pub mod json;
 pub mod keys;
+pub mod metrics;
 pub mod report;
 pub mod store;
 pub mod text;

@@ -3,8 +3,6 @@
 //! incident, across restarts of the alerter and a listener that fails first. Then the real
 //! Alertmanager (Debian's `prometheus-alertmanager`), when installed.
 
-mod client;
-
 use modelwatch::{Baseline, IncidentEvent, Monitor, SummaryBuilder, WindowSummary};
 use modelwatch_cli::alerts::{AlertConfig, Alerter, Queued};
 use serde_json::Value;
@@ -462,12 +460,10 @@ fn the_real_alertmanager_shows_the_alert_then_resolves_it() {
     }
     let _guard = Kill(child);
     let alerts = || -> Option<Value> {
-        let (status, body) = client::http(
-            &addr,
-            format!("GET /api/v2/alerts HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        );
-        (status == 200).then(|| serde_json::from_str(&body).ok())?
+        let mut response = ureq::get(format!("http://{addr}/api/v2/alerts"))
+            .call()
+            .ok()?;
+        serde_json::from_str(&response.body_mut().read_to_string().ok()?).ok()
     };
     wait_for("Alertmanager to start", || alerts().is_some());
 
@@ -477,6 +473,9 @@ fn the_real_alertmanager_shows_the_alert_then_resolves_it() {
         &store,
         AlertConfig {
             alertmanagers: vec![format!("http://{addr}")],
+            // Alertmanager may answer 5xx while it starts: retry soon.
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_secs(1),
             ..AlertConfig::default()
         },
     )
