@@ -432,10 +432,12 @@ impl Collector {
             if !key.may_write(summary.deployment()) {
                 return Err(Rejected::Forbidden(summary.deployment().to_owned()));
             }
-            let store = store.lock().unwrap_or_else(|p| p.into_inner());
             let stored = store
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
                 .insert(key.id(), &summary, &body, now_ms())
                 .map_err(Rejected::Store)?;
+            // After the store's lock is released: the series are computed here.
             if stored == Stored::New {
                 metrics.observe(&summary, None);
             }
@@ -524,5 +526,16 @@ pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits, alerts: Alert
         n(&c.over_capacity),
         n(&c.accept_errors),
     );
+    let a = collector.alerter.stats();
+    if collector.alerter.pending() + n(&a.queued) > 0 {
+        eprintln!(
+            "modelwatch collect: alerts: queued {}, delivered {}, refused {}, dropped {}, still to deliver {} (sent on the next start)",
+            n(&a.queued),
+            n(&a.delivered),
+            n(&a.refused),
+            n(&a.dropped),
+            collector.alerter.pending(),
+        );
+    }
     0
 }

@@ -508,3 +508,21 @@ fn the_real_alertmanager_shows_the_alert_then_resolves_it() {
     });
     assert_eq!(alerter.stats().delivered.load(Ordering::Relaxed), 2);
 }
+
+#[test]
+fn collect_refuses_an_alert_destination_that_is_not_an_http_url() {
+    let dir = temp_dir("flags");
+    for (flag, url) in [
+        ("--alert-webhook", "ftp://127.0.0.1/hook"),
+        ("--alertmanager", "http://"),
+    ] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .args(["collect", "--listen", "127.0.0.1:0", "--api-key", "k"])
+            .args(["--store", dir.join("store.db").to_str().unwrap(), flag, url])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(url), "{err}");
+    }
+}
