@@ -159,6 +159,41 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
 CREATE INDEX IF NOT EXISTS alert_deliveries_pending ON alert_deliveries (state, destination, seq);
 ";
 
+/// How long events delivered everywhere stay in the outbox: their keys stop a replay of
+/// the same event (a monitor restored from an older state) from alerting again.
+const KEEP_DONE_MS: i64 = 30 * 86_400_000;
+
+/// Deletes the events enqueued before `before` that no destination still waits for.
+fn prune(conn: &Connection, before: i64) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute(
+        "DELETE FROM alert_deliveries WHERE seq IN (
+             SELECT o.seq FROM alert_outbox o WHERE o.enqueued_ms < ?1 AND NOT EXISTS (
+                 SELECT 1 FROM alert_deliveries d WHERE d.seq = o.seq AND d.state = 'pending'))",
+        params![before],
+    )?;
+    tx.execute(
+        "DELETE FROM alert_outbox WHERE enqueued_ms < ?1
+             AND seq NOT IN (SELECT seq FROM alert_deliveries)",
+        params![before],
+    )?;
+    tx.commit()
+}
+
+/// Deliveries waiting for `destinations`. Those of a destination no longer configured stay
+/// (sent if it comes back) but do not count against the bound.
+fn pending(conn: &Connection, destinations: &[String]) -> rusqlite::Result<u64> {
+    let mut n = 0;
+    for d in destinations {
+        n += conn.query_row(
+            "SELECT COUNT(*) FROM alert_deliveries WHERE state = 'pending' AND destination = ?1",
+            params![d],
+            |r| r.get::<_, i64>(0),
+        )? as u64;
+    }
+    Ok(n)
+}
+
 fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -230,6 +265,7 @@ impl Alerter {
         let fail = |e: rusqlite::Error| format!("alert outbox in {}: {e}", store.display());
         let conn = open(store).map_err(fail)?;
         conn.execute_batch(SCHEMA).map_err(fail)?;
+        prune(&conn, now_ms() - KEEP_DONE_MS).map_err(fail)?;
         let worker_conn = open(store).map_err(fail)?;
         let worker = Worker::new(worker_conn, &destinations, &config, Arc::clone(&shared))?;
         let worker = std::thread::Builder::new()
@@ -292,11 +328,7 @@ impl Alerter {
         if exists.is_some() {
             return Ok(Queued::Duplicate);
         }
-        let pending: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM alert_deliveries WHERE state = 'pending'",
-            [],
-            |r| r.get(0),
-        )?;
+        let pending = pending(&tx, &self.destinations)?;
         if pending as usize + self.destinations.len() > self.max_pending {
             return Ok(Queued::Dropped);
         }
@@ -333,18 +365,13 @@ impl Alerter {
         &self.shared.stats
     }
 
-    /// Deliveries not made yet, over all destinations (earlier runs' included).
+    /// Deliveries not made yet to the configured destinations (earlier runs' included).
     pub fn pending(&self) -> u64 {
         let Some(conn) = &self.conn else {
             return 0;
         };
         let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-        conn.query_row(
-            "SELECT COUNT(*) FROM alert_deliveries WHERE state = 'pending'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .map_or(0, |n| n as u64)
+        pending(&conn, &self.destinations).unwrap_or(0)
     }
 }
 
@@ -701,5 +728,54 @@ impl Worker {
             }
             Err(e) => Outcome::Retry(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_keeps_what_is_recent_or_still_waited_for() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        // (incident, enqueued at, states of its two deliveries)
+        let rows = [
+            ("old-done", 1, ["delivered", "refused"]),
+            ("old-waiting", 1, ["delivered", "pending"]),
+            ("new-done", 100, ["delivered", "delivered"]),
+        ];
+        for (incident, at, states) in rows {
+            conn.execute(
+                "INSERT INTO alert_outbox (incident, event, deployment, kind, subject, text,
+                     opened_ms, webhook, enqueued_ms)
+                 VALUES (?1, 'opened', 'd', 'drift', 's', 't', 0, '{}', ?2)",
+                params![incident, at],
+            )
+            .unwrap();
+            let seq = conn.last_insert_rowid();
+            for (d, state) in ["a", "b"].iter().zip(states) {
+                conn.execute(
+                    "INSERT INTO alert_deliveries (destination, seq, state) VALUES (?1, ?2, ?3)",
+                    params![d, seq, state],
+                )
+                .unwrap();
+            }
+        }
+        prune(&conn, 50).unwrap();
+        let left: Vec<String> = conn
+            .prepare("SELECT incident FROM alert_outbox ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(left, ["old-waiting", "new-done"]);
+        let deliveries: i64 = conn
+            .query_row("SELECT COUNT(*) FROM alert_deliveries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(deliveries, 4);
+        assert_eq!(pending(&conn, &["b".into()]).unwrap(), 1);
+        assert_eq!(pending(&conn, &["a".into()]).unwrap(), 0);
     }
 }

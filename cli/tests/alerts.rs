@@ -526,3 +526,36 @@ fn collect_refuses_an_alert_destination_that_is_not_an_http_url() {
         assert!(err.contains(url), "{err}");
     }
 }
+
+#[test]
+fn notify_returns_while_a_destination_hangs() {
+    let dir = temp_dir("hang");
+    let (open, close) = incident("fraud");
+    // A receiver that accepts and never answers: the delivery thread waits on it.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let alerter = Alerter::start(
+        &dir.join("store.db"),
+        AlertConfig {
+            webhooks: vec![url],
+            timeout: Duration::from_secs(3600),
+            ..AlertConfig::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(alerter.notify(&open), Queued::Stored);
+    let (stalled, _) = listener.accept().unwrap();
+    // The open is in flight and will not finish: the close is still stored (a generous
+    // deadline turns a notify that waited on the network into a failure, not a hang).
+    let alerter = Arc::new(alerter);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let a = Arc::clone(&alerter);
+    std::thread::spawn(move || tx.send(a.notify(&close)).unwrap());
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(60)).ok(),
+        Some(Queued::Stored)
+    );
+    assert_eq!(alerter.pending(), 2);
+    // Closing the connection fails the request, so that the alerter can stop.
+    drop(stalled);
+}
