@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_modelwatch");
 const KEY: &str = "prometheus-test-key";
 const HASH_KEY: [u8; 16] = *b"prom-test-hashky";
+/// A deployment and feature name that the exposition must escape.
+const ODD: &str = "a \"b\"\n\\c";
 
 fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("modelwatch-prom-{tag}-{}", std::process::id()));
@@ -260,6 +262,13 @@ fn prometheus_scrapes_the_collector_and_promql_returns_the_logged_count() {
         }
     }
     assert_eq!(client::post(&collector, "wrong-key", b"x").0, 401);
+    // Names with quotes, a backslash and a newline: escaped in the exposition, which
+    // Prometheus must still parse.
+    let mut b = SummaryBuilder::new(ODD, 0, 60_000, HASH_KEY).min_values_per_window(1);
+    for i in 0..5 {
+        b.log_prediction([(ODD, Value::from(i))], 0.0);
+    }
+    assert_eq!(client::post(&collector, KEY, &b.build().encode()).0, 200);
     assert_eq!(logged, 703);
     let (status, exposition) = get(&collector, "/metrics");
     assert_eq!(status, 200);
@@ -308,7 +317,10 @@ fn prometheus_scrapes_the_collector_and_promql_returns_the_logged_count() {
         q(r#"modelwatch_window_predictions{deployment="fraud"}"#),
         333.0
     );
-    assert_eq!(q("modelwatch_ingest_accepted_total"), 3.0);
+    assert_eq!(q("modelwatch_ingest_accepted_total"), 4.0);
+    let odd =
+        r#"modelwatch_feature_missing_ratio{deployment="a \"b\"\n\\c",feature="a \"b\"\n\\c"}"#;
+    assert_eq!(q(odd), 0.0);
     assert_eq!(q("modelwatch_ingest_duplicates_total"), 1.0);
     assert_eq!(
         q(r#"modelwatch_ingest_rejected_total{reason="unauthorized"}"#),
