@@ -217,24 +217,33 @@ fn destinations(config: &AlertConfig) -> Vec<String> {
             u.trim_end_matches('/').trim_end_matches("/api/v2/alerts")
         )
     });
-    webhooks.chain(managers).collect()
+    let mut all: Vec<String> = Vec::new();
+    // A URL given twice is one destination (and one row per event in the outbox).
+    for d in webhooks.chain(managers) {
+        if !all.contains(&d) {
+            all.push(d);
+        }
+    }
+    all
 }
 
-/// Checks a destination URL: `http://` (or `https://` when built with TLS), with a host.
+/// Checks a destination URL at start, so that none fails on every attempt later:
+/// `http://` (or `https://` when built with TLS), with a host.
 pub fn check_url(url: &str) -> Result<(), String> {
-    let rest = if let Some(rest) = url.strip_prefix("http://") {
-        rest
-    } else if let Some(rest) = url.strip_prefix("https://") {
-        if !cfg!(feature = "rustls") {
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?}: not a URL ({e})"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") if cfg!(feature = "rustls") => {}
+        Some("https") => {
             return Err(format!(
                 "{url}: https needs the command built with `--features rustls`"
-            ));
+            ))
         }
-        rest
-    } else {
-        return Err(format!("{url}: not an http:// or https:// URL"));
-    };
-    if rest.is_empty() || rest.starts_with('/') {
+        _ => return Err(format!("{url}: not an http:// or https:// URL")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
         return Err(format!("{url}: no host"));
     }
     Ok(())
@@ -267,7 +276,7 @@ impl Alerter {
         conn.execute_batch(SCHEMA).map_err(fail)?;
         prune(&conn, now_ms() - KEEP_DONE_MS).map_err(fail)?;
         let worker_conn = open(store).map_err(fail)?;
-        let worker = Worker::new(worker_conn, &destinations, &config, Arc::clone(&shared))?;
+        let worker = Worker::new(worker_conn, &destinations, &config, Arc::clone(&shared));
         let worker = std::thread::Builder::new()
             .name("modelwatch-alerts".into())
             .spawn(move || worker.run())
@@ -511,7 +520,7 @@ impl Worker {
         names: &[String],
         config: &AlertConfig,
         shared: Arc<Shared>,
-    ) -> Result<Worker, String> {
+    ) -> Worker {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(config.timeout))
@@ -521,7 +530,7 @@ impl Worker {
             .build()
             .into();
         let now = Instant::now();
-        Ok(Worker {
+        Worker {
             conn,
             agent,
             destinations: names
@@ -539,7 +548,7 @@ impl Worker {
                 .collect(),
             config: config.clone(),
             shared,
-        })
+        }
     }
 
     fn stopping(&self) -> bool {

@@ -192,7 +192,8 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 fn config(r: &Receiver) -> AlertConfig {
     AlertConfig {
-        webhooks: vec![format!("{}/hook", r.url)],
+        // Given twice: still one destination.
+        webhooks: vec![format!("{}/hook", r.url), format!("{}/hook", r.url)],
         alertmanagers: vec![r.url.clone()],
         retry_min: Duration::from_millis(20),
         retry_max: Duration::from_millis(200),
@@ -515,6 +516,7 @@ fn collect_refuses_an_alert_destination_that_is_not_an_http_url() {
     for (flag, url) in [
         ("--alert-webhook", "ftp://127.0.0.1/hook"),
         ("--alertmanager", "http://"),
+        ("--alert-webhook", "http://127.0.0.1/a b"),
     ] {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_modelwatch"))
             .args(["collect", "--listen", "127.0.0.1:0", "--api-key", "k"])
