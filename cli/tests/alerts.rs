@@ -561,3 +561,46 @@ fn notify_returns_while_a_destination_hangs() {
     // Closing the connection fails the request, so that the alerter can stop.
     drop(stalled);
 }
+
+/// The collector's own alerter, as the ingest path feeds it: events reach the webhook and
+/// the counts show in `GET /metrics`.
+#[test]
+fn the_collectors_alerter_delivers_and_counts_in_metrics() {
+    use modelwatch_cli::collect::{Collector, Limits};
+    use modelwatch_cli::keys::{Key, Keys};
+    let dir = temp_dir("collector");
+    let r = Receiver::start(200);
+    let collector = Collector::bind(
+        "127.0.0.1:0",
+        &dir.join("store.db"),
+        Keys::new(vec![Key::any_deployment("a-key-for-this-test").unwrap()]).unwrap(),
+        Limits::default(),
+        AlertConfig {
+            alertmanagers: vec![],
+            ..config(&r)
+        },
+    )
+    .unwrap();
+    let server = {
+        let c = Arc::clone(&collector);
+        std::thread::spawn(move || c.serve())
+    };
+    let (open, close) = incident("fraud");
+    for e in [&open, &close, &open] {
+        collector.alerter().notify(e);
+    }
+    wait_for("both events", || r.accepted().len() == 2);
+    let addr = collector.addr();
+    let metrics = || -> String {
+        let mut response = ureq::get(format!("http://{addr}/metrics")).call().unwrap();
+        response.body_mut().read_to_string().unwrap()
+    };
+    wait_for("the counts in /metrics", || {
+        let text = metrics();
+        text.contains("modelwatch_alerts_total{outcome=\"delivered\"} 2\n")
+            && text.contains("modelwatch_alerts_total{outcome=\"queued\"} 2\n")
+            && text.contains("modelwatch_alerts_total{outcome=\"duplicate\"} 1\n")
+    });
+    collector.stop();
+    server.join().unwrap().unwrap();
+}
