@@ -374,6 +374,21 @@ impl Alerter {
         &self.shared.stats
     }
 
+    /// Waits up to `within` for every delivery to be made (a collector that stops sends
+    /// what it can first); whether none is left. What is left goes on the next start.
+    pub fn drain(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.pending() == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Deliveries not made yet to the configured destinations (earlier runs' included).
     pub fn pending(&self) -> u64 {
         let Some(conn) = &self.conn else {

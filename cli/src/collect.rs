@@ -488,6 +488,9 @@ enum Rejected {
     Store(rusqlite::Error),
 }
 
+/// How long a stopping collector waits for alerts still to deliver.
+const ALERT_DRAIN: Duration = Duration::from_secs(5);
+
 /// Runs `collect` until SIGINT or SIGTERM; returns the exit status.
 pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits, alerts: AlertConfig) -> i32 {
     let collector = match Collector::bind(listen, store, keys, limits, alerts) {
@@ -526,6 +529,9 @@ pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits, alerts: Alert
         n(&c.over_capacity),
         n(&c.accept_errors),
     );
+    // Incidents closed just before the stop are worth a few seconds; the rest waits in the
+    // outbox for the next start.
+    collector.alerter.drain(ALERT_DRAIN);
     let a = collector.alerter.stats();
     if collector.alerter.pending() + n(&a.queued) > 0 {
         eprintln!(
