@@ -490,7 +490,7 @@ fn alertmanager_alert(row: &Row, resend: Duration) -> Value {
 /// How a delivery attempt ended.
 enum Outcome {
     Delivered,
-    /// A 4xx that retrying cannot fix.
+    /// A 3xx or 4xx that retrying cannot fix.
     Refused(String),
     Retry(String),
 }
