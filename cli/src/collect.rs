@@ -9,7 +9,9 @@
 //! summaries decoded at once; accept errors (EMFILE) survived with back-off; and a graceful
 //! stop that finishes the requests in flight.
 
+use crate::alerts::{AlertConfig, Alerter};
 use crate::keys::{Key, Keys};
+use crate::metrics::{CollectorCounts, Metrics};
 use crate::store::{Store, Stored};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -94,6 +96,8 @@ pub struct Collector {
     /// What the collector did so far.
     pub counters: Counters,
     stopping: watch::Sender<bool>,
+    alerter: Alerter,
+    metrics: Arc<Metrics>,
 }
 
 fn now_ms() -> i64 {
@@ -110,12 +114,14 @@ const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type:
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
 
 impl Collector {
-    /// Binds `listen` and opens the store; the collector accepts `keys` within `limits`.
+    /// Binds `listen` and opens the store; the collector accepts `keys` within `limits`
+    /// and sends incident events to `alerts`' destinations.
     pub fn bind(
         listen: &str,
         store: &Path,
         keys: Keys,
         limits: Limits,
+        alerts: AlertConfig,
     ) -> Result<Arc<Collector>, String> {
         if limits.max_connections == 0
             || limits.max_inflight_decodes == 0
@@ -126,8 +132,10 @@ impl Collector {
                 "limits must be at least 1 (and the body memory at least {MAX_BODY_BYTES} bytes, one body): {limits:?}"
             ));
         }
+        let store_path = store;
         let store = Store::open(store)
             .map_err(|e| format!("cannot open the store {}: {e}", store.display()))?;
+        let alerter = Alerter::start(store_path, alerts)?;
         let listener = std::net::TcpListener::bind(listen)
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         listener
@@ -144,7 +152,48 @@ impl Collector {
             limits,
             counters: Counters::default(),
             stopping: watch::channel(false).0,
+            alerter,
+            metrics: Arc::new(Metrics::new()),
         }))
+    }
+
+    /// Where incident events go: feed it each [`modelwatch::IncidentEvent`].
+    pub fn alerter(&self) -> &Alerter {
+        &self.alerter
+    }
+
+    /// What `GET /metrics` exports.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The counters as `/metrics` exports them.
+    fn counts(&self) -> CollectorCounts {
+        let c = &self.counters;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let a = self.alerter.stats();
+        CollectorCounts {
+            accepted: n(&c.stored),
+            duplicates: n(&c.duplicates),
+            rejected: vec![
+                ("unauthorized", n(&c.unauthorized)),
+                ("forbidden", n(&c.forbidden)),
+                ("too_large", n(&c.too_large)),
+                ("invalid", n(&c.invalid)),
+                ("body_timeout", n(&c.body_timeouts)),
+                ("store_error", n(&c.store_errors)),
+                ("over_capacity", n(&c.over_capacity)),
+            ],
+            alerts: vec![
+                ("queued", n(&a.queued)),
+                ("duplicate", n(&a.duplicates)),
+                ("dropped", n(&a.dropped)),
+                ("delivered", n(&a.delivered)),
+                ("refused", n(&a.refused)),
+                ("retried", n(&a.retries)),
+                ("error", n(&a.errors)),
+            ],
+        }
     }
 
     /// The address it listens on.
@@ -267,8 +316,17 @@ impl Collector {
     ) -> Response<Full<Bytes>> {
         let (status, body) = match (request.method(), request.uri().path()) {
             (&Method::GET, "/healthz") => (StatusCode::OK, "ok".to_owned()),
+            (&Method::GET, "/metrics") => {
+                let mut response =
+                    Response::new(Full::new(Bytes::from(self.metrics.render(self.counts()))));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+                );
+                return response;
+            }
             (&Method::POST, "/v1/windows") => self.receive(request, decodes, body_memory).await,
-            (_, "/v1/windows" | "/healthz") => {
+            (_, "/v1/windows" | "/healthz" | "/metrics") => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into())
             }
             _ => (StatusCode::NOT_FOUND, "not found".into()),
@@ -365,6 +423,7 @@ impl Collector {
             .await
             .expect("the semaphore is never closed");
         let store = Arc::clone(&self.store);
+        let metrics = Arc::clone(&self.metrics);
         // Decoding is CPU work and the store write blocks on fsync: both off the runtime's
         // threads, at most `max_inflight_decodes` at once.
         let outcome = tokio::task::spawn_blocking(move || {
@@ -373,10 +432,16 @@ impl Collector {
             if !key.may_write(summary.deployment()) {
                 return Err(Rejected::Forbidden(summary.deployment().to_owned()));
             }
-            let store = store.lock().unwrap_or_else(|p| p.into_inner());
-            store
+            let stored = store
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
                 .insert(key.id(), &summary, &body, now_ms())
-                .map_err(Rejected::Store)
+                .map_err(Rejected::Store)?;
+            // After the store's lock is released: the series are computed here.
+            if stored == Stored::New {
+                metrics.observe(&summary, None);
+            }
+            Ok(stored)
         })
         .await;
         match outcome {
@@ -423,9 +488,12 @@ enum Rejected {
     Store(rusqlite::Error),
 }
 
+/// How long a stopping collector waits for alerts still to deliver.
+const ALERT_DRAIN: Duration = Duration::from_secs(5);
+
 /// Runs `collect` until SIGINT or SIGTERM; returns the exit status.
-pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits) -> i32 {
-    let collector = match Collector::bind(listen, store, keys, limits) {
+pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits, alerts: AlertConfig) -> i32 {
+    let collector = match Collector::bind(listen, store, keys, limits, alerts) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("modelwatch collect: {e}");
@@ -461,5 +529,19 @@ pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits) -> i32 {
         n(&c.over_capacity),
         n(&c.accept_errors),
     );
+    // Incidents closed just before the stop are worth a few seconds; the rest waits in the
+    // outbox for the next start.
+    collector.alerter.drain(ALERT_DRAIN);
+    let a = collector.alerter.stats();
+    if collector.alerter.pending() + n(&a.queued) > 0 {
+        eprintln!(
+            "modelwatch collect: alerts: queued {}, delivered {}, refused {}, dropped {}, still to deliver {} (sent on the next start)",
+            n(&a.queued),
+            n(&a.delivered),
+            n(&a.refused),
+            n(&a.dropped),
+            collector.alerter.pending(),
+        );
+    }
     0
 }

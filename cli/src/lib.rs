@@ -5,12 +5,14 @@
 //! It lives in its own crate so that its dependencies (an HTTP server, SQLite, JSON) never
 //! reach the library's users.
 
+pub mod alerts;
 pub mod collect;
 pub mod html;
 pub mod incidents;
 pub mod inspect;
 pub mod json;
 pub mod keys;
+pub mod metrics;
 pub mod report;
 pub mod store;
 pub mod text;

@@ -16,13 +16,15 @@ USAGE:
   modelwatch collect --listen ADDR --store FILE [--keys-file FILE] [--api-key-file FILE]
                      [--max-connections N] [--header-timeout SECS] [--body-timeout SECS]
                      [--max-inflight-decodes N] [--max-body-memory-mib N] [--threads N]
+                     [--alert-webhook URL]... [--alertmanager URL]...
       Receive POST /v1/windows from agents and store each summary in SQLite before
       acknowledging it. Keys: --keys-file (or MODELWATCH_KEYS_FILE), one per line with the
       deployments it may write (KEY fraud_* churn_model [id=NAME]); MODELWATCH_API_KEY
       and --api-key-file (one key per line) for keys that may write any deployment.
       Defaults: 1024 connections, 10 s headers, 30 s body, one decode per core, 256 MiB
       of bodies, 2 threads. Stops on SIGINT/SIGTERM. (--api-key KEY: for tests; it
-      shows in `ps`.)
+      shows in `ps`.) GET /metrics: Prometheus metrics. Incidents are POSTed as JSON to
+      each --alert-webhook URL and to each Alertmanager (base URL) --alertmanager names.
 
   modelwatch report (--store FILE | --dir PATH...) [--deployment NAME] [--from T] [--to T]
                     [--baseline-windows N | --baseline-from T --baseline-to T]
@@ -173,6 +175,8 @@ fn run(args: &[String]) -> Result<i32, String> {
                     "--body-timeout",
                     "--max-inflight-decodes",
                     "--max-body-memory-mib",
+                    "--alert-webhook",
+                    "--alertmanager",
                 ],
                 &[],
             )?;
@@ -200,11 +204,17 @@ fn run(args: &[String]) -> Result<i32, String> {
                     }),
                 threads: a.number("--threads")?.unwrap_or(defaults.threads),
             };
+            let alerts = modelwatch_cli::alerts::AlertConfig {
+                webhooks: a.all("--alert-webhook"),
+                alertmanagers: a.all("--alertmanager"),
+                ..Default::default()
+            };
             Ok(collect::run(
                 &listen,
                 std::path::Path::new(&store),
                 keys,
                 limits,
+                alerts,
             ))
         }
         "report" => {

@@ -1,0 +1,331 @@
+//! `GET /metrics`: the exposition's series against values computed apart, and a real
+//! Prometheus (Debian's `prometheus`) scraping the real collector, asked through its HTTP
+//! API for the predictions logged.
+
+mod client;
+
+use modelwatch::{Baseline, IncidentEvent, Monitor, SummaryBuilder, Value, WindowSummary};
+use modelwatch_cli::metrics::{CollectorCounts, Metrics, MAX_DEPLOYMENTS};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_modelwatch");
+const KEY: &str = "prometheus-test-key";
+const HASH_KEY: [u8; 16] = *b"prom-test-hashky";
+/// A deployment and feature name that the exposition must escape.
+const ODD: &str = "a \"b\"\n\\c";
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("modelwatch-prom-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `done` for up to two minutes (Prometheus starts and scrapes on a shared machine).
+fn wait_for<T>(what: &str, mut done: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(t) = done() {
+            return t;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    client::http(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed) in `text`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap())
+}
+
+/// A window of `n` predictions: `age` missing for `missing` of them, `amount` uniform
+/// over `scale` × [0, 1), labels in segment `eu` right for the first `right`.
+fn window(minute: i64, n: usize, missing: usize, scale: f64, right: usize) -> WindowSummary {
+    let mut b = SummaryBuilder::new("fraud", minute * 60_000, 60_000, HASH_KEY);
+    for i in 0..n {
+        let age = (i >= missing).then_some(20 + (i % 50) as i64);
+        let amount = scale * (i as f64 + 0.5) / n as f64;
+        b.log_prediction(
+            [("age", Value::from(age)), ("amount", Value::from(amount))],
+            0.1,
+        );
+        let label = (i % 2) as i64;
+        let predicted = if i < right { label } else { 1 - label };
+        b.log_ground_truth(label, predicted, ["eu"]);
+        b.record_latency(0.001 * (1 + i % 10) as f64);
+    }
+    b.build()
+}
+
+#[test]
+fn the_exposition_has_each_series_of_the_latest_window() {
+    let metrics = Metrics::new();
+    let baseline = window(0, 400, 4, 100.0, 400);
+    let latest = window(5, 400, 100, 160.0, 300);
+    metrics.observe(&window(4, 250, 0, 100.0, 250), Some(&baseline));
+    metrics.observe(&latest, Some(&baseline));
+    // An older window counts its predictions but is not the one shown.
+    metrics.observe(&window(3, 50, 0, 100.0, 50), Some(&baseline));
+
+    let mut monitor = Monitor::new(Baseline::FirstWindows(1));
+    monitor.observe(&baseline);
+    let mut opened = 0;
+    for minute in 1..4 {
+        for e in monitor.observe(&window(minute, 400, 200, 100.0, 400)) {
+            opened += usize::from(matches!(e, IncidentEvent::Opened(_)));
+        }
+    }
+    assert!(opened >= 1);
+    metrics.incidents("fraud", monitor.incidents());
+
+    let text = metrics.render(CollectorCounts {
+        accepted: 3,
+        duplicates: 1,
+        rejected: vec![("unauthorized", 2)],
+        alerts: vec![("delivered", 5)],
+    });
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let v = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}\n{text}"));
+    assert_eq!(
+        v(r#"modelwatch_predictions_total{deployment="fraud"}"#),
+        700.0
+    );
+    assert_eq!(
+        v(r#"modelwatch_window_predictions{deployment="fraud"}"#),
+        400.0
+    );
+    assert_eq!(
+        v(r#"modelwatch_window_start_seconds{deployment="fraud"}"#),
+        300.0
+    );
+    assert_eq!(
+        v(r#"modelwatch_feature_missing_ratio{deployment="fraud",feature="age"}"#),
+        0.25
+    );
+    assert_eq!(
+        v(r#"modelwatch_feature_missing_ratio{deployment="fraud",feature="amount"}"#),
+        0.0
+    );
+    // Amounts stretched 1.6×: the first nine of the baseline's decile bins (edges 10 to
+    // 90) hold 10/160 = 0.0625 of them each, the last 0.4375, so
+    // PSI = 9 (0.0625 - 0.1) ln(0.625) + (0.4375 - 0.1) ln(4.375).
+    let psi = v(r#"modelwatch_feature_drift_psi{deployment="fraud",feature="amount"}"#);
+    let expected = 9.0 * (0.0625 - 0.1) * (0.625f64).ln() + (0.4375 - 0.1) * (4.375f64).ln();
+    assert!((psi - expected).abs() < 0.03, "{psi} vs {expected}");
+    assert_eq!(
+        v(r#"modelwatch_accuracy_ratio{deployment="fraud",segment="eu"}"#),
+        0.75
+    );
+    assert_eq!(
+        v(r#"modelwatch_accuracy_ratio{deployment="fraud",segment="(all)"}"#),
+        0.75
+    );
+    assert!((v(r#"modelwatch_f1_ratio{deployment="fraud",segment="eu"}"#) - 0.75).abs() < 1e-9);
+    // Latencies 1 to 10 ms, 40 each: the median is 5 ms, p99 10 ms (histogram precision).
+    let p50 = v(r#"modelwatch_latency_seconds{deployment="fraud",quantile="0.5"}"#);
+    assert!((p50 - 0.005).abs() < 0.005 * 0.01, "{p50}");
+    let p99 = v(r#"modelwatch_latency_seconds{deployment="fraud",quantile="0.99"}"#);
+    assert!((p99 - 0.010).abs() < 0.010 * 0.01, "{p99}");
+    let open = monitor.incidents().iter().filter(|i| i.is_open()).count();
+    assert_eq!(
+        v(r#"modelwatch_open_incidents{deployment="fraud",kind="missing_rate"}"#),
+        open as f64
+    );
+    assert_eq!(v("modelwatch_ingest_accepted_total"), 3.0);
+    assert_eq!(v("modelwatch_ingest_duplicates_total"), 1.0);
+    assert_eq!(
+        v(r#"modelwatch_ingest_rejected_total{reason="unauthorized"}"#),
+        2.0
+    );
+    assert_eq!(v(r#"modelwatch_alerts_total{outcome="delivered"}"#), 5.0);
+}
+
+#[test]
+fn deployments_past_the_cap_are_counted_not_exported() {
+    let metrics = Metrics::new();
+    for d in 0..MAX_DEPLOYMENTS + 5 {
+        let mut b = SummaryBuilder::new(&format!("model{d:03}"), 0, 60_000, HASH_KEY);
+        b.log_prediction([("x", 1.0)], 0.0);
+        metrics.observe(&b.build(), None);
+    }
+    let text = metrics.render(CollectorCounts::default());
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("modelwatch_predictions_total{"))
+            .count(),
+        MAX_DEPLOYMENTS
+    );
+    assert_eq!(
+        sample(&text, "modelwatch_metrics_deployments_over_cap_total"),
+        Some(5.0)
+    );
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Percent-encodes a PromQL query for a URL.
+fn encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Asks Prometheus for `query`; the value of its single sample, once it has one.
+fn query(prometheus: &str, q: &str) -> Option<f64> {
+    let (status, body) = get(prometheus, &format!("/api/v1/query?query={}", encode(q)));
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let result = v["data"]["result"].as_array()?;
+    match &result[..] {
+        [one] => one["value"][1].as_str()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A real Prometheus scrapes the real collector every second; the predictions of a known
+/// run come back through PromQL. Skipped, loudly, where `prometheus` is not installed; a
+/// failure in CI, which installs it (`.ci/run`).
+#[test]
+fn prometheus_scrapes_the_collector_and_promql_returns_the_logged_count() {
+    let bin = "/usr/bin/prometheus";
+    if !std::path::Path::new(bin).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs prometheus (.ci/run)"
+        );
+        eprintln!("SKIPPED: {bin} is not installed (apt-get install prometheus)");
+        return;
+    }
+    let dir = temp_dir("scrape");
+    let collector = format!("127.0.0.1:{}", free_port());
+    let _collector = Kill(
+        Command::new(BIN)
+            .args([
+                "collect",
+                "--listen",
+                &collector,
+                "--api-key",
+                KEY,
+                "--store",
+            ])
+            .arg(dir.join("store.db"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the collector", || TcpStream::connect(&collector).ok());
+
+    let mut logged = 0;
+    for (minute, n) in [(0, 120), (1, 250), (2, 333)] {
+        let w = window(minute, n, 0, 100.0, n);
+        logged += w.predictions();
+        let body = w.encode();
+        assert_eq!(client::post(&collector, KEY, &body).0, 200);
+        if minute == 1 {
+            assert_eq!(client::post(&collector, KEY, &body).1, "duplicate");
+        }
+    }
+    assert_eq!(client::post(&collector, "wrong-key", b"x").0, 401);
+    // Names with quotes, a backslash and a newline: escaped in the exposition, which
+    // Prometheus must still parse.
+    let mut b = SummaryBuilder::new(ODD, 0, 60_000, HASH_KEY).min_values_per_window(1);
+    for i in 0..5 {
+        b.log_prediction([(ODD, Value::from(i))], 0.0);
+    }
+    assert_eq!(client::post(&collector, KEY, &b.build().encode()).0, 200);
+    assert_eq!(logged, 703);
+    let (status, exposition) = get(&collector, "/metrics");
+    assert_eq!(status, 200);
+    assert_eq!(
+        sample(
+            &exposition,
+            r#"modelwatch_predictions_total{deployment="fraud"}"#
+        ),
+        Some(703.0),
+        "{exposition}"
+    );
+
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: modelwatch\n    static_configs:\n      - targets: ['{collector}']\n"
+        ),
+    )
+    .unwrap();
+    let prometheus = format!("127.0.0.1:{}", free_port());
+    let _prometheus = Kill(
+        Command::new(bin)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={prometheus}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let total = wait_for("Prometheus to scrape the predictions", || {
+        query(
+            &prometheus,
+            r#"modelwatch_predictions_total{deployment="fraud"}"#,
+        )
+    });
+    assert_eq!(total, 703.0);
+    let q = |series: &str| wait_for(series, || query(&prometheus, series));
+    assert_eq!(
+        q(r#"modelwatch_window_predictions{deployment="fraud"}"#),
+        333.0
+    );
+    assert_eq!(q("modelwatch_ingest_accepted_total"), 4.0);
+    let odd =
+        r#"modelwatch_feature_missing_ratio{deployment="a \"b\"\n\\c",feature="a \"b\"\n\\c"}"#;
+    assert_eq!(q(odd), 0.0);
+    assert_eq!(q("modelwatch_ingest_duplicates_total"), 1.0);
+    assert_eq!(
+        q(r#"modelwatch_ingest_rejected_total{reason="unauthorized"}"#),
+        1.0
+    );
+    // Prometheus took the exposition as valid: its own health of the target says so.
+    assert_eq!(q(r#"up{job="modelwatch"}"#), 1.0);
+}
