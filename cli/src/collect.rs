@@ -13,6 +13,7 @@ use crate::alerts::{AlertConfig, Alerter};
 use crate::keys::{Key, Keys};
 use crate::metrics::{CollectorCounts, Metrics};
 use crate::store::{Store, Stored};
+use crate::watch::{Watch, WatchConfig};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
@@ -96,8 +97,10 @@ pub struct Collector {
     /// What the collector did so far.
     pub counters: Counters,
     stopping: watch::Sender<bool>,
-    alerter: Alerter,
+    alerter: Arc<Alerter>,
     metrics: Arc<Metrics>,
+    /// Every deployment's windows through the incident engine (`watch.rs`).
+    watch: Arc<Mutex<Watch>>,
 }
 
 fn now_ms() -> i64 {
@@ -114,13 +117,15 @@ const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type:
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
 
 impl Collector {
-    /// Binds `listen` and opens the store; the collector accepts `keys` within `limits`
-    /// and sends incident events to `alerts`' destinations.
+    /// Binds `listen` and opens the store; the collector accepts `keys` within `limits`,
+    /// watches every deployment as `watch` says and sends incident events to `alerts`'
+    /// destinations.
     pub fn bind(
         listen: &str,
         store: &Path,
         keys: Keys,
         limits: Limits,
+        watch: WatchConfig,
         alerts: AlertConfig,
     ) -> Result<Arc<Collector>, String> {
         if limits.max_connections == 0
@@ -136,6 +141,8 @@ impl Collector {
         let store = Store::open(store)
             .map_err(|e| format!("cannot open the store {}: {e}", store.display()))?;
         let alerter = Alerter::start(store_path, alerts)?;
+        let watch = Watch::open(store_path, watch)
+            .map_err(|e| format!("cannot open the store {}: {e}", store_path.display()))?;
         let listener = std::net::TcpListener::bind(listen)
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         listener
@@ -152,8 +159,9 @@ impl Collector {
             limits,
             counters: Counters::default(),
             stopping: watch::channel(false).0,
-            alerter,
+            alerter: Arc::new(alerter),
             metrics: Arc::new(Metrics::new()),
+            watch: Arc::new(Mutex::new(watch)),
         }))
     }
 
@@ -196,6 +204,35 @@ impl Collector {
         }
     }
 
+    /// Evaluates the windows that came due without a new summary (the last ones before a
+    /// quiet spell) every few seconds, until the collector stops.
+    async fn tick_loop(self: Arc<Self>) {
+        let mut stopping = self.stopping.subscribe();
+        loop {
+            tokio::select! {
+                _ = stopping.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(TICK) => {}
+            }
+            let c = Arc::clone(&self);
+            let _ = tokio::task::spawn_blocking(move || c.tick(now_ms())).await;
+        }
+    }
+
+    /// Evaluates every deployment's windows due by `now_ms` (what the collector does on its
+    /// own every [`TICK`]; callable by tests with any clock).
+    pub fn tick(&self, now_ms: i64) {
+        let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = watch.tick(now_ms, &mut alert_to(&self.alerter)) {
+            eprintln!("modelwatch collect: cannot evaluate: {e}");
+        }
+        let deployments: Vec<String> = watch.deployments().map(str::to_owned).collect();
+        for d in deployments {
+            if let Some(m) = watch.monitor(&d) {
+                self.metrics.incidents(&d, m.incidents());
+            }
+        }
+    }
+
     /// The address it listens on.
     pub fn addr(&self) -> std::net::SocketAddr {
         self.addr
@@ -235,6 +272,7 @@ impl Collector {
     async fn accept_loop(self: Arc<Self>, listener: std::net::TcpListener) -> Result<(), String> {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| format!("cannot listen: {e}"))?;
+        tokio::spawn(Arc::clone(&self).tick_loop());
         let mut stopping = self.stopping.subscribe();
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let connections = Arc::new(Semaphore::new(self.limits.max_connections));
@@ -423,7 +461,11 @@ impl Collector {
             .await
             .expect("the semaphore is never closed");
         let store = Arc::clone(&self.store);
-        let metrics = Arc::clone(&self.metrics);
+        let (metrics, watch, alerter) = (
+            Arc::clone(&self.metrics),
+            Arc::clone(&self.watch),
+            Arc::clone(&self.alerter),
+        );
         // Decoding is CPU work and the store write blocks on fsync: both off the runtime's
         // threads, at most `max_inflight_decodes` at once.
         let outcome = tokio::task::spawn_blocking(move || {
@@ -437,9 +479,18 @@ impl Collector {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(key.id(), &summary, &body, now_ms())
                 .map_err(Rejected::Store)?;
-            // After the store's lock is released: the series are computed here.
+            // After the store's lock is released: the evaluation and the series are computed
+            // here. The summary is stored and acknowledged whatever the watch says.
             if stored == Stored::New {
-                metrics.observe(&summary, None);
+                let mut watch = watch.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(e) = watch.accept(&summary, now_ms(), &mut alert_to(&alerter)) {
+                    eprintln!("modelwatch collect: cannot evaluate: {e}");
+                }
+                let monitor = watch.monitor(summary.deployment());
+                metrics.observe(&summary, monitor.and_then(|m| m.baseline()));
+                if let Some(m) = monitor {
+                    metrics.incidents(summary.deployment(), m.incidents());
+                }
             }
             Ok(stored)
         })
@@ -488,12 +539,33 @@ enum Rejected {
     Store(rusqlite::Error),
 }
 
+/// How often the collector evaluates windows that came due without a new summary.
+const TICK: Duration = Duration::from_secs(5);
+
+/// Hands incident events to the alerter's durable outbox; an event it could not store
+/// stops the evaluation before its state is saved, so it comes again after a restart.
+fn alert_to(
+    alerter: &Alerter,
+) -> impl FnMut(&modelwatch::IncidentEvent) -> Result<(), String> + '_ {
+    move |e| match alerter.notify(e) {
+        crate::alerts::Queued::Failed => Err("the alert outbox cannot store an event".into()),
+        _ => Ok(()),
+    }
+}
+
 /// How long a stopping collector waits for alerts still to deliver.
 const ALERT_DRAIN: Duration = Duration::from_secs(5);
 
 /// Runs `collect` until SIGINT or SIGTERM; returns the exit status.
-pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits, alerts: AlertConfig) -> i32 {
-    let collector = match Collector::bind(listen, store, keys, limits, alerts) {
+pub fn run(
+    listen: &str,
+    store: &Path,
+    keys: Keys,
+    limits: Limits,
+    watch: WatchConfig,
+    alerts: AlertConfig,
+) -> i32 {
+    let collector = match Collector::bind(listen, store, keys, limits, watch, alerts) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("modelwatch collect: {e}");

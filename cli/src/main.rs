@@ -214,6 +214,7 @@ fn run(args: &[String]) -> Result<i32, String> {
                 std::path::Path::new(&store),
                 keys,
                 limits,
+                modelwatch_cli::watch::WatchConfig::default(),
                 alerts,
             ))
         }

@@ -3,6 +3,8 @@
 //! incident, across restarts of the alerter and a listener that fails first. Then the real
 //! Alertmanager (Debian's `prometheus-alertmanager`), when installed.
 
+mod client;
+
 use modelwatch::{Baseline, IncidentEvent, Monitor, SummaryBuilder, WindowSummary};
 use modelwatch_cli::alerts::{AlertConfig, Alerter, Queued};
 use serde_json::Value;
@@ -566,45 +568,79 @@ fn notify_returns_while_a_destination_hangs() {
     drop(stalled);
 }
 
-/// The collector's own alerter, as the ingest path feeds it: events reach the webhook and
-/// the counts show in `GET /metrics`.
+/// The collector end to end: summaries posted over HTTP, evaluated as they come due, one
+/// webhook open and one close per incident, across a collector restart in the middle of
+/// the incident; the counts in `GET /metrics`.
 #[test]
-fn the_collectors_alerter_delivers_and_counts_in_metrics() {
+fn the_collector_watches_and_alerts_once_per_incident_across_a_restart() {
     use modelwatch_cli::collect::{Collector, Limits};
     use modelwatch_cli::keys::{Key, Keys};
+    use modelwatch_cli::watch::WatchConfig;
     let dir = temp_dir("collector");
     let r = Receiver::start(200);
-    let collector = Collector::bind(
-        "127.0.0.1:0",
-        &dir.join("store.db"),
-        Keys::new(vec![Key::any_deployment("a-key-for-this-test").unwrap()]).unwrap(),
-        Limits::default(),
-        AlertConfig {
-            alertmanagers: vec![],
-            ..config(&r)
-        },
-    )
-    .unwrap();
-    let server = {
-        let c = Arc::clone(&collector);
-        std::thread::spawn(move || c.serve())
+    let start = |dir: &PathBuf| {
+        let collector = Collector::bind(
+            "127.0.0.1:0",
+            &dir.join("store.db"),
+            Keys::new(vec![Key::any_deployment("a-key-for-this-test").unwrap()]).unwrap(),
+            Limits::default(),
+            WatchConfig {
+                baseline: Baseline::FirstWindows(5),
+                evaluate_after: Duration::from_secs(30),
+            },
+            AlertConfig {
+                webhooks: vec![format!("{}/hook", r.url)],
+                alertmanagers: vec![],
+                ..config(&r)
+            },
+        )
+        .unwrap();
+        let server = {
+            let c = Arc::clone(&collector);
+            std::thread::spawn(move || c.serve())
+        };
+        (collector, server)
     };
-    let (open, close) = incident("fraud");
-    for e in [&open, &close, &open] {
-        collector.alerter().notify(e);
+    // `age` missing for a third of predictions in minutes 20 to 29 only.
+    let minutes = 0..60;
+    let mut collector = start(&dir);
+    for minute in minutes {
+        if minute == 25 {
+            // Mid-incident: the collector stops and a new one opens the same store.
+            collector.0.stop();
+            collector.1.join().unwrap().unwrap();
+            collector = start(&dir);
+        }
+        let missing = if (20..30).contains(&minute) { 100 } else { 3 };
+        let s = window("fraud", minute, missing);
+        let addr = collector.0.addr().to_string();
+        assert_eq!(
+            client::post(&addr, "a-key-for-this-test", &s.encode()).0,
+            200
+        );
+        // The collector's clock, 31 s after the window's end: the window is due.
+        collector.0.tick((minute + 1) * 60_000 + 31_000);
     }
-    wait_for("both events", || r.accepted().len() == 2);
-    let addr = collector.addr();
-    let metrics = || -> String {
-        let mut response = ureq::get(format!("http://{addr}/metrics")).call().unwrap();
-        response.body_mut().read_to_string().unwrap()
-    };
-    wait_for("the counts in /metrics", || {
-        let text = metrics();
-        text.contains("modelwatch_alerts_total{outcome=\"delivered\"} 2\n")
-            && text.contains("modelwatch_alerts_total{outcome=\"queued\"} 2\n")
-            && text.contains("modelwatch_alerts_total{outcome=\"duplicate\"} 1\n")
-    });
-    collector.stop();
-    server.join().unwrap().unwrap();
+    wait_for("the open and the close", || r.accepted().len() >= 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let events = r.accepted();
+    assert_eq!(
+        events,
+        vec![
+            ("/hook".to_owned(), "opened".to_owned()),
+            ("/hook".to_owned(), "closed".to_owned())
+        ]
+    );
+    let opened = &r.all()[0].body;
+    assert_eq!(opened["subject"], "age");
+    assert_eq!(opened["opened_ms"], 20 * 60_000);
+    let addr = collector.0.addr();
+    let mut response = ureq::get(format!("http://{addr}/metrics")).call().unwrap();
+    let text = response.body_mut().read_to_string().unwrap();
+    assert!(
+        text.contains("modelwatch_alerts_total{outcome=\"delivered\"} 1\n"),
+        "{text}"
+    );
+    collector.0.stop();
+    collector.1.join().unwrap().unwrap();
 }
