@@ -96,11 +96,11 @@ mod core;
 mod error;
 
 pub use agent::config::{Config, DEFAULT_DATA_DIR};
-pub use agent::global::{configure, flush, session, Guard};
+pub use agent::global::{configure, flush, flush_async, session, Guard};
 pub use agent::hash_key::{HASH_KEY_ENV, HASH_KEY_FILE};
 pub use agent::session::{InferenceTimer, Session};
 pub use agent::sink::{FolderSink, Sink};
-pub use agent::{Agent, Stats, BYTES_PER_SESSION, SIGNAL_EXIT_STATUS};
+pub use agent::{Agent, Completion, Stats, BYTES_PER_SESSION};
 pub use core::monitor::drift::{Drift, NewCategories};
 pub use core::record::flatten::Record;
 pub use core::record::value::{AsValue, Features, Outputs, Prediction, Value};
@@ -120,7 +120,7 @@ pub use core::summary::{
 pub use core::window::builder::SummaryBuilder;
 pub use core::window::join::BYTES_PER_JOIN_ENTRY;
 pub use core::window::Limits;
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, Undelivered};
 
 /// Heap bytes at most of a feature that saw non-negative numbers, per shard and window
 /// (a histogram spanning all [`MAX_BUCKETS`] buckets, and a HyperLogLog). Realistic data

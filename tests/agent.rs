@@ -158,7 +158,13 @@ fn a_panicking_sink_is_a_counted_failure_and_the_agent_keeps_working() {
         agent.session("s").log_prediction([("a", 1)], 1);
         assert_eq!(agent.flush(WAIT).unwrap_err().kind(), ErrorKind::Delivery);
     }
-    assert_eq!(agent.stats().failed, 2);
+    let stats = agent.stats();
+    // Flush 1 offers its summary once; flush 2 offers the waiting one again, then its own.
+    assert_eq!(stats.failed, 3);
+    assert_eq!(
+        stats.local_backlog_len, 2,
+        "both wait for the panicking sink"
+    );
     assert_eq!(
         ok.summaries().len(),
         2,
@@ -177,7 +183,9 @@ fn a_failing_sink_is_counted_and_reported_by_flush() {
     )
     .unwrap();
     agent.session("s").log_prediction([("a", 1)], 1);
-    assert_eq!(agent.flush(WAIT).unwrap_err().kind(), ErrorKind::Delivery);
+    let e = agent.flush(WAIT).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Delivery);
+    assert_eq!(e.undelivered().unwrap().waiting_local, 1, "{e}");
     let stats = agent.stats();
     assert_eq!((stats.delivered, stats.failed), (1, 1));
     assert_eq!(ok.summaries().len(), 1, "the other sink still got it");

@@ -97,9 +97,20 @@ fn errors_and_rate_limits_are_retried_with_backoff_and_retry_after() {
         Mode::TooMany(2),
         Mode::StoreThenClose,
     ]);
-    let agent = Agent::start(http_agent(&collector.endpoint())).unwrap();
+    // No flush: a one-second window is sealed on its own and sent in normal running, where
+    // back-off paces the retries (a flush would try at once).
+    let agent = Agent::start(
+        http_agent(&collector.endpoint())
+            .window(Duration::from_secs(1))
+            .upload_interval(Duration::from_millis(100)),
+    )
+    .unwrap();
     agent.session("retry").log_prediction([("x", 1)], 1);
-    agent.flush(LONG).unwrap();
+    let start = Instant::now();
+    while agent.stats().http_delivered == 0 {
+        assert!(start.elapsed() < LONG, "not delivered: {:?}", agent.stats());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(collector.predictions(), 1);
     assert_eq!(agent.stats().http_retries, 4);
     collector.with_requests(|r| {
@@ -118,14 +129,15 @@ fn errors_and_rate_limits_are_retried_with_backoff_and_retry_after() {
 fn a_collector_that_never_answers_neither_blocks_logging_nor_shutdown() {
     let collector = Collector::start(KEY);
     collector.set_mode(Mode::Hang);
-    let agent = Agent::start(
-        http_agent(&collector.endpoint())
-            .window(Duration::from_secs(1))
-            .request_timeout(Duration::from_secs(60)),
-    )
-    .unwrap();
+    // A window that does not end during the test: the sealer, which swaps windows out
+    // under the shard locks, stays out of the count below.
+    let agent =
+        Agent::start(http_agent(&collector.endpoint()).request_timeout(Duration::from_secs(60)))
+            .unwrap();
     let sess = agent.session("hang");
     sess.log_prediction([("x", 1)], 1);
+    // Sent by a flush, which gives up on its own; the request goes on hanging.
+    assert!(agent.flush(Duration::from_millis(300)).is_err());
     // Wait until the worker is stuck in a request that will not be answered...
     collector.wait_for("a hanging request", |c| c.requests() >= 1, LONG);
     // ...then log on this thread: no call waits for the network.
@@ -186,7 +198,15 @@ fn backlog_overflow_drops_the_oldest_counts_them_and_reports_them_in_the_next_su
     // after, so seal two.
     for _ in 0..2 {
         sess.log_prediction([("x", 0)], 0.5);
-        agent.flush(LONG).unwrap();
+        if let Err(e) = agent.flush(LONG) {
+            // Only that drop may be reported: everything else was delivered.
+            let u = e.undelivered().expect("a delivery error");
+            assert_eq!(
+                (u.waiting_http, u.rejected.len(), u.dropped),
+                (0, 0, 1),
+                "{e}"
+            );
+        }
     }
     let got = collector.unique_summaries();
     let dropped = agent.stats().http_dropped_backlog;
@@ -378,11 +398,10 @@ fn sigterm_and_sigint_with_exit_on_signal_deliver_everything() {
             .unwrap()
             .success());
         let (status, _) = wait(child);
-        assert_eq!(
-            status.code(),
-            Some(modelwatch::SIGNAL_EXIT_STATUS),
-            "{signal}"
-        );
+        use std::os::unix::process::ExitStatusExt;
+        // Ended by the signal itself, as without modelwatch: not an exit status of its own.
+        let expected = if signal == "-TERM" { 15 } else { 2 };
+        assert_eq!(status.signal(), Some(expected), "{signal}: {status:?}");
         assert_eq!(collector.predictions(), 7_000, "{signal}");
     }
 }
@@ -435,7 +454,19 @@ fn the_folder_sink_is_the_default_only_without_an_endpoint_and_both_can_be_on() 
     .unwrap();
     agent.session("both").log_prediction([("x", 1)], 1);
     agent.flush(LONG).unwrap();
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    let files = std::fs::read_dir(&dir).unwrap().flatten();
+    assert_eq!(
+        files
+            .filter(|f| f.path().extension().is_some_and(|x| x == "msgpack"))
+            .count(),
+        1
+    );
+    let spool = dir.join("spool");
+    assert_eq!(
+        std::fs::read_dir(&spool).map_or(0, |d| d.count()),
+        0,
+        "delivered summaries leave the spool"
+    );
     assert_eq!(collector.predictions(), 1);
     // With an endpoint and no explicit folder, the default folder is not used.
     let cwd_default = std::path::Path::new(modelwatch::DEFAULT_DATA_DIR);
