@@ -85,9 +85,12 @@
 //! ## Process exit
 //! Dropping the [`Guard`] of [`configure`] or the [`Agent`] seals and delivers the
 //! current windows (marked partial) within the shutdown timeout, whatever the collector
-//! does. With the `signals` feature, [`Config::exit_on_signal`] does the same on SIGINT or
-//! SIGTERM, then exits. No library can run code on `std::process::exit`,
-//! `panic = "abort"` or SIGKILL: call [`flush`] first where those can happen.
+//! does; async code awaits [`Guard::shutdown_async`] instead. With the `signals` feature,
+//! [`Config::exit_on_signal`] does the same on SIGINT or SIGTERM and ends the process as
+//! the signal would, unless the host handles the signal itself (then it only flushes). No
+//! library can run code on `std::process::exit`, `panic = "abort"` or SIGKILL: with a data
+//! folder and an endpoint, sealed summaries wait in the spool for the next agent; call
+//! [`flush`] first where those can happen (`docs/delivery.md`).
 
 #![warn(missing_docs)]
 
