@@ -93,6 +93,24 @@ impl Error {
         }
     }
 
+    /// A flush or shutdown whose answer did not come in time (a request or a sink still
+    /// under way), with what was waiting when the caller stopped waiting.
+    pub(crate) fn timed_out(timeout: std::time::Duration, waiting: Undelivered) -> Self {
+        Error {
+            kind: ErrorKind::Timeout,
+            message: format!(
+                "not finished within {timeout:?} (a request or a sink was still under way); {}",
+                if waiting.is_empty() {
+                    "nothing waiting".to_owned()
+                } else {
+                    waiting.to_string()
+                }
+            ),
+            source: None,
+            undelivered: Some(waiting),
+        }
+    }
+
     pub(crate) fn undelivered_summaries(what: Undelivered) -> Self {
         Error {
             kind: ErrorKind::Delivery,
@@ -116,7 +134,8 @@ impl Error {
         self.kind
     }
 
-    /// For an [`ErrorKind::Delivery`] error, what was not delivered.
+    /// For an [`ErrorKind::Delivery`] error, what was not delivered; for an
+    /// [`ErrorKind::Timeout`] of `flush` or `shutdown`, what was still waiting then.
     pub fn undelivered(&self) -> Option<&Undelivered> {
         self.undelivered.as_ref()
     }

@@ -26,7 +26,7 @@ impl log::Log for Capture {
         if r.target().starts_with("modelwatch") {
             LOGS.lock()
                 .unwrap()
-                .push(format!("{} {}", r.level(), r.args()));
+                .push(format!("{} {} {}", r.level(), r.target(), r.args()));
         }
     }
     fn flush(&self) {}
@@ -246,6 +246,42 @@ fn refused_summaries_are_dropped_counted_and_warned_about_once() {
         LOGS.lock().unwrap()
     );
     assert!(collector.stored().is_empty());
+}
+
+#[test]
+fn agent_events_and_debug_tables_go_through_log_with_stable_targets() {
+    capture_logs();
+    let port = free_port();
+    let agent = Agent::start(
+        http_agent(&format!("http://127.0.0.1:{port}"))
+            .debug_mode(true)
+            .min_values_per_window(1),
+    )
+    .unwrap();
+    agent.session("debug-to-log").log_prediction([("x", 1)], 1);
+    assert!(agent.flush(Duration::from_millis(500)).is_err());
+    let collector = Collector::start_on(port, KEY);
+    agent.flush(LONG).unwrap();
+    assert_eq!(collector.predictions(), 1);
+    drop(agent);
+    let logs = LOGS.lock().unwrap().clone();
+    let with = |prefix: &str, text: &str| {
+        logs.iter()
+            .any(|l| l.starts_with(prefix) && l.contains(text))
+    };
+    // The debug thread logs the table on its own time: wait for it, not for a deadline.
+    let start = Instant::now();
+    while !LOGS
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.starts_with("INFO modelwatch::debug") && l.contains("debug-to-log"))
+    {
+        assert!(start.elapsed() < LONG, "no debug table: {logs:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(with("WARN modelwatch::http", "failing"), "{logs:?}");
+    assert!(with("INFO modelwatch::http", "recovered"), "{logs:?}");
 }
 
 #[test]

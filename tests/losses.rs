@@ -80,6 +80,8 @@ fn a_silent_collector_never_delays_the_folder_nor_stretches_a_window() {
         matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Delivery),
         "{e}"
     );
+    let u = e.undelivered().expect("says what was left");
+    assert!(u.waiting_http > 1 && u.waiting_local == 0, "{e}");
     let summaries = folder_summaries(&dir);
     let total: u64 = summaries.iter().map(|s| s.predictions()).sum();
     assert_eq!(total, first.predictions + more.predictions);

@@ -311,7 +311,18 @@ impl Agent {
     /// since the previous flush ([`Error::undelivered`]); a summary still waiting stays in
     /// its backlog.
     pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
-        self.request(Control::Flush, timeout).wait(timeout)
+        self.request(Control::Flush, timeout)
+            .wait(timeout, || self.waiting())
+    }
+
+    /// What waits for the collector and the local sinks now.
+    fn waiting(&self) -> Undelivered {
+        let s = self.stats();
+        Undelivered {
+            waiting_http: s.backlog_len as u64,
+            waiting_local: s.local_backlog_len as u64,
+            ..Undelivered::default()
+        }
     }
 
     /// [`flush`](Self::flush) as a future, for async code: it completes when the agent's
@@ -345,7 +356,9 @@ impl Agent {
     /// the collector stays in the spool for the next agent). Later logging is kept in
     /// memory but never delivered.
     pub fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
-        let result = self.shutdown_async(timeout).wait(timeout);
+        let result = self
+            .shutdown_async(timeout)
+            .wait(timeout, || self.waiting());
         if !matches!(&result, Err(e) if e.kind() == ErrorKind::Timeout) {
             // The sealer answered and returns right after: joining cannot hang.
             if let Some(h) = self.sealer.lock().take() {
@@ -458,18 +471,19 @@ impl Completion {
         }
     }
 
-    /// Blocks until the answer or `timeout`.
-    fn wait(mut self, timeout: Duration) -> Result<(), Error> {
+    /// Blocks until the answer or `timeout`; a timeout says what `waiting` finds then.
+    fn wait(
+        mut self,
+        timeout: Duration,
+        waiting: impl FnOnce() -> Undelivered,
+    ) -> Result<(), Error> {
         match self.state.take() {
             None => answer(None),
             Some(Err(e)) => Err(e),
             Some(Ok(rx)) => match rx.recv_until(Instant::now() + timeout) {
                 Ok(u) => answer(Some(u)),
                 Err(oneshot::RecvError::Closed) => answer(None),
-                Err(oneshot::RecvError::Timeout) => Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("not finished within {timeout:?}"),
-                )),
+                Err(oneshot::RecvError::Timeout) => Err(Error::timed_out(timeout, waiting())),
             },
         }
     }
