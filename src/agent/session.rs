@@ -182,9 +182,19 @@ thread_local! {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+        .map_or(0, |d| d.as_millis() as i64);
+    #[cfg(test)]
+    let now = now + test_clock::STEP_MS.load(Ordering::Relaxed);
+    now
+}
+
+/// A step of the wall clock as the agent sees it, for the clock-step tests (unit tests
+/// only: no other unit test runs an agent).
+#[cfg(test)]
+pub(crate) mod test_clock {
+    pub(crate) static STEP_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 }
 
 /// The handle a model server logs through: one per deployment, `Clone + Send + Sync`,

@@ -252,3 +252,83 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::session::test_clock::STEP_MS;
+    use crate::{Agent, Config, Sink, WindowSummary};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    #[derive(Clone, Default)]
+    struct Keep(Arc<Mutex<Vec<WindowSummary>>>);
+    impl Sink for Keep {
+        fn deliver(&mut self, s: &WindowSummary, _: &[u8]) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(s.clone());
+            Ok(())
+        }
+    }
+
+    impl Keep {
+        /// Waits (without a deadline that could pass on a slow machine: a minute) until
+        /// `n` summaries arrived without any flush.
+        fn wait_for(&self, n: usize) -> Vec<WindowSummary> {
+            let start = Instant::now();
+            loop {
+                let got = self.0.lock().unwrap().clone();
+                if got.len() >= n {
+                    return got;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "{} summaries",
+                    got.len()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    fn step(ms: i64) {
+        STEP_MS.fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    #[test]
+    fn a_clock_step_either_way_seals_the_open_window_as_partial() {
+        const HOUR: i64 = 3_600_000;
+        let keep = Keep::default();
+        let agent = Agent::start(
+            Config::new("k")
+                .no_data_dir()
+                .sink(keep.clone())
+                .hash_key([1; 16])
+                .min_values_per_window(1)
+                .window(Duration::from_secs(60)),
+        )
+        .unwrap();
+        let sess = agent.session("clock");
+        for i in 0..100 {
+            sess.log_prediction([("x", i)], 1);
+        }
+        // Back an hour: the open window's end is an hour away; it is sealed now, and says
+        // it was cut short.
+        step(-HOUR);
+        let got = keep.wait_for(1);
+        assert_eq!((got[0].predictions(), got[0].is_partial()), (100, true));
+        let before = got[0].window_start();
+        for i in 0..50 {
+            sess.log_prediction([("x", i)], 1);
+        }
+        // Forward an hour: that window's end passed, but it was cut by the step too.
+        step(HOUR);
+        let got = keep.wait_for(2);
+        assert_eq!((got[1].predictions(), got[1].is_partial()), (50, true));
+        let back = got[1].window_start();
+        assert!(
+            (before - HOUR - 60_000..=before - HOUR + 60_000).contains(&back),
+            "the data logged after the backward step is in its own, earlier window"
+        );
+        agent.shutdown(Duration::from_secs(10)).unwrap();
+        assert_eq!(keep.0.lock().unwrap().len(), 2, "nothing else was sealed");
+    }
+}
