@@ -297,7 +297,7 @@ fn ground_truth_kinds_follow_the_types() {
     let sess = agent.session("gt");
     sess.log_ground_truth(true, true, ["a"]);
     sess.log_ground_truth(true, false, ["a", "b"]);
-    sess.log_ground_truth(false, false, [] as [&str; 0]);
+    sess.log_ground_truth(false, false, ()); // no segments, no annotation
     sess.log_ground_truth(1.5, true, ["a"]); // mismatch: counted
     sess.log_ground_truth(2, [0.1, 0.2, 0.7], ["probs"]); // argmax class 2
     sess.log_ground_truth(3.0, 2.5, ["reg"]);
