@@ -7,6 +7,7 @@ mod common;
 use common::collector::{free_port, Collector, Mode};
 use common::{assert_true_windows, folder_summaries, log_steadily, temp_dir};
 use modelwatch::{Agent, Config, ErrorKind};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "test-api-key";
@@ -257,6 +258,20 @@ fn loss_child() {
             println!("sealed");
             std::thread::sleep(Duration::from_secs(600));
         }
+        "fsize" => {
+            // Run under `ulimit -f 0`: every write to a file fails.
+            let agent = Agent::start(
+                Config::new(KEY)
+                    .data_dir(&dir)
+                    .hash_key(HASH_KEY)
+                    .window(Duration::from_secs(3600)),
+            )
+            .unwrap();
+            agent.session("fsize").log_prediction([("x", 1)], 1);
+            let e = agent.flush(LONG).unwrap_err();
+            assert_eq!(e.undelivered().unwrap().waiting_local, 1, "{e}");
+            println!("survived");
+        }
         other => panic!("unknown child mode {other}"),
     }
 }
@@ -305,6 +320,36 @@ fn debug_mode_into_a_pipe_nobody_reads_loses_no_summary() {
     assert_eq!(
         summaries.iter().map(|s| s.predictions()).sum::<u64>(),
         4_000
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_size_limit_is_a_sink_error_not_a_killed_host() {
+    let dir = temp_dir("fsize");
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 0 && exec \"$0\" \"$@\"")
+        .arg(exe)
+        .args([
+            "--ignored",
+            "--exact",
+            "loss_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("MODELWATCH_LOSS_CHILD", "fsize")
+        .env("MODELWATCH_DIR", &dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("survived"),
+        "{:?}: {stdout}",
+        out.status
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -40,6 +40,10 @@ pub trait Sink: Send {
 /// and cleaned to those, and followed by `~` and a hash of the whole name, so that two
 /// deployments never share a file name. A folder deleted while the agent runs is
 /// created again on the next write.
+///
+/// On Unix, creating a folder sink sets SIGXFSZ to "ignore" if it has its default action:
+/// a write past the process's file size limit (`ulimit -f`) then fails with an error the
+/// agent retries, instead of killing the host. A handler the host installed is kept.
 #[derive(Debug)]
 pub struct FolderSink {
     dir: PathBuf,
@@ -48,6 +52,8 @@ pub struct FolderSink {
 impl FolderSink {
     /// A sink writing into `dir`, which is created if missing.
     pub fn new(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
+        #[cfg(unix)]
+        ignore_sigxfsz();
         let dir = dir.into();
         std::fs::create_dir_all(&dir)?;
         Ok(FolderSink { dir })
@@ -57,6 +63,27 @@ impl FolderSink {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// SIGXFSZ ignored unless the host handles it: writes past `ulimit -f` become `EFBIG`.
+#[cfg(unix)]
+fn ignore_sigxfsz() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a query, then (if the action is the default) SIG_IGN with an empty mask;
+        // no handler code runs.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGXFSZ, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_DFL
+            {
+                let mut ignore: libc::sigaction = std::mem::zeroed();
+                ignore.sa_sigaction = libc::SIG_IGN;
+                libc::sigemptyset(&mut ignore.sa_mask);
+                libc::sigaction(libc::SIGXFSZ, &ignore, std::ptr::null_mut());
+            }
+        }
+    });
 }
 
 /// A file-name-safe form of a deployment name, distinct for distinct names: sequence
