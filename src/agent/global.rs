@@ -48,7 +48,7 @@ pub fn session(deployment: &str) -> Session {
         Some(agent) => agent.session(deployment),
         None => {
             if !WARNED_INERT.swap(true, Ordering::Relaxed) {
-                log::warn!("modelwatch::session({deployment:?}) called before modelwatch::configure: nothing is logged");
+                log::warn!(target: "modelwatch::agent", "modelwatch::session({deployment:?}) called before modelwatch::configure: nothing is logged");
             }
             Session { inner: None }
         }
@@ -128,7 +128,7 @@ impl Drop for Guard {
         let agent = GLOBAL.lock().take();
         if let Some(a) = agent {
             if let Err(e) = a.shutdown(a.shutdown_timeout) {
-                log::warn!("modelwatch: shutdown on drop: {e}");
+                log::warn!(target: "modelwatch::agent", "modelwatch: shutdown on drop: {e}");
             }
         }
     }

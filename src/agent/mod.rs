@@ -288,6 +288,7 @@ impl Agent {
             self.stats.sessions_over_cap.fetch_add(1, Ordering::Relaxed);
             if !self.warned_over_cap.swap(true, Ordering::Relaxed) {
                 log::warn!(
+                    target: "modelwatch::agent",
                     "modelwatch: {} deployments, the max_sessions cap: session({deployment:?}) \
                      and any other new deployment log nothing (counted in Stats::sessions_over_cap)",
                     self.max_sessions
@@ -515,7 +516,7 @@ impl Drop for Agent {
     fn drop(&mut self) {
         if self.control.lock().is_some() {
             if let Err(e) = self.shutdown(self.shutdown_timeout) {
-                log::warn!("modelwatch: shutdown on drop: {e}");
+                log::warn!(target: "modelwatch::agent", "modelwatch: shutdown on drop: {e}");
             }
         }
     }
