@@ -36,7 +36,7 @@ fn an_outage_then_recovery_then_shutdown_delivers_the_whole_backlog_at_once() {
     let asked = collector.requests();
     collector.wait_for("a 429", |c| c.requests() > asked, LONG);
     collector.set_mode(Mode::Accept);
-    assert!(agent.stats().backlog_len > 1, "{:?}", agent.stats());
+    assert!(agent.stats().backlog_len > 0, "{:?}", agent.stats());
     let start = Instant::now();
     agent.shutdown(Duration::from_secs(10)).unwrap();
     assert!(
@@ -176,6 +176,8 @@ fn a_local_backlog_past_its_bound_drops_the_oldest_and_says_so() {
             .sink(modelwatch::FolderSink::new(parent.join("ok")).unwrap())
             .sink(UnwritableUntilFixed(dir.clone()))
             .hash_key(HASH_KEY)
+            // No values held back for a last summary at shutdown: 20 summaries exactly.
+            .min_values_per_window(1)
             .max_backlog_bytes(1_000)
             .window(Duration::from_secs(3600)),
     )
