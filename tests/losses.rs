@@ -202,6 +202,44 @@ fn a_local_backlog_past_its_bound_drops_the_oldest_and_says_so() {
     let _ = std::fs::remove_dir_all(&parent);
 }
 
+#[test]
+fn a_running_agents_spool_is_left_to_it_and_adopted_once_it_is_gone() {
+    let dir = temp_dir("shared-spool");
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let collector = Collector::start(KEY);
+    let on = |endpoint: &str| {
+        Agent::start(
+            Config::new(KEY)
+                .data_dir(&dir)
+                .endpoint(endpoint)
+                .hash_key(HASH_KEY)
+                .window(Duration::from_secs(3600)),
+        )
+        .unwrap()
+    };
+    // A sends to a collector that is down: its summary waits in the shared spool.
+    let a = on(&down);
+    for i in 0..10 {
+        a.session("shared").log_prediction([("x", i)], 1);
+    }
+    assert!(a.flush(Duration::from_millis(300)).is_err());
+    assert_eq!(folder_summaries(&dir.join("spool")).len(), 1);
+    // B starts on the same folder while A runs: A's summary is A's to send.
+    let b = on(&collector.endpoint());
+    b.shutdown(LONG).unwrap();
+    assert_eq!(collector.requests(), 0);
+    // A gives up (still down) and ends; the summary stays spooled for the next agent.
+    let e = a.shutdown(Duration::from_millis(300)).unwrap_err();
+    assert_eq!(e.undelivered().unwrap().waiting_http, 1, "{e}");
+    drop(a);
+    let c = on(&collector.endpoint());
+    c.shutdown(LONG).unwrap();
+    assert_eq!(collector.predictions(), 10);
+    assert_eq!(collector.stored().len(), 1);
+    assert!(folder_summaries(&dir.join("spool")).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A folder sink at a path that is a file: every write fails.
 struct UnwritableUntilFixed(std::path::PathBuf);
 impl modelwatch::Sink for UnwritableUntilFixed {
@@ -396,9 +434,8 @@ fn summaries_spooled_before_a_kill_9_are_sent_by_the_next_agent_exactly_once() {
         5,
         "each spooled summary sent once"
     );
-    assert_eq!(
-        std::fs::read_dir(dir.join("spool")).unwrap().count(),
-        0,
+    assert!(
+        folder_summaries(&dir.join("spool")).is_empty(),
         "the spool is empty once delivered"
     );
     // A third agent finds nothing to send again.

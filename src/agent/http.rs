@@ -89,7 +89,8 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    /// An outbox holding what a previous agent left in the spool, up to the bound.
+    /// An outbox holding what earlier agents left in the spool (ids 0, 1, ... in that
+    /// order, as the spool named them), up to the bound.
     pub(crate) fn new(max_bytes: usize, replayed: Vec<Spooled>) -> Outbox {
         let outbox = Outbox {
             state: Mutex::new(State {
@@ -415,10 +416,9 @@ impl Sender {
 pub(crate) fn enqueue(
     outbox: &Outbox,
     spool: Option<&mut Spool>,
-    instance: u64,
     body: Arc<[u8]>,
     carried: DropCounts,
 ) {
-    let spooled = spool.and_then(|s| s.write(instance, outbox.next_id(), &body));
+    let spooled = spool.and_then(|s| s.write(outbox.next_id(), &body));
     outbox.push(body, carried, spooled);
 }

@@ -195,8 +195,8 @@ impl Agent {
         let http = match config.endpoint.as_deref() {
             None => None,
             Some(endpoint) => {
-                let spool = folder.as_deref().map(spool::Spool::new);
-                let replayed = spool.as_ref().map(spool::Spool::replay).unwrap_or_default();
+                let spool = folder.as_deref().map(|d| spool::Spool::new(d, instance));
+                let replayed = spool.as_ref().map(spool::Spool::adopt).unwrap_or_default();
                 let outbox = Arc::new(http::Outbox::new(config.max_backlog_bytes, replayed));
                 let sender = http::Sender::new(
                     Arc::clone(&outbox),

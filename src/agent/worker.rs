@@ -248,7 +248,7 @@ impl Worker {
                 summaries_rejected: summary.dropped.summaries_rejected,
                 ..DropCounts::default()
             };
-            http::enqueue(&h.outbox, h.spool.as_mut(), self.instance, encoded, carried);
+            http::enqueue(&h.outbox, h.spool.as_mut(), encoded, carried);
         }
     }
 }
