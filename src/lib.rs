@@ -87,10 +87,11 @@
 //! current windows (marked partial) within the shutdown timeout, whatever the collector
 //! does; async code awaits [`Guard::shutdown_async`] instead. With the `signals` feature,
 //! [`Config::exit_on_signal`] does the same on SIGINT or SIGTERM and ends the process as
-//! the signal would, unless the host handles the signal itself (then it only flushes). No
-//! library can run code on `std::process::exit`, `panic = "abort"` or SIGKILL: with a data
-//! folder and an endpoint, sealed summaries wait in the spool for the next agent; call
-//! [`flush`] first where those can happen (`docs/delivery.md`).
+//! the signal would, unless the host handles the signal itself (then it only flushes). On
+//! Unix an `atexit` handler also shuts down agents never dropped (kept in a `static`, or
+//! cut short by `std::process::exit`). No library can run code on `panic = "abort"` or
+//! SIGKILL: with a data folder and an endpoint, sealed summaries wait in the spool for the
+//! next agent (`docs/delivery.md`).
 
 #![warn(missing_docs)]
 

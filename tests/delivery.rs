@@ -337,6 +337,20 @@ fn exit_child() {
     if mode == "signal" {
         config = config.exit_on_signal(true);
     }
+    if mode == "static" || mode == "exit" {
+        // Never dropped: a static, or a process::exit that runs no destructor.
+        static AGENT: std::sync::OnceLock<Agent> = std::sync::OnceLock::new();
+        let agent = AGENT.get_or_init(|| Agent::start(config).unwrap());
+        let sess = agent.session("exit");
+        for i in 0..n {
+            sess.log_prediction([("i", i)], 1);
+        }
+        println!("logged");
+        if mode == "exit" {
+            std::process::exit(3);
+        }
+        return;
+    }
     let _guard = modelwatch::configure(config).unwrap();
     let sess = modelwatch::session("exit");
     for i in 0..n {
@@ -398,6 +412,17 @@ fn returning_from_main_with_the_guard_alive_delivers_everything() {
     let (status, _) = wait(spawn_child("return", &collector.endpoint(), 5_000));
     assert!(status.success());
     assert_eq!(collector.predictions(), 5_000);
+}
+
+#[cfg(unix)]
+#[test]
+fn an_agent_in_a_static_or_a_process_exit_still_delivers_the_last_window() {
+    for (mode, code) in [("static", 0), ("exit", 3)] {
+        let collector = Collector::start(KEY);
+        let (status, _) = wait(spawn_child(mode, &collector.endpoint(), 4_000));
+        assert_eq!(status.code(), Some(code), "{mode}");
+        assert_eq!(collector.predictions(), 4_000, "{mode}");
+    }
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! The agent: configuration, the session registry, the background worker, sinks, exit.
 
+#[cfg(unix)]
+mod at_exit;
 mod backoff;
 pub(crate) mod config;
 mod debug;
@@ -146,6 +148,8 @@ pub struct Agent {
     /// Whether the cap on sessions was reported (once per agent).
     warned_over_cap: AtomicBool,
     control: Mutex<Option<SyncSender<Control>>>,
+    /// Random per start; also the agent's key in the exit registry.
+    instance: u64,
     sealer: Mutex<Option<JoinHandle<()>>>,
     outbox: Option<Arc<http::Outbox>>,
     stats: Arc<AgentStats>,
@@ -255,6 +259,8 @@ impl Agent {
             .map_err(|e| Error::io("cannot start the modelwatch thread", e))?;
         // The sender is not joined: it ends on its own once it has answered the shutdown.
         drop(threads);
+        #[cfg(unix)]
+        at_exit::register(instance, tx.clone(), config.shutdown_timeout);
         let shards = std::thread::available_parallelism()
             .map_or(4, |n| n.get() * 2)
             .clamp(2, session::MAX_SHARDS);
@@ -265,6 +271,7 @@ impl Agent {
             max_sessions: config.max_sessions,
             warned_over_cap: AtomicBool::new(false),
             control: Mutex::new(Some(tx)),
+            instance,
             sealer: Mutex::new(Some(sealer)),
             outbox,
             stats,
@@ -374,6 +381,8 @@ impl Agent {
     pub fn shutdown_async(&self, timeout: Duration) -> Completion {
         let completion = self.request(Control::Shutdown, timeout);
         *self.control.lock() = None;
+        #[cfg(unix)]
+        at_exit::unregister(self.instance);
         completion
     }
 
