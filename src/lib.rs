@@ -107,7 +107,7 @@ pub use agent::sink::{FolderSink, Sink};
 pub use agent::{Agent, Completion, Stats, BYTES_PER_SESSION};
 pub use core::monitor::drift::{Drift, NewCategories};
 pub use core::record::flatten::Record;
-pub use core::record::value::{AsValue, Features, Outputs, Prediction, Value};
+pub use core::record::value::{AsValue, Features, Outputs, Prediction, Value, PREDICTION};
 pub use core::sketch::exponential::{MAX_BUCKETS, RELATIVE_ERROR};
 pub use core::sketch::hll::{NUMBER_DISTINCT_STANDARD_ERROR, STRING_DISTINCT_STANDARD_ERROR};
 pub use core::summary::anonymity::DEFAULT_MIN_VALUES_PER_WINDOW;

@@ -59,7 +59,7 @@ fn folder_sink_writes_one_decodable_file_per_window_and_no_temporary_files() {
         s.exceptions()[0].tags(),
         [("feature".to_owned(), "F1".to_owned())]
     );
-    assert_eq!(s.output("0").unwrap().trues(), 1);
+    assert_eq!(s.output(modelwatch::PREDICTION).unwrap().trues(), 1);
     assert_eq!(
         s.window_start() % 60_000,
         0,
@@ -279,7 +279,7 @@ fn every_input_form_is_accepted_and_bad_values_are_counted() {
     assert_eq!((age.ints(), age.floats()), (2, 5));
     assert_eq!(s.feature("address.country").unwrap().strings(), 1);
     assert_eq!(s.feature("income").unwrap().missing(), 1);
-    let out = s.output("0").unwrap();
+    let out = s.output(modelwatch::PREDICTION).unwrap();
     assert_eq!(out.positive_infinities(), 1);
     assert_eq!(
         s.output("1").unwrap().count(),
