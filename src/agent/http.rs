@@ -155,6 +155,12 @@ impl Outbox {
         self.state.lock().counters.clone()
     }
 
+    /// Stops the sender without a drain (the agent could not start).
+    pub(crate) fn close(&self) {
+        self.state.lock().closing = true;
+        self.wake.notify_one();
+    }
+
     /// Hands a flush or shutdown to the sender; with `close`, the sender stops after it.
     pub(crate) fn drain(&self, drain: Drain, close: bool) {
         let mut st = self.state.lock();

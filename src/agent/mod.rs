@@ -195,7 +195,19 @@ impl Agent {
         let window_ms = config.window.as_millis() as i64;
         let stats = Arc::new(AgentStats::default());
         let instance = random_instance();
-        let mut threads = Vec::new();
+        // What can fail for a reason of the host's (a signal handler already there) comes
+        // before any thread that would then have to be stopped.
+        let (tx, rx) = mpsc::sync_channel(16);
+        if config.exit_on_signal {
+            signals::install(tx.clone(), config.shutdown_timeout)?;
+        }
+        let debug = match config.debug_to {
+            None => None,
+            Some(to) => Some(
+                debug::DebugOut::start(to, Arc::clone(&stats))
+                    .map_err(|e| Error::io("cannot start the modelwatch-debug thread", e))?,
+            ),
+        };
         let http = match config.endpoint.as_deref() {
             None => None,
             Some(endpoint) => {
@@ -210,21 +222,13 @@ impl Agent {
                     config.request_timeout,
                     config.upload_interval.unwrap_or(config.window),
                 );
-                threads.push(
-                    std::thread::Builder::new()
-                        .name("modelwatch-http".into())
-                        .spawn(move || sender.run())
-                        .map_err(|e| Error::io("cannot start the modelwatch-http thread", e))?,
-                );
+                // Not joined: it ends on its own once it has answered the shutdown.
+                std::thread::Builder::new()
+                    .name("modelwatch-http".into())
+                    .spawn(move || sender.run())
+                    .map_err(|e| Error::io("cannot start the modelwatch-http thread", e))?;
                 Some(worker::ToHttp { outbox, spool })
             }
-        };
-        let debug = match config.debug_to {
-            None => None,
-            Some(to) => Some(
-                debug::DebugOut::start(to, Arc::clone(&stats))
-                    .map_err(|e| Error::io("cannot start the modelwatch-debug thread", e))?,
-            ),
         };
         let shared = Arc::new(Shared {
             key,
@@ -249,16 +253,15 @@ impl Agent {
             shutdown_timeout: config.shutdown_timeout,
             last_clock: (session::now_ms(), Instant::now()),
         };
-        let (tx, rx) = mpsc::sync_channel(16);
-        if config.exit_on_signal {
-            signals::install(tx.clone(), config.shutdown_timeout)?;
-        }
         let sealer = std::thread::Builder::new()
             .name("modelwatch".into())
             .spawn(move || worker.run(rx))
-            .map_err(|e| Error::io("cannot start the modelwatch thread", e))?;
-        // The sender is not joined: it ends on its own once it has answered the shutdown.
-        drop(threads);
+            .map_err(|e| {
+                if let Some(o) = &outbox {
+                    o.close();
+                }
+                Error::io("cannot start the modelwatch thread", e)
+            })?;
         #[cfg(unix)]
         at_exit::register(instance, tx.clone(), config.shutdown_timeout);
         let shards = std::thread::available_parallelism()
