@@ -85,9 +85,13 @@
 //! ## Process exit
 //! Dropping the [`Guard`] of [`configure`] or the [`Agent`] seals and delivers the
 //! current windows (marked partial) within the shutdown timeout, whatever the collector
-//! does. With the `signals` feature, [`Config::exit_on_signal`] does the same on SIGINT or
-//! SIGTERM, then exits. No library can run code on `std::process::exit`,
-//! `panic = "abort"` or SIGKILL: call [`flush`] first where those can happen.
+//! does; async code awaits [`Guard::shutdown_async`] instead. With the `signals` feature,
+//! [`Config::exit_on_signal`] does the same on SIGINT or SIGTERM and ends the process as
+//! the signal would, unless the host handles the signal itself (then it only flushes). On
+//! Unix an `atexit` handler also shuts down agents never dropped (kept in a `static`, or
+//! cut short by `std::process::exit`). No library can run code on `panic = "abort"` or
+//! SIGKILL: with a data folder and an endpoint, sealed summaries wait in the spool for the
+//! next agent (`docs/delivery.md`).
 
 #![warn(missing_docs)]
 
@@ -96,18 +100,18 @@ mod core;
 mod error;
 
 pub use agent::config::{Config, DEFAULT_DATA_DIR};
-pub use agent::global::{configure, flush, session, Guard};
+pub use agent::global::{configure, flush, flush_async, session, Guard};
 pub use agent::hash_key::{HASH_KEY_ENV, HASH_KEY_FILE};
-pub use agent::session::{InferenceTimer, Session};
+pub use agent::session::{InferenceTimer, Segments, Session};
 pub use agent::sink::{FolderSink, Sink};
-pub use agent::{Agent, Stats, BYTES_PER_SESSION, SIGNAL_EXIT_STATUS};
+pub use agent::{Agent, Completion, Stats, BYTES_PER_SESSION};
 pub use core::monitor::drift::{Drift, NewCategories};
 pub use core::monitor::{
     Baseline, Incident, IncidentEvent, IncidentKind, Monitor, MonitorError, DEFAULT_CLOSE_AFTER,
     DEFAULT_THRESHOLD,
 };
 pub use core::record::flatten::Record;
-pub use core::record::value::{AsValue, Features, Outputs, Prediction, Value};
+pub use core::record::value::{AsValue, Features, Outputs, Prediction, Value, PREDICTION};
 pub use core::sketch::exponential::{MAX_BUCKETS, RELATIVE_ERROR};
 pub use core::sketch::hll::{NUMBER_DISTINCT_STANDARD_ERROR, STRING_DISTINCT_STANDARD_ERROR};
 pub use core::summary::anonymity::DEFAULT_MIN_VALUES_PER_WINDOW;
@@ -124,7 +128,7 @@ pub use core::summary::{
 pub use core::window::builder::SummaryBuilder;
 pub use core::window::join::BYTES_PER_JOIN_ENTRY;
 pub use core::window::Limits;
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, Undelivered};
 
 /// Heap bytes at most of a feature that saw non-negative numbers, per shard and window
 /// (a histogram spanning all [`MAX_BUCKETS`] buckets, and a HyperLogLog). Realistic data

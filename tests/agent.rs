@@ -59,7 +59,7 @@ fn folder_sink_writes_one_decodable_file_per_window_and_no_temporary_files() {
         s.exceptions()[0].tags(),
         [("feature".to_owned(), "F1".to_owned())]
     );
-    assert_eq!(s.output("0").unwrap().trues(), 1);
+    assert_eq!(s.output(modelwatch::PREDICTION).unwrap().trues(), 1);
     assert_eq!(
         s.window_start() % 60_000,
         0,
@@ -158,7 +158,13 @@ fn a_panicking_sink_is_a_counted_failure_and_the_agent_keeps_working() {
         agent.session("s").log_prediction([("a", 1)], 1);
         assert_eq!(agent.flush(WAIT).unwrap_err().kind(), ErrorKind::Delivery);
     }
-    assert_eq!(agent.stats().failed, 2);
+    let stats = agent.stats();
+    // Flush 1 offers its summary once; flush 2 offers the waiting one again, then its own.
+    assert_eq!(stats.failed, 3);
+    assert_eq!(
+        stats.local_backlog_len, 2,
+        "both wait for the panicking sink"
+    );
     assert_eq!(
         ok.summaries().len(),
         2,
@@ -177,7 +183,9 @@ fn a_failing_sink_is_counted_and_reported_by_flush() {
     )
     .unwrap();
     agent.session("s").log_prediction([("a", 1)], 1);
-    assert_eq!(agent.flush(WAIT).unwrap_err().kind(), ErrorKind::Delivery);
+    let e = agent.flush(WAIT).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Delivery);
+    assert_eq!(e.undelivered().unwrap().waiting_local, 1, "{e}");
     let stats = agent.stats();
     assert_eq!((stats.delivered, stats.failed), (1, 1));
     assert_eq!(ok.summaries().len(), 1, "the other sink still got it");
@@ -271,7 +279,7 @@ fn every_input_form_is_accepted_and_bad_values_are_counted() {
     assert_eq!((age.ints(), age.floats()), (2, 5));
     assert_eq!(s.feature("address.country").unwrap().strings(), 1);
     assert_eq!(s.feature("income").unwrap().missing(), 1);
-    let out = s.output("0").unwrap();
+    let out = s.output(modelwatch::PREDICTION).unwrap();
     assert_eq!(out.positive_infinities(), 1);
     assert_eq!(
         s.output("1").unwrap().count(),
@@ -289,7 +297,7 @@ fn ground_truth_kinds_follow_the_types() {
     let sess = agent.session("gt");
     sess.log_ground_truth(true, true, ["a"]);
     sess.log_ground_truth(true, false, ["a", "b"]);
-    sess.log_ground_truth(false, false, [] as [&str; 0]);
+    sess.log_ground_truth(false, false, ()); // no segments, no annotation
     sess.log_ground_truth(1.5, true, ["a"]); // mismatch: counted
     sess.log_ground_truth(2, [0.1, 0.2, 0.7], ["probs"]); // argmax class 2
     sess.log_ground_truth(3.0, 2.5, ["reg"]);

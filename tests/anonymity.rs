@@ -88,7 +88,7 @@ fn a_remainder_under_k_ships_its_counts_at_shutdown() {
     assert_eq!((x.numbers(), x.mean(), x.quantile(0.5)), (0, None, None));
     let y = last.feature("y").unwrap();
     assert_eq!((y.count(), y.unsketched(), y.mean()), (1, 1, None));
-    let out = last.output("0").unwrap();
+    let out = last.output(modelwatch::PREDICTION).unwrap();
     assert_eq!((out.count(), out.carried(), out.unsketched()), (4, 3, 4));
     let reg = last.ground_truth("reg").unwrap();
     assert_eq!((reg.count(), reg.unsketched(), reg.mse()), (1, 1, None));

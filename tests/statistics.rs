@@ -114,7 +114,7 @@ fn workload_statistics_match_exact_computations() {
         (flag.bools(), flag.trues()),
         (100_000, rows.iter().filter(|r| r.flag).count() as u64)
     );
-    let out = s.output("0").unwrap();
+    let out = s.output(modelwatch::PREDICTION).unwrap();
     let mut preds: Vec<f64> = rows.iter().map(|r| r.prediction).collect();
     preds.sort_by(f64::total_cmp);
     for q in [0.01, 0.5, 0.99] {

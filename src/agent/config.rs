@@ -1,5 +1,6 @@
 //! Agent configuration.
 
+use super::debug::DebugTo;
 use super::sink::Sink;
 use crate::core::sketch::keyed_hash::HashKey;
 use crate::core::summary::anonymity::DEFAULT_MIN_VALUES_PER_WINDOW;
@@ -24,7 +25,7 @@ pub struct Config {
     pub(crate) api_key: String,
     data_dir: DataDir,
     pub(crate) window: Duration,
-    pub(crate) debug_mode: bool,
+    pub(crate) debug_to: Option<DebugTo>,
     pub(crate) hash_key: Option<HashKey>,
     pub(crate) limits: Limits,
     pub(crate) min_values: u64,
@@ -47,7 +48,7 @@ impl std::fmt::Debug for Config {
             .field("api_key", &"<redacted>")
             .field("data_dir", &self.data_dir)
             .field("window", &self.window)
-            .field("debug_mode", &self.debug_mode)
+            .field("debug_to", &self.debug_to)
             .field("limits", &self.limits)
             .field("min_values_per_window", &self.min_values)
             .field("allowed_texts", &self.allowed_texts.len())
@@ -77,7 +78,7 @@ impl Config {
             api_key: api_key.into(),
             data_dir: DataDir::Default,
             window: Duration::from_secs(60),
-            debug_mode: false,
+            debug_to: None,
             hash_key: None,
             limits: Limits::default(),
             min_values: DEFAULT_MIN_VALUES_PER_WINDOW,
@@ -126,9 +127,21 @@ impl Config {
         self
     }
 
-    /// Print every emitted summary as a readable table on stderr. Default: false.
+    /// Writes every summary as a readable table through the `log` crate, target
+    /// `modelwatch::debug`, level info (see [`debug_to_stderr`](Self::debug_to_stderr) for
+    /// standard error). Tables are written by a thread of their own and dropped, counted in
+    /// [`Stats::debug_dropped`](crate::Stats::debug_dropped), when the logger does not keep
+    /// up: debug mode never holds up summaries. Default: false.
     pub fn debug_mode(mut self, on: bool) -> Self {
-        self.debug_mode = on;
+        self.debug_to = on.then_some(DebugTo::Log);
+        self
+    }
+
+    /// Debug mode with the tables written to standard error, outside any logger: for a
+    /// quick look without a logger set up. A pipe nobody reads drops tables (counted), never
+    /// summaries. Default: false.
+    pub fn debug_to_stderr(mut self, on: bool) -> Self {
+        self.debug_to = on.then_some(DebugTo::Stderr);
         self
     }
 
@@ -263,19 +276,24 @@ impl Config {
         self
     }
 
-    /// Bytes of encoded summaries kept while the collector is unreachable; past it the
-    /// oldest are dropped, counted, and the count travels in the next summary.
-    /// Default: 16 MiB.
+    /// Bytes of encoded summaries kept while the collector is unreachable (in memory, and
+    /// in the spool of the data folder when there is one), and again for each local sink
+    /// that fails to store them; past it the oldest are dropped and counted, and the
+    /// collector's count travels in the next summary. Default: 16 MiB.
     pub fn max_backlog_bytes(mut self, bytes: usize) -> Self {
         self.max_backlog_bytes = bytes;
         self
     }
 
-    /// On SIGINT, SIGTERM or SIGHUP: seal and deliver within the shutdown timeout, then
-    /// exit with status [`SIGNAL_EXIT_STATUS`](crate::SIGNAL_EXIT_STATUS) (130). Needs the
-    /// crate feature `signals`; `start` fails if the process already has a handler. To keep
-    /// your own handling, leave this off and call [`Agent::flush`](crate::Agent::flush) from
-    /// it (see `docs/delivery.md`). Default: false.
+    /// On SIGINT, SIGTERM or SIGHUP, when nothing else handles it: seal and deliver within
+    /// the shutdown timeout, then end the process as the signal's default action does (a
+    /// shell sees 128 + the signal's number). If the host installs its own handler later
+    /// (tokio's `signal::ctrl_c`, a web framework's graceful shutdown), modelwatch only
+    /// flushes on the signal and leaves the process to the host: it never exits in the
+    /// middle of a host's shutdown. A signal ignored at start (`nohup`) stays ignored.
+    /// Needs the crate feature `signals` and Unix; `start` fails if SIGINT or SIGTERM
+    /// already has a handler: then call [`Agent::flush`](crate::Agent::flush) from it.
+    /// `docs/delivery.md` lists the safe combinations. Default: false.
     pub fn exit_on_signal(mut self, on: bool) -> Self {
         self.exit_on_signal = on;
         self

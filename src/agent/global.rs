@@ -3,7 +3,7 @@
 
 use super::config::Config;
 use super::session::Session;
-use super::Agent;
+use super::{Agent, Completion};
 use crate::error::{Error, ErrorKind};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,7 +48,7 @@ pub fn session(deployment: &str) -> Session {
         Some(agent) => agent.session(deployment),
         None => {
             if !WARNED_INERT.swap(true, Ordering::Relaxed) {
-                log::warn!("modelwatch::session({deployment:?}) called before modelwatch::configure: nothing is logged");
+                log::warn!(target: "modelwatch::agent", "modelwatch::session({deployment:?}) called before modelwatch::configure: nothing is logged");
             }
             Session { inner: None }
         }
@@ -61,6 +61,18 @@ pub fn flush(timeout: Duration) -> Result<(), Error> {
     match global_agent() {
         Some(agent) => agent.flush(timeout),
         None => Err(Error::new(
+            ErrorKind::NotRunning,
+            "modelwatch is not configured",
+        )),
+    }
+}
+
+/// [`flush`] as a future (see [`Agent::flush_async`]): for async code, which must not
+/// block a runtime's thread on a flush.
+pub fn flush_async(timeout: Duration) -> Completion {
+    match global_agent() {
+        Some(agent) => agent.flush_async(timeout),
+        None => Completion::failed(Error::new(
             ErrorKind::NotRunning,
             "modelwatch is not configured",
         )),
@@ -81,13 +93,30 @@ impl Guard {
         global_agent().map(|a| a.stats())
     }
 
-    /// Shuts the global agent down within `timeout`.
+    /// Shuts the global agent down within `timeout`; the error says what was not delivered
+    /// over the run (see [`Agent::shutdown`]).
     pub fn shutdown(self, timeout: Duration) -> Result<(), Error> {
         let agent = GLOBAL.lock().take();
         std::mem::forget(self);
         match agent {
             Some(a) => a.shutdown(timeout),
             None => Ok(()),
+        }
+    }
+}
+
+impl Guard {
+    /// [`shutdown`](Self::shutdown) as a future, for the end of an async `main`: it does
+    /// not block the runtime's thread (see [`Agent::shutdown_async`]).
+    pub fn shutdown_async(self, timeout: Duration) -> Completion {
+        let agent = GLOBAL.lock().take();
+        std::mem::forget(self);
+        match agent {
+            Some(a) => a.shutdown_async(timeout),
+            None => Completion::failed(Error::new(
+                ErrorKind::NotRunning,
+                "modelwatch is not configured",
+            )),
         }
     }
 }
@@ -99,7 +128,7 @@ impl Drop for Guard {
         let agent = GLOBAL.lock().take();
         if let Some(a) = agent {
             if let Err(e) = a.shutdown(a.shutdown_timeout) {
-                log::warn!("modelwatch: shutdown on drop: {e}");
+                log::warn!(target: "modelwatch::agent", "modelwatch: shutdown on drop: {e}");
             }
         }
     }

@@ -177,6 +177,7 @@ fn process_key() -> Result<HashKey, Error> {
     // A racing thread may have set it first: everyone uses the one that won.
     let key = *KEY.get_or_init(|| generated);
     log::info!(
+        target: "modelwatch::agent",
         "modelwatch: no hash key and no data folder: summaries use a random key of this \
          process and merge only with this process's; set {HASH_KEY_ENV} or \
          Config::hash_key to merge them across processes and restarts"

@@ -1,21 +1,36 @@
-//! Delivery to a collector over HTTP: a backlog bounded in bytes, retries with exponential
-//! backoff and jitter, `Retry-After`, and counted drops. Runs on the worker thread only.
+//! Delivery to a collector over HTTP, on its own thread ("modelwatch-http"), so that a
+//! slow, silent or failing collector never holds up sealing. The sealer puts encoded
+//! summaries in the [`Outbox`] (bounded in bytes, oldest dropped and counted, mirrored in
+//! the spool when a data folder is set); the sender takes them out in order, with
+//! exponential back-off, `Retry-After`, and the upload interval pacing normal running.
+//! A flush or shutdown hands the sender a [`Drain`]: then every summary it covers is tried
+//! at once, whatever the back-off, again and again until all are settled or the deadline.
 
+use super::backoff::{Backoff, MAX_BACKOFF};
+use super::oneshot;
+use super::spool::{Spool, Spooled};
+use super::AgentStats;
 use crate::core::summary::DropCounts;
+use crate::error::Undelivered;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::{BTreeMap, VecDeque};
-use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// First retry delay; doubles per consecutive failure up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-/// Longest wait between attempts, also the cap on a collector's `Retry-After`.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The pause between two passes over the summaries of a drain that all failed: short, as
+/// the deadline, not the back-off, bounds a drain.
+const DRAIN_PAUSE: Duration = Duration::from_millis(200);
 
 /// One encoded summary waiting for the collector.
 struct Pending {
-    body: Vec<u8>,
+    /// Increasing in the order summaries were sealed: a drain covers ids up to its own.
+    id: u64,
+    body: Arc<[u8]>,
     /// The drop counts this summary carries, returned to the next summary if it is dropped.
     carried: DropCounts,
+    /// Its copy in the spool, removed once the summary is settled.
+    spooled: Option<PathBuf>,
 }
 
 /// How one attempt ended.
@@ -41,33 +56,155 @@ pub(crate) struct HttpCounters {
     pub(crate) backlog_bytes: usize,
 }
 
-pub(crate) struct HttpDelivery {
+/// A flush or shutdown waiting on the sender.
+pub(crate) struct Drain {
+    /// Summaries with an id below this one must be settled (delivered, refused or dropped).
+    pub(crate) upto: u64,
+    pub(crate) deadline: Instant,
+    /// Summaries local sinks had not taken when the sealer handed the drain over.
+    pub(crate) waiting_local: u64,
+    pub(crate) whole_run: bool,
+    pub(crate) reply: oneshot::Sender<Undelivered>,
+}
+
+struct State {
+    queue: VecDeque<Pending>,
+    bytes: usize,
+    next_id: u64,
+    /// The summary being sent, which the bound must not drop from under the sender.
+    in_flight: Option<u64>,
+    counters: HttpCounters,
+    /// Drops not yet reported in a summary.
+    unreported: DropCounts,
+    drains: Vec<Drain>,
+    /// Shutdown: the sender ends once its drains are answered.
+    closing: bool,
+}
+
+/// The queue between the sealer and the sender.
+pub(crate) struct Outbox {
+    state: Mutex<State>,
+    wake: Condvar,
+    max_bytes: usize,
+}
+
+impl Outbox {
+    /// An outbox holding what earlier agents left in the spool (ids 0, 1, ... in that
+    /// order, as the spool named them), up to the bound.
+    pub(crate) fn new(max_bytes: usize, replayed: Vec<Spooled>) -> Outbox {
+        let outbox = Outbox {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                bytes: 0,
+                next_id: 0,
+                in_flight: None,
+                counters: HttpCounters::default(),
+                unreported: DropCounts::default(),
+                drains: Vec::new(),
+                closing: false,
+            }),
+            wake: Condvar::new(),
+            max_bytes,
+        };
+        for s in replayed {
+            outbox.push(s.body.into(), DropCounts::default(), Some(s.path));
+        }
+        outbox
+    }
+
+    /// The id the next summary will get.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.state.lock().next_id
+    }
+
+    /// Queues an encoded summary; past the byte bound the oldest are dropped and counted.
+    pub(crate) fn push(&self, body: Arc<[u8]>, carried: DropCounts, spooled: Option<PathBuf>) {
+        let mut st = self.state.lock();
+        let id = st.next_id;
+        st.next_id += 1;
+        st.bytes += body.len();
+        st.queue.push_back(Pending {
+            id,
+            body,
+            carried,
+            spooled,
+        });
+        while st.bytes > self.max_bytes {
+            let in_flight = st.in_flight;
+            let Some(i) = st.queue.iter().position(|p| Some(p.id) != in_flight) else {
+                break;
+            };
+            let old = st.queue.remove(i).expect("found");
+            st.bytes -= old.body.len();
+            st.counters.dropped_backlog += 1;
+            st.unreported.summaries_dropped_backlog += 1;
+            st.unreported.add(&old.carried);
+            remove_spooled(&old);
+        }
+        update_gauges(&mut st);
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// Drop counts not yet reported, for the next summary sealed.
+    pub(crate) fn take_unreported(&self) -> DropCounts {
+        std::mem::take(&mut self.state.lock().unreported)
+    }
+
+    pub(crate) fn counters(&self) -> HttpCounters {
+        self.state.lock().counters.clone()
+    }
+
+    /// Stops the sender without a drain (the agent could not start).
+    pub(crate) fn close(&self) {
+        self.state.lock().closing = true;
+        self.wake.notify_one();
+    }
+
+    /// Hands a flush or shutdown to the sender; with `close`, the sender stops after it.
+    pub(crate) fn drain(&self, drain: Drain, close: bool) {
+        let mut st = self.state.lock();
+        st.drains.push(drain);
+        st.closing |= close;
+        drop(st);
+        self.wake.notify_one();
+    }
+}
+
+fn update_gauges(st: &mut State) {
+    st.counters.backlog_len = st.queue.len();
+    st.counters.backlog_bytes = st.bytes;
+}
+
+fn remove_spooled(p: &Pending) {
+    if let Some(path) = &p.spooled {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+pub(crate) struct Sender {
+    outbox: Arc<Outbox>,
+    stats: Arc<AgentStats>,
     agent: ureq::Agent,
     url: String,
     authorization: String,
     request_timeout: Duration,
     upload_interval: Duration,
-    max_backlog_bytes: usize,
-    backlog: VecDeque<Pending>,
-    backlog_bytes: usize,
-    failures: u32,
+    backoff: Backoff,
     next_attempt: Instant,
-    last_upload: Option<Instant>,
+    next_upload: Instant,
     failing: bool,
     warned_rejected: bool,
-    jitter: std::collections::hash_map::DefaultHasher,
-    pub(crate) counters: HttpCounters,
-    /// Drops not yet reported in a summary.
-    pub(crate) unreported: DropCounts,
 }
 
-impl HttpDelivery {
+impl Sender {
     pub(crate) fn new(
+        outbox: Arc<Outbox>,
+        stats: Arc<AgentStats>,
         endpoint: &str,
         api_key: &str,
         request_timeout: Duration,
         upload_interval: Duration,
-        max_backlog_bytes: usize,
     ) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -75,143 +212,171 @@ impl HttpDelivery {
             .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        HttpDelivery {
+        let now = Instant::now();
+        Sender {
+            outbox,
+            stats,
             agent,
             url: format!("{}/v1/windows", endpoint.trim_end_matches('/')),
             authorization: format!("Bearer {api_key}"),
             request_timeout,
             upload_interval,
-            max_backlog_bytes,
-            backlog: VecDeque::new(),
-            backlog_bytes: 0,
-            failures: 0,
-            next_attempt: Instant::now(),
-            last_upload: None,
+            backoff: Backoff::new(),
+            next_attempt: now,
+            next_upload: now,
             failing: false,
             warned_rejected: false,
-            jitter: std::collections::hash_map::RandomState::new().build_hasher(),
-            counters: HttpCounters::default(),
-            unreported: DropCounts::default(),
         }
     }
 
-    /// Queues an encoded summary; past the byte bound the oldest are dropped and counted.
-    pub(crate) fn enqueue(&mut self, body: Vec<u8>, carried: DropCounts) {
-        self.backlog_bytes += body.len();
-        self.backlog.push_back(Pending { body, carried });
-        while self.backlog_bytes > self.max_backlog_bytes {
-            let Some(old) = self.backlog.pop_front() else {
-                break;
-            };
-            self.backlog_bytes -= old.body.len();
-            self.counters.dropped_backlog += 1;
-            self.unreported.summaries_dropped_backlog += 1;
-            self.unreported.add(&old.carried);
-        }
-        self.update_gauges();
-    }
-
-    /// When the worker should next wake up for delivery, if anything is waiting.
-    pub(crate) fn wake_at(&self) -> Option<Instant> {
-        let interval_end = self
-            .last_upload
-            .map_or(self.next_attempt, |t| t + self.upload_interval);
-        (!self.backlog.is_empty()).then(|| self.next_attempt.max(interval_end))
-    }
-
-    /// On a tick: sends what is waiting if the upload interval and any backoff have passed.
-    pub(crate) fn pump(&mut self) {
-        let now = Instant::now();
-        if self.wake_at().is_some_and(|at| at <= now) {
-            self.send_until(now + self.request_timeout, false);
-        }
-    }
-
-    /// Sends until the backlog is empty or `deadline` passes, waiting out backoffs when
-    /// `wait` (flush and shutdown). Returns whether every summary was delivered: the
-    /// backlog is empty and the collector refused none meanwhile.
-    pub(crate) fn send_until(&mut self, deadline: Instant, wait: bool) -> bool {
-        self.last_upload = Some(Instant::now());
-        let mut refused = false;
-        while !self.backlog.is_empty() {
+    pub(crate) fn run(mut self) {
+        let outbox = Arc::clone(&self.outbox);
+        let mut st = outbox.state.lock();
+        // Ids tried in the current pass of a drain: each once before any is tried again.
+        let mut tried_upto: Option<u64> = None;
+        loop {
+            self.answer_drains(&mut st);
             let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            if now < self.next_attempt {
-                if !wait {
-                    break;
+            if let Some(upto) = st.drains.iter().map(|d| d.upto).max() {
+                let deadline = st.drains.iter().map(|d| d.deadline).min().expect("a drain");
+                let next = st
+                    .queue
+                    .iter()
+                    .find(|p| p.id < upto && tried_upto.is_none_or(|t| p.id > t))
+                    .map(|p| (p.id, Arc::clone(&p.body)));
+                match next {
+                    Some((id, body)) => {
+                        tried_upto = Some(id);
+                        self.send(&mut st, id, body, deadline);
+                    }
+                    None => {
+                        // A pass ended with summaries left: pause briefly, then go again.
+                        tried_upto = None;
+                        let _ = outbox
+                            .wake
+                            .wait_until(&mut st, (now + DRAIN_PAUSE).min(deadline));
+                    }
                 }
-                std::thread::sleep(self.next_attempt.min(deadline) - now);
                 continue;
             }
-            let timeout = self.request_timeout.min(deadline - now);
-            match self.attempt(timeout) {
-                Attempt::Delivered => {
-                    let sent = self.backlog.pop_front().expect("not empty");
-                    self.backlog_bytes -= sent.body.len();
-                    self.counters.delivered += 1;
-                    self.failures = 0;
-                    if self.failing {
-                        self.failing = false;
-                        log::info!("modelwatch: delivery to {} recovered", self.url);
+            tried_upto = None;
+            if st.closing {
+                return;
+            }
+            let due = self.next_attempt.max(self.next_upload);
+            match st.queue.front() {
+                Some(p) if now >= due => {
+                    let (id, body) = (p.id, Arc::clone(&p.body));
+                    let before = st.counters.retries;
+                    self.send(&mut st, id, body, now + self.request_timeout);
+                    if st.queue.is_empty() || st.counters.retries != before {
+                        // The batch is done (sent, or stopped by a failure and its back-off).
+                        self.next_upload = Instant::now() + self.upload_interval;
                     }
                 }
-                Attempt::Rejected(status) => {
-                    refused = true;
-                    let dropped = self.backlog.pop_front().expect("not empty");
-                    self.backlog_bytes -= dropped.body.len();
-                    *self.counters.rejected.entry(status).or_default() += 1;
-                    self.unreported.summaries_rejected += 1;
-                    self.unreported.add(&dropped.carried);
-                    if !self.warned_rejected {
-                        self.warned_rejected = true;
-                        let hint = if status == 401 || status == 403 {
-                            " (the API key is probably wrong: check Config::new's key)"
-                        } else {
-                            ""
-                        };
-                        log::warn!(
-                            "modelwatch: the collector at {} refused a summary with status {status}{hint}; \
-                             refused summaries are dropped and counted",
-                            self.url
-                        );
-                    }
+                Some(_) => {
+                    let _ = outbox.wake.wait_until(&mut st, due);
                 }
-                Attempt::Retry { why, retry_after } => {
-                    self.failures = self.failures.saturating_add(1);
-                    self.counters.retries += 1;
-                    let wait = retry_after
-                        .unwrap_or_else(|| self.backoff())
-                        .min(MAX_BACKOFF);
-                    self.next_attempt = Instant::now() + wait;
-                    if !self.failing {
-                        self.failing = true;
-                        log::warn!(
-                            "modelwatch: delivery to {} failing ({why}); retrying with backoff, \
-                             {} summaries waiting",
-                            self.url,
-                            self.backlog.len()
-                        );
-                    }
+                None => outbox.wake.wait(&mut st),
+            }
+        }
+    }
+
+    /// Answers the drains that are settled or past their deadline.
+    fn answer_drains(&self, st: &mut MutexGuard<'_, State>) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < st.drains.len() {
+            let d = &st.drains[i];
+            let waiting = st.queue.iter().filter(|p| p.id < d.upto).count() as u64;
+            if waiting == 0 || now >= d.deadline {
+                let d = st.drains.swap_remove(i);
+                let undelivered = self.stats.undelivered(
+                    Undelivered {
+                        waiting_http: waiting,
+                        waiting_local: d.waiting_local,
+                        ..Undelivered::default()
+                    },
+                    &st.counters,
+                    d.whole_run,
+                );
+                d.reply.send(undelivered);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// One attempt at the summary `id`, the lock released meanwhile.
+    fn send(&mut self, st: &mut MutexGuard<'_, State>, id: u64, body: Arc<[u8]>, until: Instant) {
+        let timeout = self
+            .request_timeout
+            .min(until.saturating_duration_since(Instant::now()))
+            .max(Duration::from_millis(1));
+        st.in_flight = Some(id);
+        let attempt = MutexGuard::unlocked(st, || self.attempt(&body, timeout));
+        st.in_flight = None;
+        let settled = |st: &mut State| -> Option<Pending> {
+            let i = st.queue.iter().position(|p| p.id == id)?;
+            let p = st.queue.remove(i).expect("found");
+            st.bytes -= p.body.len();
+            remove_spooled(&p);
+            Some(p)
+        };
+        match attempt {
+            Attempt::Delivered => {
+                settled(st);
+                st.counters.delivered += 1;
+                self.backoff.reset();
+                self.next_attempt = Instant::now();
+                if self.failing {
+                    self.failing = false;
+                    log::info!(target: "modelwatch::http", "modelwatch: delivery to {} recovered", self.url);
+                }
+            }
+            Attempt::Rejected(status) => {
+                if let Some(p) = settled(st) {
+                    st.unreported.add(&p.carried);
+                }
+                *st.counters.rejected.entry(status).or_default() += 1;
+                st.unreported.summaries_rejected += 1;
+                if !self.warned_rejected {
+                    self.warned_rejected = true;
+                    let hint = if status == 401 || status == 403 {
+                        " (the API key is probably wrong: check Config::new's key)"
+                    } else {
+                        ""
+                    };
+                    log::warn!(
+                        target: "modelwatch::http",
+                        "modelwatch: the collector at {} refused a summary with status {status}{hint}; \
+                         refused summaries are dropped and counted",
+                        self.url
+                    );
+                }
+            }
+            Attempt::Retry { why, retry_after } => {
+                st.counters.retries += 1;
+                let wait = retry_after
+                    .unwrap_or_else(|| self.backoff.fail())
+                    .min(MAX_BACKOFF);
+                self.next_attempt = Instant::now() + wait;
+                if !self.failing {
+                    self.failing = true;
+                    log::warn!(
+                        target: "modelwatch::http",
+                        "modelwatch: delivery to {} failing ({why}); retrying with back-off, \
+                         {} summaries waiting",
+                        self.url,
+                        st.queue.len()
+                    );
                 }
             }
         }
-        self.update_gauges();
-        self.backlog.is_empty() && !refused
+        update_gauges(st);
     }
 
-    /// Exponential backoff with full jitter: uniform in [d/2, d], d = 500 ms × 2^(failures-1).
-    fn backoff(&mut self) -> Duration {
-        let exp = self.failures.saturating_sub(1).min(16);
-        let d = FIRST_BACKOFF.saturating_mul(1 << exp).min(MAX_BACKOFF);
-        self.jitter.write_u32(self.failures);
-        let unit = (self.jitter.finish() >> 11) as f64 / (1u64 << 53) as f64;
-        d.mul_f64(0.5 + unit / 2.0)
-    }
-
-    fn attempt(&mut self, timeout: Duration) -> Attempt {
-        let body = &self.backlog.front().expect("not empty").body;
+    fn attempt(&self, body: &[u8], timeout: Duration) -> Attempt {
         let result = self
             .agent
             .post(&self.url)
@@ -220,7 +385,7 @@ impl HttpDelivery {
             .config()
             .timeout_global(Some(timeout))
             .build()
-            .send(&body[..]);
+            .send(body);
         match result {
             Err(e) => Attempt::Retry {
                 why: e.to_string(),
@@ -251,9 +416,15 @@ impl HttpDelivery {
             }
         }
     }
+}
 
-    fn update_gauges(&mut self) {
-        self.counters.backlog_len = self.backlog.len();
-        self.counters.backlog_bytes = self.backlog_bytes;
-    }
+/// Spools a summary when a spool is set, then queues it.
+pub(crate) fn enqueue(
+    outbox: &Outbox,
+    spool: Option<&mut Spool>,
+    body: Arc<[u8]>,
+    carried: DropCounts,
+) {
+    let spooled = spool.and_then(|s| s.write(outbox.next_id(), &body));
+    outbox.push(body, carried, spooled);
 }

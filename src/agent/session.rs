@@ -182,9 +182,68 @@ thread_local! {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+        .map_or(0, |d| d.as_millis() as i64);
+    #[cfg(test)]
+    let now = now + test_clock::STEP_MS.load(Ordering::Relaxed);
+    now
+}
+
+/// A step of the wall clock as the agent sees it, for the clock-step tests (unit tests
+/// only: no other unit test runs an agent).
+#[cfg(test)]
+pub(crate) mod test_clock {
+    pub(crate) static STEP_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+}
+
+/// The segments a ground-truth pair belongs to: `()` for none, or an array, slice, `Vec`
+/// or `Option` of names (`&str`, `String`, ...).
+///
+/// ```
+/// # let dir = std::env::temp_dir().join("modelwatch-doc-segments");
+/// # let agent = modelwatch::Agent::start(modelwatch::Config::new("k").data_dir(&dir))?;
+/// let sess = agent.session("m");
+/// sess.log_ground_truth(true, false, ());
+/// sess.log_ground_truth(true, true, ["web", "eu"]);
+/// sess.log_ground_truth(true, true, vec![String::from("mobile")]);
+/// sess.log_ground_truth(true, true, Some("web"));
+/// # Ok::<(), modelwatch::Error>(())
+/// ```
+pub trait Segments {
+    /// The segment names.
+    fn names(&self) -> impl Iterator<Item = &str>;
+}
+
+impl Segments for () {
+    fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::empty()
+    }
+}
+impl<S: AsRef<str>> Segments for [S] {
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.iter().map(AsRef::as_ref)
+    }
+}
+impl<S: AsRef<str>, const N: usize> Segments for [S; N] {
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.iter().map(AsRef::as_ref)
+    }
+}
+impl<S: AsRef<str>> Segments for Vec<S> {
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.iter().map(AsRef::as_ref)
+    }
+}
+impl<S: AsRef<str>> Segments for Option<S> {
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.iter().map(AsRef::as_ref)
+    }
+}
+impl<T: Segments + ?Sized> Segments for &T {
+    fn names(&self) -> impl Iterator<Item = &str> {
+        (**self).names()
+    }
 }
 
 /// The handle a model server logs through: one per deployment, `Clone + Send + Sync`,
@@ -280,7 +339,7 @@ impl Session {
     }
 
     /// Logs ground truth: the label, what was predicted, and the segments it belongs to
-    /// (an empty list works; every pair also counts in the overall summary). The kind of
+    /// (`()` for none, see [`Segments`]; every pair also counts in the overall summary). The kind of
     /// comparison follows the types: `bool` → binary, integers or strings → classes, floats
     /// → regression; the argmax of probabilities is the predicted class. Mismatched types
     /// are counted, not panicked on.
@@ -290,14 +349,14 @@ impl Session {
     /// # let agent = modelwatch::Agent::start(modelwatch::Config::new("k").data_dir(&dir))?;
     /// let sess = agent.session("m");
     /// sess.log_ground_truth(true, false, ["seg1", "seg2"]);
-    /// sess.log_ground_truth("cat", "dog", [] as [&str; 0]);
+    /// sess.log_ground_truth("cat", "dog", ()); // no segments
     /// # Ok::<(), modelwatch::Error>(())
     /// ```
-    pub fn log_ground_truth<'a, S: AsRef<str>>(
+    pub fn log_ground_truth<'a>(
         &self,
         label: impl Into<Value<'a>>,
         prediction: impl Prediction,
-        segments: impl IntoIterator<Item = S>,
+        segments: impl Segments,
     ) {
         let label = label.into();
         self.with_shard(|w, s| {
@@ -305,7 +364,7 @@ impl Session {
                 &label,
                 &prediction.predicted(),
                 prediction.confidence(),
-                segments,
+                segments.names(),
                 &s.limits,
             )
         });
@@ -349,11 +408,11 @@ impl Session {
     /// the pair (label, remembered prediction) folds into the current window's ground truth,
     /// per segment and overall. Feedback for an unknown, expired or already answered key is
     /// counted ([`WindowSummary::feedback`](crate::WindowSummary::feedback)), not folded.
-    pub fn log_feedback<'a, S: AsRef<str>>(
+    pub fn log_feedback<'a>(
         &self,
         key: &str,
         label: impl Into<Value<'a>>,
-        segments: impl IntoIterator<Item = S>,
+        segments: impl Segments,
     ) {
         let Some(inner) = &self.inner else { return };
         let key = JoinStore::key(&inner.shared.key, key);
@@ -362,7 +421,13 @@ impl Session {
         };
         let label = label.into();
         self.with_shard(|w, s| {
-            w.log_ground_truth(&label, &r.predicted, r.confidence, segments, &s.limits)
+            w.log_ground_truth(
+                &label,
+                &r.predicted,
+                r.confidence,
+                segments.names(),
+                &s.limits,
+            )
         });
     }
 

@@ -1,43 +1,66 @@
-//! The background thread: seals finished windows, merges shards, encodes, delivers.
+//! The sealing thread ("modelwatch"): seals finished windows, merges shards, encodes, hands
+//! each summary to the local sinks, to debug output and to the HTTP outbox. It never sends
+//! over the network and never waits for the sender, so windows are sealed on time and
+//! local sinks written whatever the collector does.
 
-use super::http::HttpDelivery;
+use super::debug::DebugOut;
+use super::http::{self, Drain, Outbox};
+use super::oneshot;
 use super::session::{now_ms, SessionInner};
-use super::sink::Sink;
+use super::sink::LocalSinks;
+use super::spool::Spool;
 use super::AgentStats;
 use crate::core::summary::anonymity::Seal;
 use crate::core::summary::{DropCounts, Header, WindowSummary};
 use crate::core::window::{finish_summary, WindowAcc};
+use crate::error::Undelivered;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Requests to the worker; each carries where to answer and until when to try.
+/// A flush or shutdown: where to answer, and until when to try.
+pub(crate) struct Request {
+    pub(crate) reply: oneshot::Sender<Undelivered>,
+    pub(crate) deadline: Instant,
+}
+
+/// Requests to the sealer.
 pub(crate) enum Control {
-    /// Seal everything (current windows too, marked partial) and deliver until the
-    /// deadline. Answers whether every summary was delivered.
-    Flush(SyncSender<bool>, Instant),
-    /// As `Flush`, then stop.
-    Shutdown(SyncSender<bool>, Instant),
+    /// Seal everything (current windows too, marked partial), offer every waiting summary
+    /// at once, and answer what was not delivered by the deadline.
+    Flush(Request),
+    /// As `Flush`, then stop (the sender too, once it has answered).
+    Shutdown(Request),
 }
 
 /// Windows without logging after which a session's window memory is released.
 pub(crate) const IDLE_WINDOWS: i64 = 10;
 
+/// A wall clock that moved this much more or less than the monotonic clock between two
+/// ticks was stepped (set by hand or by NTP), not slewed.
+const CLOCK_STEP_MS: i64 = 1000;
+
+/// The HTTP side, as the sealer sees it.
+pub(crate) struct ToHttp {
+    pub(crate) outbox: Arc<Outbox>,
+    pub(crate) spool: Option<Spool>,
+}
+
 pub(crate) struct Worker {
     pub(crate) sessions: Arc<Mutex<BTreeMap<String, Arc<SessionInner>>>>,
-    pub(crate) sinks: Vec<Box<dyn Sink>>,
-    pub(crate) debug_mode: bool,
+    pub(crate) local: LocalSinks,
+    pub(crate) debug: Option<DebugOut>,
     pub(crate) instance: u64,
     pub(crate) window_ms: i64,
     pub(crate) stats: Arc<AgentStats>,
-    pub(crate) warned: bool,
-    pub(crate) http: Option<HttpDelivery>,
+    pub(crate) http: Option<ToHttp>,
     /// How long delivery may take when the control channel closes without a shutdown.
     pub(crate) shutdown_timeout: Duration,
+    /// The wall and monotonic clocks at the last collection, to see the wall clock step.
+    pub(crate) last_clock: (i64, Instant),
 }
 
 impl Worker {
@@ -45,61 +68,73 @@ impl Worker {
         // Ticks often enough to seal a window soon after its end, rarely enough to cost nothing.
         let tick = Duration::from_millis((self.window_ms as u64 / 10).clamp(50, 1000));
         loop {
-            let now = Instant::now();
-            let wake = self
-                .http
-                .as_ref()
-                .and_then(HttpDelivery::wake_at)
-                .map_or(now + tick, |at| at.min(now + tick));
-            match control.recv_timeout(wake.saturating_duration_since(now)) {
+            match control.recv_timeout(tick) {
                 Err(RecvTimeoutError::Timeout) => {
                     self.collect(false, Seal::Carry);
-                    if let Some(http) = &mut self.http {
-                        http.pump();
-                    }
+                    self.local.retry(false);
                 }
-                Ok(Control::Flush(reply, deadline)) => {
-                    let ok = self.collect(true, Seal::Carry) & self.deliver_until(deadline);
-                    let _ = reply.try_send(ok);
-                }
-                Ok(Control::Shutdown(reply, deadline)) => {
-                    let ok = self.collect(true, Seal::Last) & self.deliver_until(deadline);
-                    let _ = reply.try_send(ok);
+                Ok(Control::Flush(request)) => self.finish(request, Seal::Carry, false),
+                Ok(Control::Shutdown(request)) => {
+                    self.finish(request, Seal::Last, true);
                     return;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.collect(true, Seal::Last);
-                    self.deliver_until(Instant::now() + self.shutdown_timeout);
+                    let (reply, _) = oneshot::channel();
+                    let deadline = Instant::now() + self.shutdown_timeout;
+                    self.finish(Request { reply, deadline }, Seal::Last, true);
                     return;
                 }
             }
-            self.publish_http_counters();
         }
     }
 
-    /// Sends the HTTP backlog until it is empty or the deadline passes.
-    fn deliver_until(&mut self, deadline: Instant) -> bool {
-        let ok = self
-            .http
-            .as_mut()
-            .is_none_or(|h| h.send_until(deadline, true));
-        self.publish_http_counters();
-        ok
-    }
-
-    fn publish_http_counters(&self) {
-        if let Some(http) = &self.http {
-            http.counters.clone_into(&mut self.stats.http.lock());
+    /// Flush and shutdown: offer what local sinks hold, seal everything, then hand the
+    /// answer to the sender (which tries every waiting summary by the deadline) or give it.
+    fn finish(&mut self, request: Request, seal: Seal, close: bool) {
+        self.local.retry(true);
+        self.collect(true, seal);
+        let waiting_local = self.local.waiting();
+        match &self.http {
+            Some(h) => h.outbox.drain(
+                Drain {
+                    upto: h.outbox.next_id(),
+                    deadline: request.deadline,
+                    waiting_local,
+                    whole_run: close,
+                    reply: request.reply,
+                },
+                close,
+            ),
+            None => {
+                let counters = Default::default();
+                request.reply.send(self.stats.undelivered(
+                    Undelivered {
+                        waiting_local,
+                        ..Undelivered::default()
+                    },
+                    &counters,
+                    close,
+                ));
+            }
         }
     }
 
-    /// Seals and delivers finished windows (and, with `all`, current ones). Returns whether
-    /// every summary was delivered to every sink. With [`Seal::Last`] (shutdown) each
-    /// session's last summary also ships what k-anonymity held back, as counts.
-    fn collect(&mut self, all: bool, seal: Seal) -> bool {
+    /// Whether the wall clock stepped since the last collection.
+    fn clock_stepped(&mut self, now: i64) -> bool {
+        let (wall, mono) = std::mem::replace(&mut self.last_clock, (now, Instant::now()));
+        let expected = wall.saturating_add(mono.elapsed().as_millis() as i64);
+        (now - expected).abs() > CLOCK_STEP_MS
+    }
+
+    /// Seals finished windows (and, with `all`, current ones) and hands their summaries
+    /// on. With [`Seal::Last`] (shutdown) each session's last summary also ships what
+    /// k-anonymity held back, as counts. After a step of the wall clock every open window
+    /// is sealed and marked partial: it was cut short, or its end is no longer in sight.
+    fn collect(&mut self, all: bool, seal: Seal) {
         let now = now_ms();
+        let stepped = self.clock_stepped(now);
+        let all = all || stepped;
         let sessions: Vec<Arc<SessionInner>> = self.sessions.lock().values().cloned().collect();
-        let mut ok = true;
         for session in sessions {
             // Swap finished windows out, O(1) under each shard's lock.
             let mut taken: Vec<(usize, i64, WindowAcc)> = Vec::new();
@@ -124,10 +159,10 @@ impl Worker {
             }
             let last = starts.len().saturating_sub(1);
             for (i, start) in starts.into_iter().enumerate() {
-                let partial = all && start.saturating_add(self.window_ms) > now;
+                let partial = stepped || (all && start.saturating_add(self.window_ms) > now);
                 let seal = if i == last { seal } else { Seal::Carry };
                 let summary = self.summarize(&session, start, partial, &taken, seal);
-                ok &= self.deliver(&summary);
+                self.deliver(&summary);
             }
             // Hand the cleared accumulators back for reuse.
             for (i, _, mut w) in taken {
@@ -139,7 +174,6 @@ impl Worker {
             }
             self.release_if_idle(&session, active, now);
         }
-        ok
     }
 
     /// Frees the window memory of a session nothing was logged into for [`IDLE_WINDOWS`]
@@ -182,9 +216,9 @@ impl Worker {
         let mut summary = WindowSummary::new(header, session.metadata.lock().clone());
         summary.dropped.metadata_over_cap = session.metadata_dropped.swap(0, Ordering::Relaxed);
         summary.feedback = session.take_feedback_counts();
-        if let Some(http) = &mut self.http {
+        if let Some(h) = &self.http {
             // Drops of earlier summaries travel in this one.
-            summary.dropped.add(&std::mem::take(&mut http.unreported));
+            summary.dropped.add(&h.outbox.take_unreported());
         }
         let limits = &session.shared.limits;
         for (_, _, w) in taken.iter().filter(|t| t.1 == start) {
@@ -202,45 +236,99 @@ impl Worker {
         summary
     }
 
-    fn deliver(&mut self, summary: &WindowSummary) -> bool {
-        let encoded = summary.encode();
-        if self.debug_mode {
-            // Not eprint!: it panics when stderr is closed (a daemonized host).
-            let _ = write!(std::io::stderr().lock(), "{summary}");
+    fn deliver(&mut self, summary: &WindowSummary) {
+        let encoded: Arc<[u8]> = summary.encode().into();
+        if let Some(debug) = &self.debug {
+            debug.send(summary.to_string());
         }
-        let mut ok = true;
-        for sink in &mut self.sinks {
-            // A panicking sink is a failed delivery, not a dead worker.
-            let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                sink.deliver(summary, &encoded)
-            }))
-            .unwrap_or_else(|_| Err(std::io::Error::other("the sink panicked")));
-            match delivered {
-                Ok(()) => {
-                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    ok = false;
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    if !self.warned {
-                        log::warn!("modelwatch: a sink failed to store a window summary: {e} (further failures are counted in Agent::stats)");
-                        self.warned = true;
-                    }
-                }
-            }
-        }
-        if ok && self.warned {
-            self.warned = false;
-            log::info!("modelwatch: sinks store summaries again");
-        }
-        if let Some(http) = &mut self.http {
+        self.local.deliver(summary, &encoded);
+        if let Some(h) = &mut self.http {
             let carried = DropCounts {
                 summaries_dropped_backlog: summary.dropped.summaries_dropped_backlog,
                 summaries_rejected: summary.dropped.summaries_rejected,
                 ..DropCounts::default()
             };
-            http.enqueue(encoded, carried);
+            http::enqueue(&h.outbox, h.spool.as_mut(), encoded, carried);
         }
-        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::session::test_clock::STEP_MS;
+    use crate::{Agent, Config, Sink, WindowSummary};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    #[derive(Clone, Default)]
+    struct Keep(Arc<Mutex<Vec<WindowSummary>>>);
+    impl Sink for Keep {
+        fn deliver(&mut self, s: &WindowSummary, _: &[u8]) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(s.clone());
+            Ok(())
+        }
+    }
+
+    impl Keep {
+        /// Waits (without a deadline that could pass on a slow machine: a minute) until
+        /// `n` summaries arrived without any flush.
+        fn wait_for(&self, n: usize) -> Vec<WindowSummary> {
+            let start = Instant::now();
+            loop {
+                let got = self.0.lock().unwrap().clone();
+                if got.len() >= n {
+                    return got;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "{} summaries",
+                    got.len()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    fn step(ms: i64) {
+        STEP_MS.fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    #[test]
+    fn a_clock_step_either_way_seals_the_open_window_as_partial() {
+        const HOUR: i64 = 3_600_000;
+        let keep = Keep::default();
+        let agent = Agent::start(
+            Config::new("k")
+                .no_data_dir()
+                .sink(keep.clone())
+                .hash_key([1; 16])
+                .min_values_per_window(1)
+                .window(Duration::from_secs(60)),
+        )
+        .unwrap();
+        let sess = agent.session("clock");
+        for i in 0..100 {
+            sess.log_prediction([("x", i)], 1);
+        }
+        // Back an hour: the open window's end is an hour away; it is sealed now, and says
+        // it was cut short.
+        step(-HOUR);
+        let got = keep.wait_for(1);
+        assert_eq!((got[0].predictions(), got[0].is_partial()), (100, true));
+        let before = got[0].window_start();
+        for i in 0..50 {
+            sess.log_prediction([("x", i)], 1);
+        }
+        // Forward an hour: that window's end passed, but it was cut by the step too.
+        step(HOUR);
+        let got = keep.wait_for(2);
+        assert_eq!((got[1].predictions(), got[1].is_partial()), (50, true));
+        let back = got[1].window_start();
+        assert!(
+            (before - HOUR - 60_000..=before - HOUR + 60_000).contains(&back),
+            "the data logged after the backward step is in its own, earlier window"
+        );
+        agent.shutdown(Duration::from_secs(10)).unwrap();
+        assert_eq!(keep.0.lock().unwrap().len(), 2, "nothing else was sealed");
     }
 }

@@ -250,3 +250,110 @@ pub fn canaries_in(blob: &[u8]) -> Vec<String> {
         .map(|(name, _)| name)
         .collect()
 }
+
+/// Polls a future to completion on this thread (parking between wake-ups): the tests of
+/// the async API run it without any runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// Milliseconds since the Unix epoch, as the agent reads the wall clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// What a test logged at a steady pace into one-second windows.
+pub struct Logged {
+    pub predictions: u64,
+    /// Window starts (ms) that certainly received a prediction: the clock read the same
+    /// second just before and just after the call.
+    pub certain: std::collections::BTreeSet<i64>,
+    /// Every window start that may have received one.
+    pub possible: std::collections::BTreeSet<i64>,
+}
+
+/// Logs about one prediction per millisecond for `run`, recording the windows used.
+pub fn log_steadily(sess: &modelwatch::Session, run: std::time::Duration) -> Logged {
+    let mut logged = Logged {
+        predictions: 0,
+        certain: Default::default(),
+        possible: Default::default(),
+    };
+    let start = std::time::Instant::now();
+    while start.elapsed() < run {
+        let before = now_ms() / 1000 * 1000;
+        sess.log_prediction([("i", logged.predictions)], 0.5);
+        let after = now_ms() / 1000 * 1000;
+        logged.predictions += 1;
+        logged.possible.extend([before, after]);
+        if before == after {
+            logged.certain.insert(before);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    logged
+}
+
+/// Asserts that summaries of one-second windows are true to their length: each says one
+/// second, every second logged into has its summary, and none starts at a second nothing
+/// could have been logged in (a stale window absorbing later seconds would).
+pub fn assert_true_windows(summaries: &[modelwatch::WindowSummary], logged: &Logged) {
+    let starts: std::collections::BTreeSet<i64> = summaries
+        .iter()
+        .filter(|s| s.predictions() > 0)
+        .map(|s| {
+            assert_eq!(s.window_length(), 1000, "a one-second window");
+            s.window_start()
+        })
+        .collect();
+    for start in &starts {
+        // At least 1 ms passes between two predictions: a true second holds 1,001 at most.
+        let n: u64 = summaries
+            .iter()
+            .filter(|s| s.window_start() == *start)
+            .map(|s| s.predictions())
+            .sum();
+        assert!(n <= 1001, "the second at {start} holds {n} predictions");
+    }
+    assert!(
+        logged.certain.is_subset(&starts),
+        "seconds logged into without a summary: {:?}",
+        logged.certain.difference(&starts).collect::<Vec<_>>()
+    );
+    assert!(
+        starts.is_subset(&logged.possible),
+        "summaries of seconds nothing was logged in: {:?}",
+        starts.difference(&logged.possible).collect::<Vec<_>>()
+    );
+}
+
+/// Every summary in the `.msgpack` files of a folder.
+pub fn folder_summaries(dir: &std::path::Path) -> Vec<modelwatch::WindowSummary> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|f| f.path().extension().is_some_and(|x| x == "msgpack"))
+                .map(|f| {
+                    modelwatch::WindowSummary::decode(&std::fs::read(f.path()).unwrap()).unwrap()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

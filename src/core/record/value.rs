@@ -211,8 +211,9 @@ impl<K: AsRef<str>, V: AsValue> Features for BTreeMap<K, V> {
 /// What a model predicted: a scalar (`bool`, integer, float, string class), a vector of
 /// class probabilities (`Vec<f64>`, `[f64; N]`, `&[f64]`), or named outputs ([`Outputs`]).
 ///
-/// Scalars are the output named `"0"`; probabilities are outputs `"0"`, `"1"`, ... (one per
-/// class) and, for ground truth, their argmax is the predicted class.
+/// A scalar is the output named [`PREDICTION`] (`"prediction"`); probabilities are
+/// outputs `"0"`, `"1"`, ... (one per class) and, for ground truth, their argmax is the
+/// predicted class.
 pub trait Prediction {
     /// Calls `f` once per output.
     fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>));
@@ -225,6 +226,9 @@ pub trait Prediction {
     }
 }
 
+/// The output name of a single scalar prediction.
+pub const PREDICTION: &str = "prediction";
+
 /// Output names for positional outputs, so that naming them never allocates.
 pub(crate) const INDEX_NAMES: [&str; 32] = [
     "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
@@ -235,7 +239,7 @@ macro_rules! scalar_prediction {
     ($($t:ty),*) => {$(
         impl Prediction for $t {
             fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
-                f("0", self.as_value())
+                f(PREDICTION, self.as_value())
             }
             fn predicted(&self) -> Value<'_> {
                 self.as_value()
@@ -248,7 +252,7 @@ scalar_prediction!(&str, String, Value<'_>);
 
 impl<T: AsValue> Prediction for Option<T> {
     fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
-        f("0", self.as_value())
+        f(PREDICTION, self.as_value())
     }
     fn predicted(&self) -> Value<'_> {
         self.as_value()
