@@ -102,7 +102,7 @@ mod error;
 pub use agent::config::{Config, DEFAULT_DATA_DIR};
 pub use agent::global::{configure, flush, flush_async, session, Guard};
 pub use agent::hash_key::{HASH_KEY_ENV, HASH_KEY_FILE};
-pub use agent::session::{InferenceTimer, Segments, Session};
+pub use agent::session::{InferenceTimer, Session};
 pub use agent::sink::{FolderSink, Sink};
 pub use agent::{Agent, Completion, Stats, BYTES_PER_SESSION};
 pub use core::monitor::drift::{Drift, NewCategories};
@@ -111,6 +111,7 @@ pub use core::monitor::{
     DEFAULT_THRESHOLD,
 };
 pub use core::record::flatten::Record;
+pub use core::record::segments::Segments;
 pub use core::record::value::{AsValue, Features, Outputs, Prediction, Value, PREDICTION};
 pub use core::sketch::exponential::{MAX_BUCKETS, RELATIVE_ERROR};
 pub use core::sketch::hll::{NUMBER_DISTINCT_STANDARD_ERROR, STRING_DISTINCT_STANDARD_ERROR};

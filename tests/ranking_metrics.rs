@@ -208,7 +208,7 @@ fn an_imbalanced_model_is_monitored_on_auc_not_accuracy() {
             let (u, v) = (next().max(1e-12), next());
             let z = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
             let logit = -4.0 + if y { separation } else { 0.0 } + 1.2 * z;
-            b.log_ground_truth(y, 1.0 / (1.0 + (-logit).exp()), std::iter::empty::<&str>());
+            b.log_ground_truth(y, 1.0 / (1.0 + (-logit).exp()), ());
         }
         monitor.observe(&b.build());
     }

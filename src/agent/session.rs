@@ -1,6 +1,7 @@
 //! Sessions: the handle a model server logs through, and its per-thread shards.
 
 use crate::core::record::cut;
+use crate::core::record::segments::Segments;
 use crate::core::record::value::{Features, Prediction, Value};
 use crate::core::sketch::keyed_hash::HashKey;
 use crate::core::summary::anonymity::Carry;
@@ -195,55 +196,6 @@ pub(crate) fn now_ms() -> i64 {
 #[cfg(test)]
 pub(crate) mod test_clock {
     pub(crate) static STEP_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-}
-
-/// The segments a ground-truth pair belongs to: `()` for none, or an array, slice, `Vec`
-/// or `Option` of names (`&str`, `String`, ...).
-///
-/// ```
-/// # let dir = std::env::temp_dir().join("modelwatch-doc-segments");
-/// # let agent = modelwatch::Agent::start(modelwatch::Config::new("k").data_dir(&dir))?;
-/// let sess = agent.session("m");
-/// sess.log_ground_truth(true, false, ());
-/// sess.log_ground_truth(true, true, ["web", "eu"]);
-/// sess.log_ground_truth(true, true, vec![String::from("mobile")]);
-/// sess.log_ground_truth(true, true, Some("web"));
-/// # Ok::<(), modelwatch::Error>(())
-/// ```
-pub trait Segments {
-    /// The segment names.
-    fn names(&self) -> impl Iterator<Item = &str>;
-}
-
-impl Segments for () {
-    fn names(&self) -> impl Iterator<Item = &str> {
-        std::iter::empty()
-    }
-}
-impl<S: AsRef<str>> Segments for [S] {
-    fn names(&self) -> impl Iterator<Item = &str> {
-        self.iter().map(AsRef::as_ref)
-    }
-}
-impl<S: AsRef<str>, const N: usize> Segments for [S; N] {
-    fn names(&self) -> impl Iterator<Item = &str> {
-        self.iter().map(AsRef::as_ref)
-    }
-}
-impl<S: AsRef<str>> Segments for Vec<S> {
-    fn names(&self) -> impl Iterator<Item = &str> {
-        self.iter().map(AsRef::as_ref)
-    }
-}
-impl<S: AsRef<str>> Segments for Option<S> {
-    fn names(&self) -> impl Iterator<Item = &str> {
-        self.iter().map(AsRef::as_ref)
-    }
-}
-impl<T: Segments + ?Sized> Segments for &T {
-    fn names(&self) -> impl Iterator<Item = &str> {
-        (**self).names()
-    }
 }
 
 /// The handle a model server logs through: one per deployment, `Clone + Send + Sync`,

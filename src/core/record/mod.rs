@@ -2,6 +2,7 @@
 //! serde flattening of structs. Depends on nothing else in the crate.
 
 pub(crate) mod flatten;
+pub(crate) mod segments;
 pub(crate) mod value;
 
 /// `s` cut to at most `max` bytes at a character boundary.

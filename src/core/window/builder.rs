@@ -2,6 +2,7 @@
 //! jobs, tests and simulations. The agent uses the same accumulator with the clock.
 
 use super::{finish_summary, Limits, WindowAcc};
+use crate::core::record::segments::Segments;
 use crate::core::record::value::{Features, Prediction, Value};
 use crate::core::sketch::keyed_hash::HashKey;
 use crate::core::summary::anonymity::{Carry, Seal, DEFAULT_MIN_VALUES_PER_WINDOW};
@@ -99,18 +100,18 @@ impl SummaryBuilder {
     }
 
     /// As [`Session::log_ground_truth`](crate::Session::log_ground_truth).
-    pub fn log_ground_truth<'a, S: AsRef<str>>(
+    pub fn log_ground_truth<'a>(
         &mut self,
         label: impl Into<Value<'a>>,
         prediction: impl Prediction,
-        segments: impl IntoIterator<Item = S>,
+        segments: impl Segments,
     ) {
         let label = label.into();
         self.window.log_ground_truth(
             &label,
             &prediction.predicted(),
             prediction.confidence(),
-            segments,
+            segments.names(),
             &self.limits,
         );
     }
