@@ -93,6 +93,63 @@ pub fn load(
     }
 }
 
+/// What a source holds per deployment: windows, first and last window start.
+pub fn deployments(source: &Source) -> Result<Vec<(String, u64, i64, i64)>, String> {
+    match source {
+        Source::Store(path) => Store::open(path)
+            .and_then(|s| s.deployments())
+            .map_err(|e| format!("cannot read {}: {e}", path.display())),
+        Source::Files(paths) => {
+            let mut by: BTreeMap<String, (u64, i64, i64)> = BTreeMap::new();
+            for (_, s) in inspect::load(paths).summaries {
+                let e = by
+                    .entry(s.deployment().to_owned())
+                    .or_insert((0, i64::MAX, i64::MIN));
+                *e = (
+                    e.0 + 1,
+                    e.1.min(s.window_start()),
+                    e.2.max(s.window_start()),
+                );
+            }
+            Ok(by.into_iter().map(|(d, (n, a, b))| (d, n, a, b)).collect())
+        }
+    }
+}
+
+/// Why a report found nothing, with what the source does hold, so that a mistyped
+/// deployment or range is seen at once.
+pub fn nothing_found(source: &Source, deployment: Option<&str>, from: i64, to: i64) -> String {
+    let what = deployment.map_or("no summaries".to_owned(), |d| {
+        format!("no summaries of the deployment {d:?}")
+    });
+    let range = match (from, to) {
+        (i64::MIN, i64::MAX) => String::new(),
+        (f, i64::MAX) => format!(" from {}", format_utc(f)),
+        (i64::MIN, t) => format!(" before {}", format_utc(t)),
+        (f, t) => format!(" from {} to {}", format_utc(f), format_utc(t)),
+    };
+    match deployments(source) {
+        Ok(all) if all.is_empty() => format!("{what}{range}: the source holds no summaries"),
+        Ok(all) => {
+            let list: Vec<String> = all
+                .iter()
+                .map(|(d, n, a, b)| {
+                    format!(
+                        "  {d}: {n} window(s), {} to {}",
+                        format_utc(*a),
+                        format_utc(*b)
+                    )
+                })
+                .collect();
+            format!(
+                "{what}{range}; deployments that exist:\n{}",
+                list.join("\n")
+            )
+        }
+        Err(e) => format!("{what}{range} ({e})"),
+    }
+}
+
 /// The merge of summaries of one deployment; `None` for none.
 pub fn merge_all<'a>(it: impl IntoIterator<Item = &'a WindowSummary>) -> Option<WindowSummary> {
     let mut it = it.into_iter();

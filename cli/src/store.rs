@@ -90,6 +90,18 @@ impl Store {
         rows.collect()
     }
 
+    /// Each deployment stored: its rows, first and last window start.
+    pub fn deployments(&self) -> rusqlite::Result<Vec<(String, u64, i64, i64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT deployment, COUNT(*), MIN(window_start), MAX(window_start) FROM windows
+             GROUP BY deployment ORDER BY deployment",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?, r.get(3)?))
+        })?;
+        rows.collect()
+    }
+
     /// How many summaries are stored.
     pub fn count(&self) -> rusqlite::Result<u64> {
         self.conn
