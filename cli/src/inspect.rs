@@ -3,7 +3,7 @@
 use crate::text::sanitize;
 use modelwatch::WindowSummary;
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Summaries read from files, and the files that could not be read, with why.
@@ -95,8 +95,13 @@ pub fn merge_per_deployment(
         .collect()
 }
 
-/// Runs `inspect`; returns the exit status (1 when some file was skipped).
-pub fn run(paths: &[PathBuf], merge: bool, as_json: bool) -> i32 {
+/// Runs `inspect`, printing to `out`; returns the exit status (1 when some file was skipped).
+pub fn run(
+    paths: &[PathBuf],
+    merge: bool,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<i32> {
     let loaded = load(paths);
     for (f, why) in &loaded.skipped {
         eprintln!(
@@ -112,14 +117,15 @@ pub fn run(paths: &[PathBuf], merge: bool, as_json: bool) -> i32 {
     };
     if as_json {
         let all: Vec<serde_json::Value> = summaries.iter().map(crate::json::summary).collect();
-        println!(
+        writeln!(
+            out,
             "{}",
             crate::json::to_terminal_text(&serde_json::Value::Array(all))
-        );
+        )?;
     } else {
         for s in &summaries {
-            println!("{s}"); // the table escapes every shipped string
+            writeln!(out, "{s}")?; // the table escapes every shipped string
         }
     }
-    i32::from(!loaded.skipped.is_empty())
+    Ok(i32::from(!loaded.skipped.is_empty()))
 }
