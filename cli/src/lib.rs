@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod json;
 pub mod keys;
 pub mod report;
+pub mod retention;
 pub mod store;
 pub mod text;
 pub mod time;

@@ -1,6 +1,12 @@
 //! The SQLite store of `modelwatch collect`: one row per accepted summary, keyed by the
 //! sending key's id, deployment, window start, instance and sequence, so a retried summary
 //! is stored once and no key can pre-empt another key's (instance, sequence).
+//!
+//! Beside the windows as sent, hourly and daily rollups: per deployment (and hash key), the
+//! merge of every window starting in the hour or day, updated in the same transaction as
+//! the window is stored. Summaries merge exactly (counts add, sketches merge bucket by
+//! bucket), so a report over rollups says what one over the windows would. Each resolution
+//! is pruned after its own retention (`collect --retain`).
 
 use modelwatch::WindowSummary;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -9,6 +15,46 @@ use std::path::Path;
 /// An open store.
 pub struct Store {
     conn: Connection,
+}
+
+/// What the store holds a summary of: the windows as agents sent them (one minute by
+/// default), or their hourly or daily rollups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Resolution {
+    /// The windows as sent.
+    Window,
+    /// Merged per hour (UTC).
+    Hour,
+    /// Merged per day (UTC).
+    Day,
+}
+
+impl Resolution {
+    /// Finest first.
+    pub const ALL: [Resolution; 3] = [Resolution::Window, Resolution::Hour, Resolution::Day];
+
+    /// Its name on the command line: `1m` (the windows, one minute by default), `1h`, `1d`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resolution::Window => "1m",
+            Resolution::Hour => "1h",
+            Resolution::Day => "1d",
+        }
+    }
+
+    /// From its name on the command line.
+    pub fn from_name(name: &str) -> Option<Resolution> {
+        Resolution::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The span a rollup covers; `None` for the windows as sent.
+    pub fn bucket_ms(self) -> Option<i64> {
+        match self {
+            Resolution::Window => None,
+            Resolution::Hour => Some(3_600_000),
+            Resolution::Day => Some(86_400_000),
+        }
+    }
 }
 
 /// Whether a summary was new or a retry of one already stored.
@@ -29,11 +75,13 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         migrate(&conn)?;
+        add_rollups(&conn)?;
         Ok(Store { conn })
     }
 
-    /// Stores a validated summary with its encoded bytes; durable when this returns.
-    /// `key_id` is the id of the key that sent it ([`crate::keys::Key::id`]).
+    /// Stores a validated summary with its encoded bytes, and merges it into its hour's and
+    /// day's rollups, in one transaction; durable when this returns. `key_id` is the id of
+    /// the key that sent it ([`crate::keys::Key::id`]). A retry changes nothing.
     pub fn insert(
         &self,
         key_id: &str,
@@ -41,7 +89,8 @@ impl Store {
         body: &[u8],
         received_ms: i64,
     ) -> rusqlite::Result<Stored> {
-        let n = self.conn.execute(
+        let tx = self.conn.unchecked_transaction()?;
+        let n = tx.execute(
             "INSERT OR IGNORE INTO windows (key_id, deployment, window_start, instance, sequence,
                 window_ms, predictions, received_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
@@ -56,11 +105,12 @@ impl Store {
                 body
             ],
         )?;
-        Ok(if n == 1 {
-            Stored::New
-        } else {
-            Stored::Duplicate
-        })
+        if n == 0 {
+            return Ok(Stored::Duplicate);
+        }
+        roll_up(&tx, s)?;
+        tx.commit()?;
+        Ok(Stored::New)
     }
 
     /// Summaries of a deployment (or all) within [from, to), oldest first. Rows that no
@@ -71,12 +121,41 @@ impl Store {
         from: i64,
         to: i64,
     ) -> rusqlite::Result<Vec<Result<WindowSummary, String>>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT deployment, window_start, instance, sequence, body FROM windows
-             WHERE (?1 IS NULL OR deployment = ?1) AND window_start >= ?2 AND window_start < ?3
-             ORDER BY deployment, window_start, instance, sequence, key_id",
-        )?;
-        let rows = stmt.query_map(params![deployment, from, to], |r| {
+        let mut out = Vec::new();
+        self.scan(Resolution::Window, deployment, from, to, |s| out.push(s))?;
+        Ok(out)
+    }
+
+    /// Hands each summary at `resolution` of a deployment (or all) starting within
+    /// [from, to) to `each`, one at a time, in order of deployment and start (a rollup
+    /// starts at its hour or day). Rows that no longer decode are handed over as errors.
+    pub fn scan(
+        &self,
+        resolution: Resolution,
+        deployment: Option<&str>,
+        from: i64,
+        to: i64,
+        mut each: impl FnMut(Result<WindowSummary, String>),
+    ) -> rusqlite::Result<()> {
+        let sql = match resolution {
+            Resolution::Window => {
+                "SELECT deployment, window_start, instance, sequence, body FROM windows
+                 WHERE (?1 IS NULL OR deployment = ?1) AND window_start >= ?2 AND window_start < ?3
+                 ORDER BY deployment, window_start, instance, sequence, key_id"
+            }
+            _ => {
+                "SELECT deployment, window_start, key_fingerprint, resolution_ms, body FROM rollups
+                 WHERE resolution_ms = ?4
+                   AND (?1 IS NULL OR deployment = ?1) AND window_start >= ?2 AND window_start < ?3
+                 ORDER BY deployment, window_start, key_fingerprint"
+            }
+        };
+        let mut stmt = self.conn.prepare(sql)?;
+        let mut rows = match resolution.bucket_ms() {
+            None => stmt.query(params![deployment, from, to])?,
+            Some(bucket) => stmt.query(params![deployment, from, to, bucket])?,
+        };
+        while let Some(r) = rows.next()? {
             let id = format!(
                 "{}@{}#{}/{}",
                 r.get::<_, String>(0)?,
@@ -84,17 +163,94 @@ impl Store {
                 r.get::<_, i64>(2)?,
                 r.get::<_, i64>(3)?
             );
-            let body: Vec<u8> = r.get(4)?;
-            Ok(WindowSummary::decode(&body).map_err(|e| format!("{id}: {e}")))
-        })?;
-        rows.collect()
+            let body = r.get_ref(4)?.as_blob()?;
+            each(WindowSummary::decode(body).map_err(|e| format!("{id}: {e}")));
+        }
+        Ok(())
     }
 
-    /// Each deployment stored: its rows, first and last window start.
+    /// The rows at `resolution` of the deployment with the most of them in [from, to)
+    /// (rows, not bodies: from the index).
+    pub fn rows_in(
+        &self,
+        resolution: Resolution,
+        deployment: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> rusqlite::Result<u64> {
+        let sql = match resolution {
+            Resolution::Window => {
+                "SELECT MAX(n) FROM (SELECT COUNT(DISTINCT window_start) AS n FROM windows
+                 WHERE (?1 IS NULL OR deployment = ?1) AND window_start >= ?2 AND window_start < ?3
+                 GROUP BY deployment)"
+            }
+            _ => {
+                "SELECT MAX(n) FROM (SELECT COUNT(DISTINCT window_start) AS n FROM rollups
+                 WHERE resolution_ms = ?4
+                   AND (?1 IS NULL OR deployment = ?1) AND window_start >= ?2 AND window_start < ?3
+                 GROUP BY deployment)"
+            }
+        };
+        let n = |r: &rusqlite::Row<'_>| r.get::<_, Option<i64>>(0);
+        let n = match resolution.bucket_ms() {
+            None => self.conn.query_row(sql, params![deployment, from, to], n)?,
+            Some(bucket) => self
+                .conn
+                .query_row(sql, params![deployment, from, to, bucket], n)?,
+        };
+        Ok(n.unwrap_or(0) as u64)
+    }
+
+    /// Before when `resolution` was pruned: it holds everything from there on; `None` if it
+    /// was never pruned.
+    pub fn pruned_before(&self, resolution: Resolution) -> rusqlite::Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT before_ms FROM pruned WHERE resolution = ?1",
+                [resolution.name()],
+                |r| r.get(0),
+            )
+            .optional()
+    }
+
+    /// Deletes, per resolution, what starts before its cutoff (Unix ms; a rollup goes only
+    /// once its whole hour or day is before it); returns the rows deleted. Remembers each
+    /// cutoff, so that a report knows which resolutions still cover a range.
+    pub fn prune(&self, cutoffs: &[(Resolution, i64)]) -> rusqlite::Result<u64> {
+        let tx = self.conn.unchecked_transaction()?;
+        let mut deleted = 0;
+        for &(resolution, cutoff) in cutoffs {
+            let complete_before = match resolution.bucket_ms() {
+                None => {
+                    deleted +=
+                        tx.execute("DELETE FROM windows WHERE window_start < ?1", [cutoff])?;
+                    cutoff
+                }
+                Some(bucket) => {
+                    let first_kept = cutoff.div_euclid(bucket) * bucket;
+                    deleted += tx.execute(
+                        "DELETE FROM rollups WHERE resolution_ms = ?1 AND window_start < ?2",
+                        [bucket, first_kept],
+                    )?;
+                    first_kept
+                }
+            };
+            tx.execute(
+                "INSERT INTO pruned (resolution, before_ms) VALUES (?1, ?2)
+                 ON CONFLICT (resolution) DO UPDATE SET before_ms = MAX(before_ms, ?2)",
+                params![resolution.name(), complete_before],
+            )?;
+        }
+        tx.commit()?;
+        Ok(deleted as u64)
+    }
+
+    /// Each deployment stored: its summaries, first and last window start, as the daily
+    /// rollups count them (they outlive the windows).
     pub fn deployments(&self) -> rusqlite::Result<Vec<(String, u64, i64, i64)>> {
         let mut stmt = self.conn.prepare(
-            "SELECT deployment, COUNT(*), MIN(window_start), MAX(window_start) FROM windows
-             GROUP BY deployment ORDER BY deployment",
+            "SELECT deployment, SUM(windows), MIN(first_start), MAX(last_start) FROM rollups
+             WHERE resolution_ms = 86400000 GROUP BY deployment ORDER BY deployment",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?, r.get(3)?))
@@ -117,6 +273,112 @@ impl Store {
             })
             .optional()
             .map(|n| n.flatten().unwrap_or(0) as u64)
+    }
+}
+
+/// Merges a newly stored window into its hour's and day's rollups (per deployment and hash
+/// key: summaries of different keys do not merge).
+fn roll_up(conn: &Connection, s: &WindowSummary) -> rusqlite::Result<()> {
+    let bad = |e: modelwatch::SummaryError| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+    for bucket in Resolution::ALL.iter().filter_map(|r| r.bucket_ms()) {
+        let start = s.window_start().div_euclid(bucket) * bucket;
+        let key = params![bucket, s.deployment(), start, s.key_fingerprint()];
+        let old: Option<(Vec<u8>, i64, i64)> = conn
+            .query_row(
+                "SELECT body, first_start, last_start FROM rollups WHERE resolution_ms = ?1
+                 AND deployment = ?2 AND window_start = ?3 AND key_fingerprint = ?4",
+                key,
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let (merged, first, last) = match old {
+            Some((body, first, last)) => {
+                let mut merged = WindowSummary::decode(&body).map_err(bad)?;
+                merged.merge(s).map_err(bad)?;
+                (
+                    merged,
+                    first.min(s.window_start()),
+                    last.max(s.window_start()),
+                )
+            }
+            None => (s.clone(), s.window_start(), s.window_start()),
+        };
+        conn.execute(
+            "INSERT OR REPLACE INTO rollups (resolution_ms, deployment, window_start,
+                 key_fingerprint, windows, predictions, first_start, last_start, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                bucket,
+                s.deployment(),
+                start,
+                s.key_fingerprint(),
+                merged.merged_windows() as i64,
+                merged.predictions() as i64,
+                first,
+                last,
+                merged.encode()
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// The rollups, what was pruned, and the index a report's range and resolution choice read.
+const ROLLUP_SCHEMA: &str = "
+CREATE TABLE rollups (
+    resolution_ms   INTEGER NOT NULL,
+    deployment      TEXT    NOT NULL,
+    window_start    INTEGER NOT NULL,
+    key_fingerprint INTEGER NOT NULL,
+    windows         INTEGER NOT NULL,
+    predictions     INTEGER NOT NULL,
+    first_start     INTEGER NOT NULL,
+    last_start      INTEGER NOT NULL,
+    body            BLOB    NOT NULL,
+    PRIMARY KEY (resolution_ms, deployment, window_start, key_fingerprint)
+) WITHOUT ROWID;
+CREATE TABLE pruned (resolution TEXT PRIMARY KEY, before_ms INTEGER NOT NULL);
+CREATE INDEX windows_by_time ON windows (deployment, window_start);";
+
+/// Adds the rollups to a store written before them, computed from its windows, in one
+/// transaction.
+fn add_rollups(conn: &Connection) -> rusqlite::Result<()> {
+    let exists = |conn: &Connection| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'rollups'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    if exists(conn)? {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let done = (|| {
+        if exists(conn)? {
+            return Ok(());
+        }
+        conn.execute_batch(ROLLUP_SCHEMA)?;
+        let mut stmt = conn.prepare(
+            "SELECT body FROM windows ORDER BY deployment, window_start, instance, sequence, key_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            // A row that no longer decodes is named by every report that reads the
+            // windows; the rollups leave it out.
+            if let Ok(s) = WindowSummary::decode(r.get_ref(0)?.as_blob()?) {
+                roll_up(conn, &s)?;
+            }
+        }
+        Ok(())
+    })();
+    match done {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
     }
 }
 
