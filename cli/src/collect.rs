@@ -10,6 +10,7 @@
 //! stop that finishes the requests in flight.
 
 use crate::keys::{Key, Keys};
+use crate::retention::Retention;
 use crate::store::{Store, Stored};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -423,8 +424,28 @@ enum Rejected {
     Store(rusqlite::Error),
 }
 
-/// Runs `collect` until SIGINT or SIGTERM; returns the exit status.
-pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits) -> i32 {
+/// How often the collector prunes the store after the prune at start.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+impl Collector {
+    /// Deletes what `retention` no longer keeps (rollups are made as windows are stored, so
+    /// nothing here computes them); logs what was deleted.
+    pub fn prune(&self, retention: &Retention) -> Result<(), String> {
+        let cutoffs = retention.cutoffs(now_ms())?;
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let deleted = store
+            .prune(&cutoffs)
+            .map_err(|e| format!("cannot prune the store: {e}"))?;
+        if deleted > 0 {
+            eprintln!("modelwatch collect: pruned {deleted} row(s) past the retention {retention}");
+        }
+        Ok(())
+    }
+}
+
+/// Runs `collect` until SIGINT or SIGTERM, pruning the store to `retention` at start and
+/// every hour; returns the exit status.
+pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits, retention: &Retention) -> i32 {
     let collector = match Collector::bind(listen, store, keys, limits) {
         Ok(c) => c,
         Err(e) => {
@@ -432,17 +453,38 @@ pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits) -> i32 {
             return 2;
         }
     };
+    if let Err(e) = collector.prune(retention) {
+        eprintln!("modelwatch collect: {e}");
+        return 2;
+    }
+    let (stop_pruning, stopped) = std::sync::mpsc::channel::<()>();
+    let pruner = std::thread::spawn({
+        let (collector, retention) = (Arc::clone(&collector), retention.clone());
+        move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(PRUNE_EVERY)
+            {
+                if let Err(e) = collector.prune(&retention) {
+                    // Not fatal: the rows stay until the next prune.
+                    eprintln!("modelwatch collect: {e}");
+                }
+            }
+        }
+    });
     let stopper = Arc::clone(&collector);
     if let Err(e) = ctrlc::set_handler(move || stopper.stop()) {
         eprintln!("modelwatch collect: cannot handle signals: {e}");
         return 2;
     }
     eprintln!(
-        "modelwatch collect: listening on http://{} (store {})",
+        "modelwatch collect: listening on http://{} (store {}, retention {retention})",
         collector.addr(),
         store.display()
     );
-    if let Err(e) = collector.serve() {
+    let served = collector.serve();
+    drop(stop_pruning);
+    let _ = pruner.join();
+    if let Err(e) = served {
         eprintln!("modelwatch collect: {e}");
         return 2;
     }

@@ -4,6 +4,8 @@
 use clap::{Args, Parser, Subcommand};
 use modelwatch_cli::keys::{self, Key, Keys};
 use modelwatch_cli::report::{self, Baseline};
+use modelwatch_cli::retention::{self, Retention};
+use modelwatch_cli::store::Resolution;
 use modelwatch_cli::text::sanitize;
 use modelwatch_cli::{collect, inspect, time, Source};
 use std::io::{ErrorKind, Write};
@@ -81,6 +83,10 @@ struct CollectArgs {
     /// Threads of the runtime that runs the connections.
     #[arg(long, value_name = "N", default_value_t = collect::Limits::default().threads)]
     threads: usize,
+    /// How long the store keeps the windows as sent (1m) and the hourly (1h) and daily (1d)
+    /// rollups; a span (7d, 90d, 5y) or `forever`; a resolution left out keeps its default.
+    #[arg(long, value_name = "RES=SPAN,...", default_value = retention::DEFAULT, value_parser = Retention::parse)]
+    retain: Retention,
 }
 
 /// A timeline per window, the merged summary, and issues found against a baseline (default:
@@ -124,6 +130,10 @@ struct ReportArgs {
     /// The baseline: windows starting before T (with --baseline-from).
     #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_from")]
     baseline_to: Option<i64>,
+    /// What to read from a store: 1m (the windows as sent), 1h or 1d (rollups), or auto:
+    /// the finest that covers the range in at most 1,500 windows.
+    #[arg(long, value_name = "RES", default_value = "auto", value_parser = ["auto", "1m", "1h", "1d"])]
+    resolution: String,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -216,7 +226,7 @@ fn run(command: Command) -> Result<i32, String> {
                 max_body_memory: a.max_body_memory_mib.saturating_mul(1 << 20),
                 threads: a.threads,
             };
-            Ok(collect::run(&a.listen, &a.store, keys, limits))
+            Ok(collect::run(&a.listen, &a.store, keys, limits, &a.retain))
         }
         Command::Report(a) => report_command(a),
     }
@@ -240,11 +250,20 @@ fn report_command(a: ReportArgs) -> Result<i32, String> {
     };
     let to = a.to.unwrap_or(i64::MAX);
     let deployment = a.deployment.as_deref();
-    let (summaries, skipped) = report::load(&source, deployment, from, to)?;
+    let (summaries, skipped, resolution) = report::load_at(
+        &source,
+        Resolution::from_name(&a.resolution),
+        deployment,
+        from,
+        to,
+    )?;
     for s in &skipped {
         eprintln!("modelwatch: skipped {}", sanitize(s));
     }
-    let reports = report::build(summaries, &baseline);
+    let mut reports = report::build(summaries, &baseline);
+    for r in &mut reports {
+        r.resolution = resolution;
+    }
     if reports.is_empty() {
         return Err(report::nothing_found(&source, deployment, from, to));
     }

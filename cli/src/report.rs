@@ -5,8 +5,9 @@
 //! only fires past a threshold that grows as the window gets smaller, so that small windows
 //! do not raise false alarms: see `docs/cli.md` for each rule.
 
+use crate::store::{Resolution, Store};
 use crate::text::sanitize;
-use crate::{inspect, store::Store, Source};
+use crate::{inspect, Source};
 use modelwatch::{format_utc, FeatureSummary, GroundTruthSummary, OutputKind, WindowSummary};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -49,15 +50,56 @@ pub struct Report {
     pub analysed: std::ops::Range<usize>,
     pub findings: Vec<Finding>,
     pub merged: WindowSummary,
+    /// What `windows` are: the windows as sent, or hourly or daily rollups.
+    pub resolution: Resolution,
 }
 
-/// Loads summaries from a store or files, within [from, to); returns them and what was skipped.
+/// The most windows a report reads when it picks the resolution: a day of one-minute
+/// windows (1,440) is read as such, a month (43,200) as 720 hourly rollups, ten years as
+/// daily ones. It bounds the report's memory whatever the range.
+pub const MAX_WINDOWS: u64 = 1_500;
+
+/// The finest resolution of the store that covers [from, to) (nothing in it pruned) in at
+/// most [`MAX_WINDOWS`] windows per deployment; else the coarsest that covers it; else the
+/// daily rollups.
+pub fn pick_resolution(
+    store: &Store,
+    deployment: Option<&str>,
+    from: i64,
+    to: i64,
+) -> rusqlite::Result<Resolution> {
+    for r in Resolution::ALL {
+        let covers = store.pruned_before(r)?.is_none_or(|before| from >= before);
+        if covers
+            && (r == Resolution::Day || store.rows_in(r, deployment, from, to)? <= MAX_WINDOWS)
+        {
+            return Ok(r);
+        }
+    }
+    Ok(Resolution::Day)
+}
+
+/// Loads the windows as sent from a store or files, within [from, to); returns them and
+/// what was skipped.
 pub fn load(
     source: &Source,
     deployment: Option<&str>,
     from: i64,
     to: i64,
 ) -> Result<(Vec<WindowSummary>, Vec<String>), String> {
+    load_at(source, Some(Resolution::Window), deployment, from, to).map(|(s, k, _)| (s, k))
+}
+
+/// Loads summaries within [from, to) at a resolution (`None`: the one
+/// [`pick_resolution`] picks; folders hold windows only); returns them, what was skipped
+/// and the resolution read.
+pub fn load_at(
+    source: &Source,
+    resolution: Option<Resolution>,
+    deployment: Option<&str>,
+    from: i64,
+    to: i64,
+) -> Result<(Vec<WindowSummary>, Vec<String>, Resolution), String> {
     match source {
         Source::Store(path) => {
             if !path.exists() {
@@ -65,14 +107,21 @@ pub fn load(
             }
             let store =
                 Store::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            let rows = store
-                .load(deployment, from, to)
+            let resolution = match resolution {
+                Some(r) => r,
+                None => pick_resolution(&store, deployment, from, to).map_err(|e| e.to_string())?,
+            };
+            let (mut ok, mut bad) = (Vec::new(), Vec::new());
+            store
+                .scan(resolution, deployment, from, to, |row| match row {
+                    Ok(s) => ok.push(s),
+                    Err(e) => bad.push(e),
+                })
                 .map_err(|e| e.to_string())?;
-            let (ok, bad): (Vec<_>, Vec<_>) = rows.into_iter().partition(Result::is_ok);
-            Ok((
-                ok.into_iter().map(Result::unwrap).collect(),
-                bad.into_iter().map(|e| e.unwrap_err()).collect(),
-            ))
+            Ok((ok, bad, resolution))
+        }
+        Source::Files(_) if resolution.is_some_and(|r| r != Resolution::Window) => {
+            Err("hourly and daily rollups are in a store (--store) only".into())
         }
         Source::Files(paths) => {
             let loaded = inspect::load(paths);
@@ -88,7 +137,7 @@ pub fn load(
                 .into_iter()
                 .map(|(f, e)| format!("{}: {e}", f.display()))
                 .collect();
-            Ok((summaries, skipped))
+            Ok((summaries, skipped, Resolution::Window))
         }
     }
 }
@@ -238,6 +287,7 @@ pub fn build(summaries: Vec<WindowSummary>, baseline: &Baseline) -> Vec<Report> 
                 analysed,
                 findings,
                 merged,
+                resolution: Resolution::Window,
             })
         })
         .collect()
@@ -563,6 +613,7 @@ pub fn to_json(r: &Report) -> Value {
         .collect();
     json!({
         "deployment": r.deployment,
+        "resolution": r.resolution.name(),
         "baseline": r.baseline_description,
         "findings": findings,
         "timeline": r.windows.iter().map(timeline_json).collect::<Vec<_>>(),
@@ -574,9 +625,14 @@ pub fn to_json(r: &Report) -> Value {
 pub fn to_text(r: &Report) -> String {
     use std::fmt::Write;
     let mut t = String::new();
+    let unit = match r.resolution {
+        Resolution::Window => "windows",
+        Resolution::Hour => "hourly rollups",
+        Resolution::Day => "daily rollups",
+    };
     let _ = writeln!(
         t,
-        "# {}: {} windows, baseline: {}",
+        "# {}: {} {unit}, baseline: {}",
         sanitize(&r.deployment),
         r.windows.len(),
         r.baseline_description
