@@ -250,19 +250,16 @@ fn report_command(a: ReportArgs) -> Result<i32, String> {
     };
     let to = a.to.unwrap_or(i64::MAX);
     let deployment = a.deployment.as_deref();
-    let (summaries, skipped, resolution) = report::load_at(
+    let (reports, skipped, _) = report::run(
         &source,
         Resolution::from_name(&a.resolution),
         deployment,
         from,
         to,
+        &baseline,
     )?;
     for s in &skipped {
         eprintln!("modelwatch: skipped {}", sanitize(s));
-    }
-    let mut reports = report::build(summaries, &baseline);
-    for r in &mut reports {
-        r.resolution = resolution;
     }
     if reports.is_empty() {
         return Err(report::nothing_found(&source, deployment, from, to));
