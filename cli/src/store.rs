@@ -15,6 +15,7 @@ use std::path::Path;
 /// An open store.
 pub struct Store {
     conn: Connection,
+    rollup_limit: usize,
 }
 
 /// What the store holds a summary of: the windows as agents sent them (one minute by
@@ -76,7 +77,17 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         migrate(&conn)?;
         add_rollups(&conn)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            rollup_limit: modelwatch::MAX_SUMMARY_BYTES,
+        })
+    }
+
+    /// Rollups are kept under `bytes` encoded (default and most: `MAX_SUMMARY_BYTES`, what
+    /// decodes); a window that would take one past it is left out of it.
+    pub fn with_rollup_limit(mut self, bytes: usize) -> Store {
+        self.rollup_limit = bytes.min(modelwatch::MAX_SUMMARY_BYTES);
+        self
     }
 
     /// Stores a validated summary with its encoded bytes, and merges it into its hour's and
@@ -108,7 +119,7 @@ impl Store {
         if n == 0 {
             return Ok(Stored::Duplicate);
         }
-        roll_up(&tx, s)?;
+        roll_up(&tx, s, self.rollup_limit)?;
         tx.commit()?;
         Ok(Stored::New)
     }
@@ -144,7 +155,7 @@ impl Store {
                  ORDER BY deployment, window_start, instance, sequence, key_id"
             }
             _ => {
-                "SELECT deployment, window_start, key_fingerprint, resolution_ms, body FROM rollups
+                "SELECT deployment, window_start, key_fingerprint, left_out, body FROM rollups
                  WHERE resolution_ms = ?4
                    AND (?1 IS NULL OR deployment = ?1) AND window_start >= ?2 AND window_start < ?3
                  ORDER BY deployment, window_start, key_fingerprint"
@@ -156,13 +167,22 @@ impl Store {
             Some(bucket) => stmt.query(params![deployment, from, to, bucket])?,
         };
         while let Some(r) = rows.next()? {
-            let id = format!(
-                "{}@{}#{}/{}",
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?
-            );
+            let (deployment, start) = (r.get::<_, String>(0)?, r.get::<_, i64>(1)?);
+            let (c2, c3) = (r.get::<_, i64>(2)?, r.get::<_, i64>(3)?);
+            let id = match resolution {
+                // Instance and sequence.
+                Resolution::Window => format!("{deployment}@{start}#{c2}/{c3}"),
+                // Key fingerprint, and the windows left out of the rollup.
+                _ => {
+                    let id = format!("{deployment}@{start} ({} rollup)", resolution.name());
+                    if c3 > 0 {
+                        each(Err(format!(
+                            "{id}: {c3} window(s) left out, as the rollup would have passed the largest summary (the windows have them)"
+                        )));
+                    }
+                    id
+                }
+            };
             let body = r.get_ref(4)?.as_blob()?;
             each(WindowSummary::decode(body).map_err(|e| format!("{id}: {e}")));
         }
@@ -277,9 +297,10 @@ impl Store {
 }
 
 /// Merges a newly stored window into its hour's and day's rollups (per deployment and hash
-/// key: summaries of different keys do not merge).
-fn roll_up(conn: &Connection, s: &WindowSummary) -> rusqlite::Result<()> {
-    let bad = |e: modelwatch::SummaryError| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+/// key: summaries of different keys do not merge). A rollup that would encode past `limit`
+/// bytes (exception messages add up over a day) is left as it was and counts the window as
+/// left out, so that storing windows never stops on a rollup; reports name such rollups.
+fn roll_up(conn: &Connection, s: &WindowSummary, limit: usize) -> rusqlite::Result<()> {
     for bucket in Resolution::ALL.iter().filter_map(|r| r.bucket_ms()) {
         let start = s.window_start().div_euclid(bucket) * bucket;
         let key = params![bucket, s.deployment(), start, s.key_fingerprint()];
@@ -293,20 +314,34 @@ fn roll_up(conn: &Connection, s: &WindowSummary) -> rusqlite::Result<()> {
             .optional()?;
         let (merged, first, last) = match old {
             Some((body, first, last)) => {
-                let mut merged = WindowSummary::decode(&body).map_err(bad)?;
-                merged.merge(s).map_err(bad)?;
+                let merged = WindowSummary::decode(&body)
+                    .and_then(|mut m| m.merge(s).map(|()| m))
+                    .ok();
                 (
                     merged,
                     first.min(s.window_start()),
                     last.max(s.window_start()),
                 )
             }
-            None => (s.clone(), s.window_start(), s.window_start()),
+            None => (Some(s.clone()), s.window_start(), s.window_start()),
+        };
+        let encoded = merged
+            .map(|m| (m.encode(), m))
+            .filter(|(body, _)| body.len() <= limit);
+        let Some((body, merged)) = encoded else {
+            conn.execute(
+                "UPDATE rollups SET left_out = left_out + 1 WHERE resolution_ms = ?1
+                 AND deployment = ?2 AND window_start = ?3 AND key_fingerprint = ?4",
+                key,
+            )?;
+            continue;
         };
         conn.execute(
-            "INSERT OR REPLACE INTO rollups (resolution_ms, deployment, window_start,
-                 key_fingerprint, windows, predictions, first_start, last_start, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO rollups (resolution_ms, deployment, window_start, key_fingerprint,
+                 windows, predictions, first_start, last_start, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT DO UPDATE SET windows = ?5, predictions = ?6, first_start = ?7,
+                 last_start = ?8, body = ?9",
             params![
                 bucket,
                 s.deployment(),
@@ -316,7 +351,7 @@ fn roll_up(conn: &Connection, s: &WindowSummary) -> rusqlite::Result<()> {
                 merged.predictions() as i64,
                 first,
                 last,
-                merged.encode()
+                body
             ],
         )?;
     }
@@ -334,6 +369,7 @@ CREATE TABLE rollups (
     predictions     INTEGER NOT NULL,
     first_start     INTEGER NOT NULL,
     last_start      INTEGER NOT NULL,
+    left_out        INTEGER NOT NULL DEFAULT 0,
     body            BLOB    NOT NULL,
     PRIMARY KEY (resolution_ms, deployment, window_start, key_fingerprint)
 ) WITHOUT ROWID;
@@ -368,7 +404,7 @@ fn add_rollups(conn: &Connection) -> rusqlite::Result<()> {
             // A row that no longer decodes is named by every report that reads the
             // windows; the rollups leave it out.
             if let Ok(s) = WindowSummary::decode(r.get_ref(0)?.as_blob()?) {
-                roll_up(conn, &s)?;
+                roll_up(conn, &s, modelwatch::MAX_SUMMARY_BYTES)?;
             }
         }
         Ok(())

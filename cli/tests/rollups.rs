@@ -371,3 +371,64 @@ fn each_resolution_is_pruned_after_its_retention_and_report_reads_what_covers_th
     assert_eq!(report(&path, &["--since", "2d"])["resolution"], "1h");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_rollup_that_would_pass_the_limit_leaves_windows_out_and_storing_goes_on() {
+    let dir = common::temp_dir("rollup-limit");
+    let path = dir.join("store.db");
+    let window_with_messages = |m: i64| {
+        let mut b = SummaryBuilder::new("fraud", START + m * 60_000, 60_000, HASH_KEY)
+            .identity(1, m as u64);
+        b.log_prediction([("x", 1.0)], 0.5);
+        for i in 0..40 {
+            b.log_exception(&format!("error {m}-{i}: {}", "x".repeat(100)), [("k", 1)]);
+        }
+        b.build()
+    };
+    let one = window_with_messages(0).encode().len();
+    let store = Store::open(&path).unwrap().with_rollup_limit(3 * one);
+    for m in 0..10 {
+        let s = window_with_messages(m);
+        assert_eq!(
+            store.insert("k", &s, &s.encode(), 0).unwrap(),
+            modelwatch_cli::store::Stored::New
+        );
+    }
+    assert_eq!(store.count().unwrap(), 10, "every window stored");
+    let (mut rollups, mut notes) = (Vec::new(), Vec::new());
+    store
+        .scan(Resolution::Hour, None, i64::MIN, i64::MAX, |s| match s {
+            Ok(s) => rollups.push(s),
+            Err(e) => notes.push(e),
+        })
+        .unwrap();
+    assert_eq!(rollups.len(), 1);
+    let merged_windows = rollups[0].merged_windows();
+    assert!((2..10).contains(&merged_windows), "{merged_windows}");
+    assert!(rollups[0].encode().len() <= 3 * one);
+    let left_out = 10 - merged_windows;
+    assert_eq!(notes.len(), 1);
+
+    let o = modelwatch(&[
+        "report",
+        "--store",
+        path.to_str().unwrap(),
+        "--resolution",
+        "1h",
+    ]);
+    assert!(o.status.code().is_some_and(|c| c < 2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("{left_out} window(s) left out")),
+        "{err}"
+    );
+    let o = modelwatch(&[
+        "report",
+        "--store",
+        path.to_str().unwrap(),
+        "--resolution",
+        "1m",
+    ]);
+    assert!(o.stderr.is_empty(), "the windows have them all: {o:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
