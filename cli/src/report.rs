@@ -978,4 +978,35 @@ mod tests {
         assert_eq!(r.windows.len(), 6, "only the windows of the current key");
         assert!(r.findings.is_empty(), "no drift from the key change");
     }
+
+    #[test]
+    fn baselines_as_the_windows_stream_by() {
+        let windows = |n: i64| (0..n).map(|m| window(m, [1; 16])).collect::<Vec<_>>();
+        let first = |n: i64, k: usize| {
+            let r = build(windows(n), &Baseline::FirstWindows(k)).remove(0);
+            (r.analysed, r.baseline.predictions(), r.baseline_description)
+        };
+        assert_eq!(first(10, 3), (3..10, 600, "the first 3 window(s)".into()));
+        // No more windows than the baseline asks for: all but the last, at least one.
+        assert_eq!(first(3, 3), (2..3, 400, "the first 2 window(s)".into()));
+        assert_eq!(first(2, 3), (1..2, 200, "the first 1 window(s)".into()));
+        assert_eq!(first(1, 3), (1..1, 200, "the first 1 window(s)".into()));
+        assert_eq!(first(4, 0), (1..4, 200, "the first 1 window(s)".into()));
+        // A range: its windows, analysed from the first window after it.
+        let r = build(windows(10), &Baseline::Range(120_000, 300_000)).remove(0);
+        assert_eq!((r.analysed, r.baseline.predictions()), (5..10, 600));
+        assert!(
+            build(windows(10), &Baseline::Range(-2, -1)).is_empty(),
+            "no baseline"
+        );
+        // Summaries of one window merge, whatever order they come in.
+        let mut split = windows(4);
+        split.push(window(2, [1; 16]));
+        split.reverse();
+        let r = build(split, &Baseline::FirstWindows(1)).remove(0);
+        assert_eq!(r.windows.len(), 4);
+        assert_eq!(r.windows[2].predictions, 400);
+        assert_eq!(r.merged.predictions(), 1_000);
+        assert_eq!(r.analysed_merged.unwrap().predictions(), 800);
+    }
 }
