@@ -2,6 +2,7 @@
 //! name the bad option, a closed pipe, relative times, and what `report` says when it
 //! finds nothing.
 
+mod client;
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
@@ -172,5 +173,65 @@ fn finding_nothing_lists_the_deployments_that_exist() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("alpha: 1 window(s)"), "{o:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn collect_takes_its_keys_from_the_environment() {
+    let dir = common::temp_dir("env-keys");
+    let keys = dir.join("keys");
+    std::fs::write(&keys, "file-key-0123456789 svc_* id=team\n").unwrap();
+    let log = dir.join("collect.log");
+    let mut child = Command::new(BIN)
+        .args(["collect", "--listen", "127.0.0.1:0", "--store"])
+        .arg(dir.join("store.db"))
+        .env("MODELWATCH_KEYS_FILE", &keys)
+        .env("MODELWATCH_API_KEY", "env-key-0123456789")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let addr = loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if let Some(rest) = text.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+        assert!(child.try_wait().unwrap().is_none(), "{text}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let body = |d: &str| window(d, 0, 1).encode();
+    // The file's key writes its deployments only; the environment's key writes any.
+    assert_eq!(
+        client::post(&addr, "file-key-0123456789", &body("svc_a")).0,
+        200
+    );
+    assert_eq!(
+        client::post(&addr, "file-key-0123456789", &body("other")).0,
+        403
+    );
+    assert_eq!(
+        client::post(&addr, "env-key-0123456789", &body("other")).0,
+        200
+    );
+    assert_eq!(
+        client::post(&addr, "no-such-key-0123456", &body("other")).0,
+        401
+    );
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("warning"),
+        "no key on the command line: {text}"
+    );
+    assert!(
+        text.contains("stored 2, duplicates 0, unauthorized 1, forbidden 1"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
