@@ -424,12 +424,23 @@ enum Rejected {
     Store(rusqlite::Error),
 }
 
-/// How often the collector prunes the store after the prune at start.
+/// How often the collector merges the windows it stored into their rollups, and how often
+/// it prunes the store.
+const ROLL_UP_EVERY: Duration = Duration::from_secs(60);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 impl Collector {
-    /// Deletes what `retention` no longer keeps (rollups are made as windows are stored, so
-    /// nothing here computes them); logs what was deleted.
+    /// Merges the windows stored since the last call into their rollups (off the path
+    /// that acknowledges summaries: each rollup is encoded once a minute, not per window).
+    pub fn roll_up(&self) -> Result<(), String> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        store
+            .roll_up_pending()
+            .map(drop)
+            .map_err(|e| format!("cannot roll up the store: {e}"))
+    }
+
+    /// Deletes what `retention` no longer keeps; logs what was deleted.
     pub fn prune(&self, retention: &Retention) -> Result<(), String> {
         let cutoffs = retention.cutoffs(now_ms())?;
         let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
@@ -443,8 +454,9 @@ impl Collector {
     }
 }
 
-/// Runs `collect` until SIGINT or SIGTERM, pruning the store to `retention` at start and
-/// every hour; returns the exit status.
+/// Runs `collect` until SIGINT or SIGTERM; returns the exit status. The store is rolled up
+/// and then pruned to `retention` at start, rolled up every minute and pruned every hour
+/// while it runs, and rolled up once more at the end.
 pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits, retention: &Retention) -> i32 {
     let collector = match Collector::bind(listen, store, keys, limits) {
         Ok(c) => c,
@@ -453,19 +465,29 @@ pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits, retention: &R
             return 2;
         }
     };
-    if let Err(e) = collector.prune(retention) {
+    // Rolled up first: a window pruned before its rollup has it would be lost to it.
+    if let Err(e) = collector
+        .roll_up()
+        .and_then(|()| collector.prune(retention))
+    {
         eprintln!("modelwatch collect: {e}");
         return 2;
     }
-    let (stop_pruning, stopped) = std::sync::mpsc::channel::<()>();
-    let pruner = std::thread::spawn({
+    let (stop_upkeep, stopped) = std::sync::mpsc::channel::<()>();
+    let upkeep = std::thread::spawn({
         let (collector, retention) = (Arc::clone(&collector), retention.clone());
         move || {
+            let mut pruned = std::time::Instant::now();
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                stopped.recv_timeout(PRUNE_EVERY)
+                stopped.recv_timeout(ROLL_UP_EVERY)
             {
-                if let Err(e) = collector.prune(&retention) {
-                    // Not fatal: the rows stay until the next prune.
+                // Not fatal: the windows wait for the next round.
+                let mut done = collector.roll_up();
+                if done.is_ok() && pruned.elapsed() >= PRUNE_EVERY {
+                    pruned = std::time::Instant::now();
+                    done = collector.prune(&retention);
+                }
+                if let Err(e) = done {
                     eprintln!("modelwatch collect: {e}");
                 }
             }
@@ -482,9 +504,9 @@ pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits, retention: &R
         store.display()
     );
     let served = collector.serve();
-    drop(stop_pruning);
-    let _ = pruner.join();
-    if let Err(e) = served {
+    drop(stop_upkeep);
+    let _ = upkeep.join();
+    if let Err(e) = served.and_then(|()| collector.roll_up()) {
         eprintln!("modelwatch collect: {e}");
         return 2;
     }

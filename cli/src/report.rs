@@ -115,6 +115,12 @@ pub fn run(
     to: i64,
     baseline: &Baseline,
 ) -> Result<(Vec<Report>, Vec<String>, Resolution), String> {
+    if let Source::Store(path) = source {
+        // Windows stored since the collector last rolled up are in the rollups too.
+        open(path)?
+            .roll_up_pending()
+            .map_err(|e| format!("cannot roll up {}: {e}", path.display()))?;
+    }
     let resolution = match (resolution, source) {
         (Some(r), _) => r,
         (None, Source::Files(_)) => Resolution::Window,

@@ -3,13 +3,16 @@
 //! is stored once and no key can pre-empt another key's (instance, sequence).
 //!
 //! Beside the windows as sent, hourly and daily rollups: per deployment (and hash key), the
-//! merge of every window starting in the hour or day, updated in the same transaction as
-//! the window is stored. Summaries merge exactly (counts add, sketches merge bucket by
-//! bucket), so a report over rollups says what one over the windows would. Each resolution
-//! is pruned after its own retention (`collect --retain`).
+//! merge of every window starting in the hour or day. Storing a window notes it in
+//! `unrolled` (no merge on the acknowledging path); [`Store::roll_up_pending`] merges the
+//! noted windows into their rollups, each touched rollup decoded and encoded once. Summaries merge
+//! exactly (counts add, sketches merge bucket by bucket), so a report over rollups says what
+//! one over the windows would. Each resolution is pruned after its own retention
+//! (`collect --retain`).
 
 use modelwatch::WindowSummary;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// An open store.
@@ -90,9 +93,9 @@ impl Store {
         self
     }
 
-    /// Stores a validated summary with its encoded bytes, and merges it into its hour's and
-    /// day's rollups, in one transaction; durable when this returns. `key_id` is the id of
-    /// the key that sent it ([`crate::keys::Key::id`]). A retry changes nothing.
+    /// Stores a validated summary with its encoded bytes, and notes it for the rollups
+    /// ([`Store::roll_up_pending`]), in one transaction; durable when this returns. `key_id` is the id of the key
+    /// that sent it ([`crate::keys::Key::id`]). A retry changes nothing.
     pub fn insert(
         &self,
         key_id: &str,
@@ -119,7 +122,17 @@ impl Store {
         if n == 0 {
             return Ok(Stored::Duplicate);
         }
-        roll_up(&tx, s, self.rollup_limit)?;
+        tx.execute(
+            "INSERT INTO unrolled (key_id, deployment, window_start, instance, sequence)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                key_id,
+                s.deployment(),
+                s.window_start(),
+                s.instance() as i64,
+                s.sequence() as i64
+            ],
+        )?;
         tx.commit()?;
         Ok(Stored::New)
     }
@@ -221,6 +234,147 @@ impl Store {
         Ok(n.unwrap_or(0) as u64)
     }
 
+    /// Merges the windows stored since the last call into their hour's and day's rollups
+    /// (per deployment and hash key: summaries of different keys do not merge), in one
+    /// transaction; returns how many windows it merged. Each rollup touched is decoded and
+    /// encoded once per call, however many of its windows came. A rollup that would encode
+    /// past the largest summary (exception messages add up over a day) is left as it was
+    /// and counts the windows as left out, so that it always decodes.
+    pub fn roll_up_pending(&self) -> rusqlite::Result<u64> {
+        immediate(&self.conn, || {
+            let mut stmt = self.conn.prepare(
+                "SELECT w.body FROM unrolled u JOIN windows w USING (key_id, deployment,
+                     window_start, instance, sequence)
+                 ORDER BY w.deployment, w.window_start, w.instance, w.sequence, w.key_id",
+            )?;
+            let mut rows = stmt.query([])?;
+            // The new windows of each bucket, merged; a bucket is written once no later
+            // window can fall in it (rows come by deployment, then start).
+            let mut deltas: BTreeMap<(i64, String, i64, u32), Delta> = BTreeMap::new();
+            let mut merged = 0;
+            while let Some(r) = rows.next()? {
+                // A row that no longer decodes is named by every report reading windows.
+                let Ok(s) = WindowSummary::decode(r.get_ref(0)?.as_blob()?) else {
+                    continue;
+                };
+                let done: Vec<_> = deltas
+                    .keys()
+                    .filter(|(bucket, d, start, _)| {
+                        d != s.deployment() || start + bucket <= s.window_start()
+                    })
+                    .cloned()
+                    .collect();
+                for key in done {
+                    let delta = deltas.remove(&key).expect("a key just listed");
+                    self.write_rollup(key, delta)?;
+                }
+                for bucket in [HOUR, DAY] {
+                    let key = (
+                        bucket,
+                        s.deployment().to_owned(),
+                        s.window_start().div_euclid(bucket) * bucket,
+                        s.key_fingerprint(),
+                    );
+                    match deltas.get_mut(&key) {
+                        Some(d) => d.add(&s),
+                        None => {
+                            deltas.insert(key, Delta::of(&s));
+                        }
+                    }
+                }
+                merged += 1;
+            }
+            for (key, delta) in std::mem::take(&mut deltas) {
+                self.write_rollup(key, delta)?;
+            }
+            self.conn.execute("DELETE FROM unrolled", [])?;
+            Ok(merged)
+        })
+    }
+
+    /// Merges new windows into a rollup row, or starts it.
+    fn write_rollup(&self, key: (i64, String, i64, u32), delta: Delta) -> rusqlite::Result<()> {
+        let (bucket, deployment, start, fingerprint) = key;
+        let old: Option<(Vec<u8>, i64, i64, i64)> = self
+            .conn
+            .query_row(
+                "SELECT body, first_start, last_start, left_out FROM rollups
+                 WHERE resolution_ms = ?1 AND deployment = ?2 AND window_start = ?3
+                 AND key_fingerprint = ?4",
+                params![bucket, deployment, start, fingerprint],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Delta {
+            mut merged,
+            mut first,
+            mut last,
+            windows,
+            first_window,
+        } = delta;
+        let mut left_out = 0;
+        let had_old = old.is_some();
+        if let Some((old_body, old_first, old_last, old_left_out)) = old {
+            let combined = WindowSummary::decode(&old_body)
+                .ok()
+                .and_then(|mut old| old.merge(&merged).is_ok().then_some(old));
+            let Some(combined) = combined else {
+                return self.leave_out(bucket, &deployment, start, fingerprint, windows);
+            };
+            merged = combined;
+            left_out = old_left_out;
+            (first, last) = (first.min(old_first), last.max(old_last));
+        }
+        let mut body = merged.encode();
+        if body.len() > self.rollup_limit {
+            if had_old {
+                // The old rollup stays; the new windows are counted out of it.
+                return self.leave_out(bucket, &deployment, start, fingerprint, windows);
+            }
+            // A new rollup: its first window, the others counted out.
+            merged = first_window;
+            (first, last) = (merged.window_start(), merged.window_start());
+            left_out = windows - 1;
+            body = merged.encode();
+        }
+        self.conn.execute(
+            "INSERT OR REPLACE INTO rollups (resolution_ms, deployment, window_start,
+                 key_fingerprint, windows, predictions, first_start, last_start, left_out, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                bucket,
+                deployment,
+                start,
+                fingerprint,
+                merged.merged_windows() as i64,
+                merged.predictions() as i64,
+                first,
+                last,
+                left_out,
+                body
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Counts windows as left out of a rollup that stays as it was. (A first rollup over
+    /// the limit has no row to count them on; the windows still have them.)
+    fn leave_out(
+        &self,
+        bucket: i64,
+        deployment: &str,
+        start: i64,
+        fingerprint: u32,
+        windows: i64,
+    ) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE rollups SET left_out = left_out + ?5 WHERE resolution_ms = ?1
+             AND deployment = ?2 AND window_start = ?3 AND key_fingerprint = ?4",
+            params![bucket, deployment, start, fingerprint, windows],
+        )?;
+        Ok(())
+    }
+
     /// Before when `resolution` was pruned: it holds everything from there on; `None` if it
     /// was never pruned.
     pub fn pruned_before(&self, resolution: Resolution) -> rusqlite::Result<Option<i64>> {
@@ -296,66 +450,51 @@ impl Store {
     }
 }
 
-/// Merges a newly stored window into its hour's and day's rollups (per deployment and hash
-/// key: summaries of different keys do not merge). A rollup that would encode past `limit`
-/// bytes (exception messages add up over a day) is left as it was and counts the window as
-/// left out, so that storing windows never stops on a rollup; reports name such rollups.
-fn roll_up(conn: &Connection, s: &WindowSummary, limit: usize) -> rusqlite::Result<()> {
-    for bucket in Resolution::ALL.iter().filter_map(|r| r.bucket_ms()) {
-        let start = s.window_start().div_euclid(bucket) * bucket;
-        let key = params![bucket, s.deployment(), start, s.key_fingerprint()];
-        let old: Option<(Vec<u8>, i64, i64)> = conn
-            .query_row(
-                "SELECT body, first_start, last_start FROM rollups WHERE resolution_ms = ?1
-                 AND deployment = ?2 AND window_start = ?3 AND key_fingerprint = ?4",
-                key,
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        let (merged, first, last) = match old {
-            Some((body, first, last)) => {
-                let merged = WindowSummary::decode(&body)
-                    .and_then(|mut m| m.merge(s).map(|()| m))
-                    .ok();
-                (
-                    merged,
-                    first.min(s.window_start()),
-                    last.max(s.window_start()),
-                )
-            }
-            None => (Some(s.clone()), s.window_start(), s.window_start()),
-        };
-        let encoded = merged
-            .map(|m| (m.encode(), m))
-            .filter(|(body, _)| body.len() <= limit);
-        let Some((body, merged)) = encoded else {
-            conn.execute(
-                "UPDATE rollups SET left_out = left_out + 1 WHERE resolution_ms = ?1
-                 AND deployment = ?2 AND window_start = ?3 AND key_fingerprint = ?4",
-                key,
-            )?;
-            continue;
-        };
-        conn.execute(
-            "INSERT INTO rollups (resolution_ms, deployment, window_start, key_fingerprint,
-                 windows, predictions, first_start, last_start, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT DO UPDATE SET windows = ?5, predictions = ?6, first_start = ?7,
-                 last_start = ?8, body = ?9",
-            params![
-                bucket,
-                s.deployment(),
-                start,
-                s.key_fingerprint(),
-                merged.merged_windows() as i64,
-                merged.predictions() as i64,
-                first,
-                last,
-                body
-            ],
-        )?;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+
+/// Runs `f` in a transaction that takes the write lock first (`BEGIN IMMEDIATE`), so that two
+/// processes rolling up or migrating one store wait for each other instead of failing.
+fn immediate<T>(conn: &Connection, f: impl FnOnce() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    match f() {
+        Ok(t) => conn.execute_batch("COMMIT").map(|()| t),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
     }
-    Ok(())
+}
+
+/// New windows of one rollup, merged, with their first and last start and their count;
+/// and the first of them alone, for a new rollup that the merge would take past the limit.
+struct Delta {
+    merged: WindowSummary,
+    first: i64,
+    last: i64,
+    windows: i64,
+    first_window: WindowSummary,
+}
+
+impl Delta {
+    fn of(s: &WindowSummary) -> Delta {
+        Delta {
+            merged: s.clone(),
+            first: s.window_start(),
+            last: s.window_start(),
+            windows: 1,
+            first_window: s.clone(),
+        }
+    }
+
+    /// Adds a window of the same deployment and key; one that does not merge is dropped.
+    fn add(&mut self, s: &WindowSummary) {
+        if self.merged.merge(s).is_ok() {
+            self.first = self.first.min(s.window_start());
+            self.last = self.last.max(s.window_start());
+            self.windows += 1;
+        }
+    }
 }
 
 /// The rollups, what was pruned, and the index a report's range and resolution choice read.
@@ -374,10 +513,18 @@ CREATE TABLE rollups (
     PRIMARY KEY (resolution_ms, deployment, window_start, key_fingerprint)
 ) WITHOUT ROWID;
 CREATE TABLE pruned (resolution TEXT PRIMARY KEY, before_ms INTEGER NOT NULL);
+CREATE TABLE unrolled (
+    key_id       TEXT    NOT NULL,
+    deployment   TEXT    NOT NULL,
+    window_start INTEGER NOT NULL,
+    instance     INTEGER NOT NULL,
+    sequence     INTEGER NOT NULL,
+    PRIMARY KEY (key_id, deployment, window_start, instance, sequence)
+) WITHOUT ROWID;
 CREATE INDEX windows_by_time ON windows (deployment, window_start);";
 
-/// Adds the rollups to a store written before them, computed from its windows, in one
-/// transaction.
+/// Adds the rollup tables to a store written before them, every window noted for the
+/// rollups (the next [`Store::roll_up_pending`] merges them), in one transaction.
 fn add_rollups(conn: &Connection) -> rusqlite::Result<()> {
     let exists = |conn: &Connection| -> rusqlite::Result<bool> {
         conn.query_row(
@@ -390,32 +537,17 @@ fn add_rollups(conn: &Connection) -> rusqlite::Result<()> {
     if exists(conn)? {
         return Ok(());
     }
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let done = (|| {
+    immediate(conn, || {
         if exists(conn)? {
             return Ok(());
         }
         conn.execute_batch(ROLLUP_SCHEMA)?;
-        let mut stmt = conn.prepare(
-            "SELECT body FROM windows ORDER BY deployment, window_start, instance, sequence, key_id",
+        conn.execute_batch(
+            "INSERT INTO unrolled (key_id, deployment, window_start, instance, sequence)
+             SELECT key_id, deployment, window_start, instance, sequence FROM windows",
         )?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            // A row that no longer decodes is named by every report that reads the
-            // windows; the rollups leave it out.
-            if let Ok(s) = WindowSummary::decode(r.get_ref(0)?.as_blob()?) {
-                roll_up(conn, &s, modelwatch::MAX_SUMMARY_BYTES)?;
-            }
-        }
         Ok(())
-    })();
-    match done {
-        Ok(()) => conn.execute_batch("COMMIT"),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
+    })
 }
 
 /// The table as this version writes it: deduplication per key id.

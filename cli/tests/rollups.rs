@@ -188,6 +188,14 @@ fn a_month_of_hourly_and_daily_rollups_reports_what_its_minute_windows_do() {
     let path = dir.join("store.db");
     let store = Store::open(&path).unwrap();
     let logged = fill_a_month(&store);
+    assert_eq!(
+        store
+            .rows_in(Resolution::Hour, None, i64::MIN, i64::MAX)
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.roll_up_pending().unwrap(), 2_160 + 2 * 144);
+    assert_eq!(store.roll_up_pending().unwrap(), 0, "each window once");
     // Rows: the windows as sent, one rollup per hour and per day whatever the instances.
     assert_eq!(
         store
@@ -256,16 +264,23 @@ fn a_store_from_before_rollups_gets_them_from_its_windows() {
         for m in 0..150 {
             let s = window(START + m * 60_000, 1, m as u64, 10, &mut rng);
             store.insert("k", &s, &s.encode(), 0).unwrap();
+            // Rolled up in three rounds, as a collector does every minute.
+            if m % 50 == 49 {
+                store.roll_up_pending().unwrap();
+            }
         }
     }
     let before = merged(&Store::open(&path).unwrap(), Resolution::Hour);
     {
         // As an earlier version left it: windows only.
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE rollups; DROP TABLE pruned; DROP INDEX windows_by_time;")
+        conn.execute_batch(
+            "DROP TABLE rollups; DROP TABLE pruned; DROP TABLE unrolled; DROP INDEX windows_by_time;",
+        )
             .unwrap();
     }
     let store = Store::open(&path).unwrap();
+    assert_eq!(store.roll_up_pending().unwrap(), 150);
     assert_eq!(
         store
             .rows_in(Resolution::Hour, None, i64::MIN, i64::MAX)
@@ -393,6 +408,7 @@ fn a_rollup_that_would_pass_the_limit_leaves_windows_out_and_storing_goes_on() {
             store.insert("k", &s, &s.encode(), 0).unwrap(),
             modelwatch_cli::store::Stored::New
         );
+        store.roll_up_pending().unwrap();
     }
     assert_eq!(store.count().unwrap(), 10, "every window stored");
     let (mut rollups, mut notes) = (Vec::new(), Vec::new());
