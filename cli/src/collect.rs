@@ -506,9 +506,13 @@ pub fn run(listen: &str, store: &Path, keys: Keys, limits: Limits, retention: &R
     let served = collector.serve();
     drop(stop_upkeep);
     let _ = upkeep.join();
-    if let Err(e) = served.and_then(|()| collector.roll_up()) {
+    if let Err(e) = served {
         eprintln!("modelwatch collect: {e}");
         return 2;
+    }
+    if let Err(e) = collector.roll_up() {
+        // The windows are stored and noted: the next start or report rolls them up.
+        eprintln!("modelwatch collect: {e}");
     }
     let c = &collector.counters;
     let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
