@@ -115,11 +115,16 @@ pub fn run(
     to: i64,
     baseline: &Baseline,
 ) -> Result<(Vec<Report>, Vec<String>, Resolution), String> {
+    let mut skipped = Vec::new();
     if let Source::Store(path) = source {
-        // Windows stored since the collector last rolled up are in the rollups too.
-        open(path)?
-            .roll_up_pending()
-            .map_err(|e| format!("cannot roll up {}: {e}", path.display()))?;
+        // Windows stored since the collector last rolled up go into the rollups first; a
+        // store this report may not write is still read, with a note.
+        if let Err(e) = open(path)?.roll_up_pending() {
+            skipped.push(format!(
+                "{}: windows stored since the last roll-up are not in the hourly and daily rollups ({e})",
+                path.display()
+            ));
+        }
     }
     let resolution = match (resolution, source) {
         (Some(r), _) => r,
@@ -127,7 +132,7 @@ pub fn run(
         (None, Source::Store(path)) => pick_resolution(&open(path)?, deployment, from, to)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
     };
-    let (mut reports, mut skipped) = (Reports::new(baseline), Vec::new());
+    let mut reports = Reports::new(baseline);
     stream(source, resolution, deployment, from, to, |row| match row {
         Ok(s) => reports.push(s),
         Err(e) => skipped.push(e),

@@ -448,3 +448,31 @@ fn a_rollup_that_would_pass_the_limit_leaves_windows_out_and_storing_goes_on() {
     assert!(o.stderr.is_empty(), "the windows have them all: {o:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn report_rolls_up_what_the_collector_has_not_yet_and_reads_a_store_it_cannot_write() {
+    let dir = common::temp_dir("rollup-report");
+    let path = dir.join("store.db");
+    let store = Store::open(&path).unwrap();
+    let mut rng = Rng(5);
+    for m in 0..3 {
+        let s = window(START + m * 60_000, 1, m as u64, 10, &mut rng);
+        store.insert("k", &s, &s.encode(), 0).unwrap();
+    }
+    // Another process holds the write lock (busy for longer than the store waits).
+    let locker = rusqlite::Connection::open(&path).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let o = modelwatch(&["report", "--store", path.to_str().unwrap(), "--json"]);
+    assert!(o.status.code().is_some_and(|c| c < 2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not in the hourly and daily rollups"), "{err}");
+    let json: Json = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json[0]["timeline"].as_array().unwrap().len(), 3);
+    locker.execute_batch("ROLLBACK").unwrap();
+    // Free to write: the report rolls the three windows up and reads their hour.
+    let hour = report(&path, &["--resolution", "1h"]);
+    assert_eq!(hour["timeline"].as_array().unwrap().len(), 1);
+    assert_eq!(hour["merged"]["predictions"], 30);
+    assert_eq!(store.roll_up_pending().unwrap(), 0, "nothing left noted");
+    let _ = std::fs::remove_dir_all(&dir);
+}
