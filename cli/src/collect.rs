@@ -12,6 +12,7 @@
 use crate::alerts::{AlertConfig, Alerter};
 use crate::keys::{Key, Keys};
 use crate::metrics::{CollectorCounts, Metrics};
+use crate::retention::Retention;
 use crate::store::{Store, Stored};
 use crate::watch::{Watch, WatchConfig};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -556,12 +557,46 @@ fn alert_to(
 /// How long a stopping collector waits for alerts still to deliver.
 const ALERT_DRAIN: Duration = Duration::from_secs(5);
 
-/// Runs `collect` until SIGINT or SIGTERM; returns the exit status.
+/// How often the collector merges the windows it stored into their rollups, and how often
+/// it prunes the store.
+const ROLL_UP_EVERY: Duration = Duration::from_secs(60);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+impl Collector {
+    /// Merges the windows stored since the last call into their rollups (off the path
+    /// that acknowledges summaries: each rollup is encoded once a minute, not per window).
+    pub fn roll_up(&self) -> Result<(), String> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        store
+            .roll_up_pending()
+            .map(drop)
+            .map_err(|e| format!("cannot roll up the store: {e}"))
+    }
+
+    /// Deletes what `retention` no longer keeps; logs what was deleted.
+    pub fn prune(&self, retention: &Retention) -> Result<(), String> {
+        let cutoffs = retention.cutoffs(now_ms())?;
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let deleted = store
+            .prune(&cutoffs)
+            .map_err(|e| format!("cannot prune the store: {e}"))?;
+        if deleted > 0 {
+            eprintln!("modelwatch collect: pruned {deleted} row(s) past the retention {retention}");
+        }
+        Ok(())
+    }
+}
+
+/// Runs `collect` until SIGINT or SIGTERM; returns the exit status. The store is rolled up
+/// and then pruned to `retention` at start, rolled up every minute and pruned every hour
+/// while it runs, and rolled up once more at the end. Every deployment is watched as
+/// `watch` says, and incidents go to `alerts`' destinations.
 pub fn run(
     listen: &str,
     store: &Path,
     keys: Keys,
     limits: Limits,
+    retention: &Retention,
     watch: WatchConfig,
     alerts: AlertConfig,
 ) -> i32 {
@@ -572,19 +607,54 @@ pub fn run(
             return 2;
         }
     };
+    // Rolled up first: a window pruned before its rollup has it would be lost to it.
+    if let Err(e) = collector
+        .roll_up()
+        .and_then(|()| collector.prune(retention))
+    {
+        eprintln!("modelwatch collect: {e}");
+        return 2;
+    }
+    let (stop_upkeep, stopped) = std::sync::mpsc::channel::<()>();
+    let upkeep = std::thread::spawn({
+        let (collector, retention) = (Arc::clone(&collector), retention.clone());
+        move || {
+            let mut pruned = std::time::Instant::now();
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(ROLL_UP_EVERY)
+            {
+                // Not fatal: the windows wait for the next round.
+                let mut done = collector.roll_up();
+                if done.is_ok() && pruned.elapsed() >= PRUNE_EVERY {
+                    pruned = std::time::Instant::now();
+                    done = collector.prune(&retention);
+                }
+                if let Err(e) = done {
+                    eprintln!("modelwatch collect: {e}");
+                }
+            }
+        }
+    });
     let stopper = Arc::clone(&collector);
     if let Err(e) = ctrlc::set_handler(move || stopper.stop()) {
         eprintln!("modelwatch collect: cannot handle signals: {e}");
         return 2;
     }
     eprintln!(
-        "modelwatch collect: listening on http://{} (store {})",
+        "modelwatch collect: listening on http://{} (store {}, retention {retention})",
         collector.addr(),
         store.display()
     );
-    if let Err(e) = collector.serve() {
+    let served = collector.serve();
+    drop(stop_upkeep);
+    let _ = upkeep.join();
+    if let Err(e) = served {
         eprintln!("modelwatch collect: {e}");
         return 2;
+    }
+    if let Err(e) = collector.roll_up() {
+        // The windows are stored and noted: the next start or report rolls them up.
+        eprintln!("modelwatch collect: {e}");
     }
     let c = &collector.counters;
     let n = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -2,8 +2,8 @@
 //! findings on top, missing rates, accuracy, volume and latency over time, and each
 //! feature's distribution in the baseline and in the analysed windows.
 
-use crate::report::{merge_all, missing_rate, quality, Report};
-use modelwatch::{format_utc, FeatureSummary, WindowSummary};
+use crate::report::{Report, Window};
+use modelwatch::{format_utc, FeatureSummary};
 use std::fmt::Write;
 
 const W: f64 = 560.0;
@@ -193,13 +193,12 @@ pub fn page(reports: &[Report]) -> String {
                 esc(&f.text)
             );
         }
-        let x =
-            |w: &WindowSummary| (w.window_start() - r.windows[0].window_start()) as f64 / 1000.0;
+        let x = |w: &Window| (w.start - r.windows[0].start) as f64 / 1000.0;
         let alerts: Vec<f64> = {
             let mut a: Vec<f64> = r
                 .findings
                 .iter()
-                .map(|f| (f.window_start - r.windows[0].window_start()) as f64 / 1000.0)
+                .map(|f| (f.window_start - r.windows[0].start) as f64 / 1000.0)
                 .collect();
             a.dedup();
             a
@@ -207,9 +206,9 @@ pub fn page(reports: &[Report]) -> String {
         let _ = write!(
             s,
             "<h2>Over time (x: seconds since {}; red: windows with findings)</h2>",
-            esc(&r.windows[0].window_start_utc())
+            esc(&format_utc(r.windows[0].start))
         );
-        let series = |f: &dyn Fn(&WindowSummary) -> Option<f64>| -> Vec<(f64, f64)> {
+        let series = |f: &dyn Fn(&Window) -> Option<f64>| -> Vec<(f64, f64)> {
             r.windows
                 .iter()
                 .filter_map(|w| f(w).map(|v| (x(w), v)))
@@ -220,13 +219,13 @@ pub fn page(reports: &[Report]) -> String {
             &[(
                 "predictions",
                 CURRENT,
-                series(&|w| Some(w.predictions() as f64)),
+                series(&|w| Some(w.predictions as f64)),
             )],
             &alerts,
         ));
         s.push_str(&line_chart(
             "missing rate (all features)",
-            &[("missing", CURRENT, series(&missing_rate))],
+            &[("missing", CURRENT, series(&|w| w.missing_rate))],
             &alerts,
         ));
         let segs: Vec<String> = r
@@ -234,17 +233,13 @@ pub fn page(reports: &[Report]) -> String {
             .ground_truth_segments()
             .map(|(n, _)| n.to_owned())
             .collect();
-        let mut quality_series = vec![(
-            "all",
-            BASE,
-            series(&|w| w.ground_truth_overall().and_then(quality).map(|q| q.1)),
-        )];
+        let mut quality_series = vec![("all", BASE, series(&|w| w.overall.map(|q| q.1)))];
         let palette = [CURRENT, "#8e44ad", "#16a085", "#d35400", "#2c3e50"];
         for (k, seg) in segs.iter().take(palette.len()).enumerate() {
             quality_series.push((
                 seg.as_str(),
                 palette[k],
-                series(&|w| w.ground_truth(seg).and_then(quality).map(|q| q.1)),
+                series(&|w| w.segments.get(seg).map(|q| q.1)),
             ));
         }
         s.push_str(&line_chart(
@@ -255,20 +250,12 @@ pub fn page(reports: &[Report]) -> String {
         s.push_str(&line_chart(
             "latency p50 / p99 (ms)",
             &[
-                (
-                    "p50",
-                    BASE,
-                    series(&|w| w.latency().and_then(|l| l.quantile(0.5)).map(|v| v * 1e3)),
-                ),
-                (
-                    "p99",
-                    CURRENT,
-                    series(&|w| w.latency().and_then(|l| l.quantile(0.99)).map(|v| v * 1e3)),
-                ),
+                ("p50", BASE, series(&|w| w.latency.0.map(|v| v * 1e3))),
+                ("p99", CURRENT, series(&|w| w.latency.1.map(|v| v * 1e3))),
             ],
             &alerts,
         ));
-        if let Some(current) = merge_all(&r.windows[r.analysed.clone()]) {
+        if let Some(current) = &r.analysed_merged {
             let _ = write!(s, "<h2>Distributions: baseline vs analysed windows</h2>");
             let columns = current
                 .features()

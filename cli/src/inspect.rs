@@ -3,7 +3,7 @@
 use crate::text::sanitize;
 use modelwatch::WindowSummary;
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Summaries read from files, and the files that could not be read, with why.
@@ -17,6 +17,22 @@ pub struct Loaded {
 /// folder only regular files are read: a symlink or a device named `.msgpack` (one to
 /// `/dev/zero` would be read until memory runs out) is reported as skipped.
 pub fn load(paths: &[PathBuf]) -> Loaded {
+    let (files, skipped) = list(paths);
+    let mut out = Loaded {
+        summaries: Vec::new(),
+        skipped,
+    };
+    for f in files {
+        match read(&f) {
+            Ok(s) => out.summaries.push((f, s)),
+            Err(e) => out.skipped.push((f, e)),
+        }
+    }
+    out
+}
+
+/// The files [`load`] reads, in its order, and what it skips without reading (with why).
+pub fn list(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
     let mut files = Vec::new();
     let mut out = Loaded::default();
     for p in paths {
@@ -48,18 +64,12 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
             files.push(p.clone());
         }
     }
-    for f in files {
-        match read(&f) {
-            Ok(s) => out.summaries.push((f, s)),
-            Err(e) => out.skipped.push((f, e)),
-        }
-    }
-    out
+    (files, out.skipped)
 }
 
 /// Reads one summary file: a regular file (a file named on the command line may be a
 /// symlink to one), and never more than the largest summary, whatever its size claims.
-fn read(path: &Path) -> Result<WindowSummary, String> {
+pub fn read(path: &Path) -> Result<WindowSummary, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let meta = file.metadata().map_err(|e| e.to_string())?;
     if !meta.is_file() {
@@ -95,8 +105,13 @@ pub fn merge_per_deployment(
         .collect()
 }
 
-/// Runs `inspect`; returns the exit status (1 when some file was skipped).
-pub fn run(paths: &[PathBuf], merge: bool, as_json: bool) -> i32 {
+/// Runs `inspect`, printing to `out`; returns the exit status (1 when some file was skipped).
+pub fn run(
+    paths: &[PathBuf],
+    merge: bool,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<i32> {
     let loaded = load(paths);
     for (f, why) in &loaded.skipped {
         eprintln!(
@@ -112,14 +127,15 @@ pub fn run(paths: &[PathBuf], merge: bool, as_json: bool) -> i32 {
     };
     if as_json {
         let all: Vec<serde_json::Value> = summaries.iter().map(crate::json::summary).collect();
-        println!(
+        writeln!(
+            out,
             "{}",
             crate::json::to_terminal_text(&serde_json::Value::Array(all))
-        );
+        )?;
     } else {
         for s in &summaries {
-            println!("{s}"); // the table escapes every shipped string
+            writeln!(out, "{s}")?; // the table escapes every shipped string
         }
     }
-    i32::from(!loaded.skipped.is_empty())
+    Ok(i32::from(!loaded.skipped.is_empty()))
 }

@@ -14,6 +14,7 @@ pub mod json;
 pub mod keys;
 pub mod metrics;
 pub mod report;
+pub mod retention;
 pub mod store;
 pub mod text;
 pub mod time;

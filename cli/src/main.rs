@@ -1,288 +1,331 @@
-//! `modelwatch inspect | collect | report`. Run `modelwatch help` for the options.
+//! `modelwatch inspect | collect | report`. Run `modelwatch help` or `modelwatch COMMAND
+//! --help` for the options.
 
+use clap::{Args, Parser, Subcommand};
 use modelwatch_cli::keys::{self, Key, Keys};
 use modelwatch_cli::report::{self, Baseline};
-use modelwatch_cli::{collect, inspect, Source};
+use modelwatch_cli::retention::{self, Retention};
+use modelwatch_cli::store::Resolution;
+use modelwatch_cli::text::sanitize;
+use modelwatch_cli::{collect, inspect, time, Source};
+use std::io::{ErrorKind, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
-const USAGE: &str = "\
-modelwatch: read, collect and report on modelwatch window summaries
+/// Read, collect and report on modelwatch window summaries.
+#[derive(Parser)]
+#[command(name = "modelwatch", version, args_override_self = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-USAGE:
-  modelwatch inspect PATH... [--merge] [--json]
-      Print .msgpack summaries (files or folders) as tables; --merge merges them per
-      deployment first; --json prints JSON. Exit status 1 if a file was skipped.
+#[derive(Subcommand)]
+enum Command {
+    Inspect(InspectArgs),
+    Collect(CollectArgs),
+    Report(ReportArgs),
+}
 
-  modelwatch collect --listen ADDR --store FILE [--keys-file FILE] [--api-key-file FILE]
-                     [--max-connections N] [--header-timeout SECS] [--body-timeout SECS]
-                     [--max-inflight-decodes N] [--max-body-memory-mib N] [--threads N]
-                     [--alert-webhook URL]... [--alertmanager URL]...
-      Receive POST /v1/windows from agents and store each summary in SQLite before
-      acknowledging it. Keys: --keys-file (or MODELWATCH_KEYS_FILE), one per line with the
-      deployments it may write (KEY fraud_* churn_model [id=NAME]); MODELWATCH_API_KEY
-      and --api-key-file (one key per line) for keys that may write any deployment.
-      Defaults: 1024 connections, 10 s headers, 30 s body, one decode per core, 256 MiB
-      of bodies, 2 threads. Stops on SIGINT/SIGTERM. (--api-key KEY: for tests; it
-      shows in `ps`.) GET /metrics: Prometheus metrics. Incidents are POSTed as JSON to
-      each --alert-webhook URL and to each Alertmanager (base URL) --alertmanager names.
+/// Print .msgpack summaries (files or folders) as tables. Exit status 1 if a file was
+/// skipped.
+#[derive(Args)]
+struct InspectArgs {
+    /// Summary files, or folders of .msgpack files.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Merge the summaries per deployment first.
+    #[arg(long)]
+    merge: bool,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
 
-  modelwatch report (--store FILE | --dir PATH...) [--deployment NAME] [--from T] [--to T]
-                    [--baseline-windows N | --baseline-from T --baseline-to T]
-                    [--json] [--html FILE]
-      A timeline per window, the merged summary, and issues found against a baseline
-      (default: the first 3 windows). T: Unix milliseconds or YYYY-MM-DDTHH:MM:SSZ.
-      Exit status 1 if issues were found, 2 on errors.
-";
+/// Receive POST /v1/windows from agents and store each summary in SQLite before
+/// acknowledging it. Stops on SIGINT/SIGTERM.
+///
+/// Keys that may write any deployment also come from the environment variable
+/// MODELWATCH_API_KEY.
+#[derive(Args)]
+struct CollectArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR")]
+    listen: String,
+    /// The SQLite store (created if missing).
+    #[arg(long, value_name = "FILE")]
+    store: PathBuf,
+    /// One key per line with the deployments it may write: `KEY fraud_* churn_model
+    /// [id=NAME]`.
+    #[arg(long, value_name = "FILE", env = "MODELWATCH_KEYS_FILE")]
+    keys_file: Option<PathBuf>,
+    /// Keys that may write any deployment, one per line.
+    #[arg(long, value_name = "FILE")]
+    api_key_file: Option<PathBuf>,
+    /// A key for any deployment; for tests only: it shows in `ps`.
+    #[arg(long, value_name = "KEY")]
+    api_key: Vec<String>,
+    /// Open connections at most; more are answered 503 and closed.
+    #[arg(long, value_name = "N", default_value_t = collect::Limits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds to receive a request's headers (also the idle time of a connection).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
+    header_timeout: Duration,
+    /// Seconds to receive a request's body once its headers are in.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds)]
+    body_timeout: Duration,
+    /// Summaries decoded and stored at once [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    max_inflight_decodes: Option<usize>,
+    /// MiB of request bodies held in memory at once, over all connections.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_body_memory_mib: usize,
+    /// Threads of the runtime that runs the connections.
+    #[arg(long, value_name = "N", default_value_t = collect::Limits::default().threads)]
+    threads: usize,
+    /// How long the store keeps the windows as sent (1m) and the hourly (1h) and daily (1d)
+    /// rollups; a span (7d, 90d, 5y) or `forever`; a resolution left out keeps its default.
+    #[arg(long, value_name = "RES=SPAN,...", default_value = retention::DEFAULT, value_parser = Retention::parse)]
+    retain: Retention,
+    /// Each deployment's baseline: its first N windows (docs/monitoring.md).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 60,
+        conflicts_with_all = ["baseline_from", "baseline_file"]
+    )]
+    baseline_windows: usize,
+    /// The baseline: windows starting from T (with --baseline-to).
+    #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_to", conflicts_with = "baseline_file")]
+    baseline_from: Option<i64>,
+    /// The baseline: windows starting before T (with --baseline-from).
+    #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_from")]
+    baseline_to: Option<i64>,
+    /// The baseline: a summary file (a profile of training data, a saved window merge).
+    #[arg(long, value_name = "FILE")]
+    baseline_file: Option<PathBuf>,
+    /// Seconds after a window's end before it is evaluated, its instances' summaries in.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds)]
+    evaluate_after: Duration,
+    /// A URL that gets a JSON POST when an incident opens and when it closes (with a
+    /// Slack-compatible `text`); repeatable.
+    #[arg(long, value_name = "URL")]
+    alert_webhook: Vec<String>,
+    /// An Alertmanager base URL: incidents are posted to its /api/v2/alerts; repeatable.
+    #[arg(long, value_name = "URL")]
+    alertmanager: Vec<String>,
+}
+
+/// A timeline per window, the merged summary, and issues found against a baseline (default:
+/// the first 3 windows). Exit status 1 if issues were found, 2 on errors.
+///
+/// T is Unix milliseconds or YYYY-MM-DDTHH:MM:SSZ.
+#[derive(Args)]
+struct ReportArgs {
+    /// The SQLite store written by `modelwatch collect`.
+    #[arg(long, value_name = "FILE", conflicts_with = "dir")]
+    store: Option<PathBuf>,
+    /// Folders (or files) of .msgpack summaries; repeatable.
+    #[arg(long, value_name = "PATH")]
+    dir: Vec<PathBuf>,
+    /// More folders or files, as with --dir.
+    #[arg(value_name = "PATH", conflicts_with = "store")]
+    paths: Vec<PathBuf>,
+    /// Only this deployment.
+    #[arg(long, value_name = "NAME")]
+    deployment: Option<String>,
+    /// Windows starting at or after T.
+    #[arg(long, value_name = "T", value_parser = time::parse, conflicts_with = "since")]
+    from: Option<i64>,
+    /// Windows starting before T.
+    #[arg(long, value_name = "T", value_parser = time::parse)]
+    to: Option<i64>,
+    /// Windows of the last SPAN: 24h, 30d, 2w, 1mo, 1y (UTC calendar).
+    #[arg(long, value_name = "SPAN", value_parser = time::parse_span)]
+    since: Option<jiff::Span>,
+    /// The baseline: the first N windows.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        conflicts_with = "baseline_from"
+    )]
+    baseline_windows: usize,
+    /// The baseline: windows starting from T (with --baseline-to).
+    #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_to")]
+    baseline_from: Option<i64>,
+    /// The baseline: windows starting before T (with --baseline-from).
+    #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_from")]
+    baseline_to: Option<i64>,
+    /// What to read from a store: 1m (the windows as sent), 1h or 1d (rollups), or auto:
+    /// the finest that covers the range in at most 1,500 windows.
+    #[arg(long, value_name = "RES", default_value = "auto", value_parser = ["auto", "1m", "1h", "1d"])]
+    resolution: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also write the report as one self-contained HTML page.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| "takes a positive number of seconds".into())
+}
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let code = match run(&args) {
+    let cli = Cli::parse();
+    let code = match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!(
-                "modelwatch: {}\n\n{USAGE}",
-                modelwatch_cli::text::sanitize(&e)
-            );
+            eprintln!("modelwatch: {}", sanitize(&e));
             2
         }
     };
     std::process::exit(code);
 }
 
-/// Flags and positional arguments of one subcommand.
-struct Args {
-    flags: Vec<(String, Option<String>)>,
-    positional: Vec<String>,
-}
-
-impl Args {
-    fn parse(args: &[String], with_value: &[&str], switches: &[&str]) -> Result<Args, String> {
-        let mut out = Args {
-            flags: Vec::new(),
-            positional: Vec::new(),
-        };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            if with_value.contains(&a.as_str()) {
-                let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
-                out.flags.push((a.clone(), Some(v.clone())));
-            } else if switches.contains(&a.as_str()) {
-                out.flags.push((a.clone(), None));
-            } else if a.starts_with("--") {
-                return Err(format!("unknown option {a}"));
-            } else {
-                out.positional.push(a.clone());
-            }
-        }
-        Ok(out)
-    }
-    fn has(&self, flag: &str) -> bool {
-        self.flags.iter().any(|(f, _)| f == flag)
-    }
-    fn all(&self, flag: &str) -> Vec<String> {
-        self.flags
-            .iter()
-            .filter(|(f, _)| f == flag)
-            .filter_map(|(_, v)| v.clone())
-            .collect()
-    }
-    fn one(&self, flag: &str) -> Option<String> {
-        self.all(flag).pop()
-    }
-    fn number<T: std::str::FromStr>(&self, flag: &str) -> Result<Option<T>, String> {
-        self.one(flag)
-            .map(|n| n.parse().map_err(|_| format!("{flag} takes a number")))
-            .transpose()
-    }
-    fn seconds(&self, flag: &str) -> Result<Option<std::time::Duration>, String> {
-        self.one(flag)
-            .map(|n| {
-                n.parse::<f64>()
-                    .ok()
-                    .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| format!("{flag} takes a positive number of seconds"))
-            })
-            .transpose()
-    }
-    fn time(&self, flag: &str) -> Result<Option<i64>, String> {
-        self.one(flag)
-            .map(|t| modelwatch_cli::time::parse(&t))
-            .transpose()
+/// Writes to stdout. A reader that closed the pipe (`| head`) has what it wanted: that is
+/// not an error, and nothing more is written.
+fn emit(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match write(&mut out).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(format!("cannot write: {e}")),
+        _ => Ok(()),
     }
 }
 
 /// The keys of `collect`: the key file (`--keys-file` or `MODELWATCH_KEYS_FILE`), keys for
 /// any deployment from `MODELWATCH_API_KEY`, `--api-key-file` (one per line) and
 /// `--api-key` (tests only: the command line shows in `ps`).
-fn collect_keys(a: &Args) -> Result<Keys, String> {
+fn collect_keys(a: &CollectArgs) -> Result<Keys, String> {
+    let read = |file: &PathBuf| {
+        std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))
+    };
     let mut keys = Vec::new();
-    if let Some(file) = a
-        .one("--keys-file")
-        .or_else(|| std::env::var("MODELWATCH_KEYS_FILE").ok())
-    {
-        let text =
-            std::fs::read_to_string(&file).map_err(|e| format!("cannot read {file}: {e}"))?;
-        keys.extend(keys::parse_file(&text).map_err(|e| format!("{file}: {e}"))?);
+    if let Some(file) = &a.keys_file {
+        keys.extend(
+            keys::parse_file(&read(file)?).map_err(|e| format!("{}: {e}", file.display()))?,
+        );
     }
-    if let Some(file) = a.one("--api-key-file") {
-        let text =
-            std::fs::read_to_string(&file).map_err(|e| format!("cannot read {file}: {e}"))?;
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    if let Some(file) = &a.api_key_file {
+        for line in read(file)?.lines().map(str::trim).filter(|l| !l.is_empty()) {
             keys.push(Key::any_deployment(line)?);
         }
     }
     if let Ok(k) = std::env::var("MODELWATCH_API_KEY") {
         keys.push(Key::any_deployment(&k).map_err(|e| format!("MODELWATCH_API_KEY: {e}"))?);
     }
-    let on_command_line = a.all("--api-key");
-    if !on_command_line.is_empty() {
+    if !a.api_key.is_empty() {
         eprintln!(
             "modelwatch collect: warning: --api-key shows in `ps` to every user of this machine; use --keys-file or MODELWATCH_API_KEY"
         );
     }
-    for k in on_command_line {
-        keys.push(Key::any_deployment(&k)?);
+    for k in &a.api_key {
+        keys.push(Key::any_deployment(k)?);
     }
     Keys::new(keys)
 }
 
-fn run(args: &[String]) -> Result<i32, String> {
-    let Some((command, rest)) = args.split_first() else {
-        return Err("no command".into());
-    };
-    match command.as_str() {
-        "inspect" => {
-            let a = Args::parse(rest, &[], &["--merge", "--json"])?;
-            if a.positional.is_empty() {
-                return Err("inspect needs at least one file or folder".into());
-            }
-            let paths: Vec<PathBuf> = a.positional.iter().map(PathBuf::from).collect();
-            Ok(inspect::run(&paths, a.has("--merge"), a.has("--json")))
+fn run(command: Command) -> Result<i32, String> {
+    match command {
+        Command::Inspect(a) => {
+            let mut code = 0;
+            emit(|out| {
+                code = inspect::run(&a.paths, a.merge, a.json, out)?;
+                Ok(())
+            })?;
+            Ok(code)
         }
-        "collect" => {
-            let a = Args::parse(
-                rest,
-                &[
-                    "--listen",
-                    "--store",
-                    "--api-key",
-                    "--api-key-file",
-                    "--keys-file",
-                    "--threads",
-                    "--max-connections",
-                    "--header-timeout",
-                    "--body-timeout",
-                    "--max-inflight-decodes",
-                    "--max-body-memory-mib",
-                    "--alert-webhook",
-                    "--alertmanager",
-                ],
-                &[],
-            )?;
-            let listen = a.one("--listen").ok_or("collect needs --listen ADDR")?;
-            let store = a.one("--store").ok_or("collect needs --store FILE")?;
+        Command::Collect(a) => {
             let keys = collect_keys(&a)?;
-            let defaults = collect::Limits::default();
             let limits = collect::Limits {
-                max_connections: a
-                    .number("--max-connections")?
-                    .unwrap_or(defaults.max_connections),
-                header_timeout: a
-                    .seconds("--header-timeout")?
-                    .unwrap_or(defaults.header_timeout),
-                body_timeout: a
-                    .seconds("--body-timeout")?
-                    .unwrap_or(defaults.body_timeout),
+                max_connections: a.max_connections,
+                header_timeout: a.header_timeout,
+                body_timeout: a.body_timeout,
                 max_inflight_decodes: a
-                    .number("--max-inflight-decodes")?
-                    .unwrap_or(defaults.max_inflight_decodes),
-                max_body_memory: a
-                    .number("--max-body-memory-mib")?
-                    .map_or(defaults.max_body_memory, |m: usize| {
-                        m.saturating_mul(1 << 20)
-                    }),
-                threads: a.number("--threads")?.unwrap_or(defaults.threads),
+                    .max_inflight_decodes
+                    .unwrap_or(collect::Limits::default().max_inflight_decodes),
+                max_body_memory: a.max_body_memory_mib.saturating_mul(1 << 20),
+                threads: a.threads,
             };
             let alerts = modelwatch_cli::alerts::AlertConfig {
-                webhooks: a.all("--alert-webhook"),
-                alertmanagers: a.all("--alertmanager"),
+                webhooks: a.alert_webhook.clone(),
+                alertmanagers: a.alertmanager.clone(),
                 ..Default::default()
             };
+            let baseline = match (a.baseline_from, a.baseline_to, &a.baseline_file) {
+                (_, _, Some(file)) => modelwatch::Baseline::Summary(Box::new(
+                    inspect::read(file).map_err(|e| format!("{}: {e}", file.display()))?,
+                )),
+                (Some(f), Some(t), None) => modelwatch::Baseline::Range(f, t),
+                _ => modelwatch::Baseline::FirstWindows(a.baseline_windows),
+            };
+            let watch = modelwatch_cli::watch::WatchConfig {
+                baseline,
+                evaluate_after: a.evaluate_after,
+            };
             Ok(collect::run(
-                &listen,
-                std::path::Path::new(&store),
-                keys,
-                limits,
-                modelwatch_cli::watch::WatchConfig::default(),
-                alerts,
+                &a.listen, &a.store, keys, limits, &a.retain, watch, alerts,
             ))
         }
-        "report" => {
-            let a = Args::parse(
-                rest,
-                &[
-                    "--store",
-                    "--dir",
-                    "--deployment",
-                    "--from",
-                    "--to",
-                    "--baseline-windows",
-                    "--baseline-from",
-                    "--baseline-to",
-                    "--html",
-                ],
-                &["--json"],
-            )?;
-            let mut dirs: Vec<PathBuf> = a.all("--dir").into_iter().map(PathBuf::from).collect();
-            dirs.extend(a.positional.iter().map(PathBuf::from));
-            let source = match (a.one("--store"), dirs.is_empty()) {
-                (Some(store), true) => Source::Store(store.into()),
-                (None, false) => Source::Files(dirs),
-                _ => return Err("report needs --store FILE or --dir PATH".into()),
-            };
-            let baseline = match (a.time("--baseline-from")?, a.time("--baseline-to")?) {
-                (Some(f), Some(t)) => Baseline::Range(f, t),
-                (None, None) => Baseline::FirstWindows(
-                    a.one("--baseline-windows")
-                        .map(|n| n.parse().map_err(|_| "--baseline-windows takes a number"))
-                        .transpose()?
-                        .unwrap_or(3),
-                ),
-                _ => return Err("--baseline-from and --baseline-to go together".into()),
-            };
-            let from = a.time("--from")?.unwrap_or(i64::MIN);
-            let to = a.time("--to")?.unwrap_or(i64::MAX);
-            let (summaries, skipped) =
-                report::load(&source, a.one("--deployment").as_deref(), from, to)?;
-            for s in &skipped {
-                eprintln!("modelwatch: skipped {}", modelwatch_cli::text::sanitize(s));
-            }
-            let reports = report::build(summaries, &baseline);
-            if reports.is_empty() {
-                return Err("no summaries in that range".into());
-            }
-            if let Some(file) = a.one("--html") {
-                std::fs::write(&file, modelwatch_cli::html::page(&reports))
-                    .map_err(|e| format!("cannot write {file}: {e}"))?;
-            }
-            if a.has("--json") {
-                let all: Vec<_> = reports.iter().map(report::to_json).collect();
-                println!(
-                    "{}",
-                    modelwatch_cli::json::to_terminal_text(&serde_json::Value::Array(all))
-                );
-            } else {
-                for r in &reports {
-                    print!("{}", report::to_text(r));
-                }
-            }
-            Ok(i32::from(reports.iter().any(|r| !r.findings.is_empty())))
-        }
-        "help" | "--help" | "-h" => {
-            print!("{USAGE}");
-            Ok(0)
-        }
-        other => Err(format!("unknown command {other:?}")),
+        Command::Report(a) => report_command(a),
     }
+}
+
+fn report_command(a: ReportArgs) -> Result<i32, String> {
+    let mut dirs = a.dir;
+    dirs.extend(a.paths);
+    let source = match (a.store, dirs.is_empty()) {
+        (Some(store), true) => Source::Store(store),
+        (None, false) => Source::Files(dirs),
+        _ => return Err("report needs --store FILE or --dir PATH (see --help)".into()),
+    };
+    let baseline = match (a.baseline_from, a.baseline_to) {
+        (Some(f), Some(t)) => Baseline::Range(f, t),
+        _ => Baseline::FirstWindows(a.baseline_windows),
+    };
+    let from = match a.since {
+        Some(span) => time::before(time::now_ms(), span)?,
+        None => a.from.unwrap_or(i64::MIN),
+    };
+    let to = a.to.unwrap_or(i64::MAX);
+    let deployment = a.deployment.as_deref();
+    let (reports, skipped, _) = report::run(
+        &source,
+        Resolution::from_name(&a.resolution),
+        deployment,
+        from,
+        to,
+        &baseline,
+    )?;
+    for s in &skipped {
+        eprintln!("modelwatch: skipped {}", sanitize(s));
+    }
+    if reports.is_empty() {
+        return Err(report::nothing_found(&source, deployment, from, to));
+    }
+    if let Some(file) = &a.html {
+        std::fs::write(file, modelwatch_cli::html::page(&reports))
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    }
+    emit(|out| {
+        if a.json {
+            let all: Vec<_> = reports.iter().map(report::to_json).collect();
+            writeln!(
+                out,
+                "{}",
+                modelwatch_cli::json::to_terminal_text(&serde_json::Value::Array(all))
+            )
+        } else {
+            reports
+                .iter()
+                .try_for_each(|r| out.write_all(report::to_text(r).as_bytes()))
+        }
+    })?;
+    Ok(i32::from(reports.iter().any(|r| !r.findings.is_empty())))
 }

@@ -5,8 +5,9 @@
 //! only fires past a threshold that grows as the window gets smaller, so that small windows
 //! do not raise false alarms: see `docs/cli.md` for each rule.
 
+use crate::store::{Resolution, Store};
 use crate::text::sanitize;
-use crate::{inspect, store::Store, Source};
+use crate::{inspect, Source};
 use modelwatch::{format_utc, FeatureSummary, GroundTruthSummary, OutputKind, WindowSummary};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -43,53 +44,217 @@ pub struct Report {
     pub deployment: String,
     pub baseline_description: String,
     pub baseline: WindowSummary,
-    /// One summary per window start (summaries of the same window merged), oldest first.
-    pub windows: Vec<WindowSummary>,
+    /// The figures of each window (summaries of the same start merged), oldest first.
+    pub windows: Vec<Window>,
     /// Indexes into `windows` compared with the baseline.
     pub analysed: std::ops::Range<usize>,
     pub findings: Vec<Finding>,
     pub merged: WindowSummary,
+    /// The merge of the analysed windows; `None` when none was.
+    pub analysed_merged: Option<WindowSummary>,
+    /// What `windows` are: the windows as sent, or hourly or daily rollups.
+    pub resolution: Resolution,
 }
 
-/// Loads summaries from a store or files, within [from, to); returns them and what was skipped.
+/// The most windows a report reads when it picks the resolution: a day of one-minute
+/// windows (1,440) is read as such, a month (43,200) as 720 hourly rollups, ten years as
+/// daily ones. It bounds the report's memory whatever the range.
+pub const MAX_WINDOWS: u64 = 1_500;
+
+/// The finest resolution of the store that covers [from, to) (nothing in it pruned) in at
+/// most [`MAX_WINDOWS`] windows per deployment; else the coarsest that covers it; else the
+/// daily rollups.
+pub fn pick_resolution(
+    store: &Store,
+    deployment: Option<&str>,
+    from: i64,
+    to: i64,
+) -> rusqlite::Result<Resolution> {
+    for r in Resolution::ALL {
+        let covers = store.pruned_before(r)?.is_none_or(|before| from >= before);
+        if covers
+            && (r == Resolution::Day || store.rows_in(r, deployment, from, to)? <= MAX_WINDOWS)
+        {
+            return Ok(r);
+        }
+    }
+    Ok(Resolution::Day)
+}
+
+/// Loads the windows as sent from a store or files, within [from, to); returns them and
+/// what was skipped. (`modelwatch report` streams them instead: [`run`].)
 pub fn load(
     source: &Source,
     deployment: Option<&str>,
     from: i64,
     to: i64,
 ) -> Result<(Vec<WindowSummary>, Vec<String>), String> {
+    let (mut summaries, mut skipped) = (Vec::new(), Vec::new());
+    stream(
+        source,
+        Resolution::Window,
+        deployment,
+        from,
+        to,
+        |row| match row {
+            Ok(s) => summaries.push(s),
+            Err(e) => skipped.push(e),
+        },
+    )?;
+    Ok((summaries, skipped))
+}
+
+/// The reports of summaries within [from, to) at a resolution (`None`: the one
+/// [`pick_resolution`] picks; folders hold windows only), built as the summaries stream by
+/// ([`Reports`]); also returns what was skipped and the resolution read.
+pub fn run(
+    source: &Source,
+    resolution: Option<Resolution>,
+    deployment: Option<&str>,
+    from: i64,
+    to: i64,
+    baseline: &Baseline,
+) -> Result<(Vec<Report>, Vec<String>, Resolution), String> {
+    let mut skipped = Vec::new();
+    if let Source::Store(path) = source {
+        // Windows stored since the collector last rolled up go into the rollups first; a
+        // store this report may not write is still read, with a note.
+        if let Err(e) = open(path)?.roll_up_pending() {
+            skipped.push(format!(
+                "{}: windows stored since the last roll-up are not in the hourly and daily rollups ({e})",
+                path.display()
+            ));
+        }
+    }
+    let resolution = match (resolution, source) {
+        (Some(r), _) => r,
+        (None, Source::Files(_)) => Resolution::Window,
+        (None, Source::Store(path)) => pick_resolution(&open(path)?, deployment, from, to)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+    };
+    let mut reports = Reports::new(baseline);
+    stream(source, resolution, deployment, from, to, |row| match row {
+        Ok(s) => reports.push(s),
+        Err(e) => skipped.push(e),
+    })?;
+    let mut reports = reports.finish();
+    for r in &mut reports {
+        r.resolution = resolution;
+    }
+    Ok((reports, skipped, resolution))
+}
+
+fn open(path: &std::path::Path) -> Result<Store, String> {
+    if !path.exists() {
+        return Err(format!("no store at {}", path.display()));
+    }
+    Store::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))
+}
+
+/// Hands each summary within [from, to) to `each`, one at a time, grouped by deployment and
+/// in order of window start within one; what cannot be read is handed over as an error.
+fn stream(
+    source: &Source,
+    resolution: Resolution,
+    deployment: Option<&str>,
+    from: i64,
+    to: i64,
+    mut each: impl FnMut(Result<WindowSummary, String>),
+) -> Result<(), String> {
     match source {
-        Source::Store(path) => {
-            if !path.exists() {
-                return Err(format!("no store at {}", path.display()));
-            }
-            let store =
-                Store::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            let rows = store
-                .load(deployment, from, to)
-                .map_err(|e| e.to_string())?;
-            let (ok, bad): (Vec<_>, Vec<_>) = rows.into_iter().partition(Result::is_ok);
-            Ok((
-                ok.into_iter().map(Result::unwrap).collect(),
-                bad.into_iter().map(|e| e.unwrap_err()).collect(),
-            ))
+        Source::Store(path) => open(path)?
+            .scan(resolution, deployment, from, to, each)
+            .map_err(|e| format!("cannot read {}: {e}", path.display())),
+        Source::Files(_) if resolution != Resolution::Window => {
+            Err("hourly and daily rollups are in a store (--store) only".into())
         }
         Source::Files(paths) => {
-            let loaded = inspect::load(paths);
-            let summaries = loaded
-                .summaries
-                .into_iter()
-                .map(|(_, s)| s)
-                .filter(|s| deployment.is_none_or(|d| s.deployment() == d))
-                .filter(|s| (from..to).contains(&s.window_start()))
-                .collect();
-            let skipped = loaded
-                .skipped
-                .into_iter()
-                .map(|(f, e)| format!("{}: {e}", f.display()))
-                .collect();
-            Ok((summaries, skipped))
+            // Files come in name order, not time order: a first pass notes where each one
+            // goes and drops it, a second reads them again in order. Twice the decoding,
+            // one summary in memory at a time.
+            let (files, skipped) = inspect::list(paths);
+            let unreadable = |f: &std::path::Path, e: String| format!("{}: {e}", f.display());
+            for (f, e) in skipped {
+                each(Err(unreadable(&f, e)));
+            }
+            let mut order = Vec::new();
+            for f in files {
+                match inspect::read(&f) {
+                    Ok(s)
+                        if deployment.is_none_or(|d| s.deployment() == d)
+                            && (from..to).contains(&s.window_start()) =>
+                    {
+                        order.push((s.deployment().to_owned(), s.window_start(), s.sequence(), f));
+                    }
+                    Ok(_) => {}
+                    Err(e) => each(Err(unreadable(&f, e))),
+                }
+            }
+            order.sort();
+            for (.., f) in order {
+                each(inspect::read(&f).map_err(|e| unreadable(&f, e)));
+            }
+            Ok(())
         }
+    }
+}
+
+/// What a source holds per deployment: windows, first and last window start.
+pub fn deployments(source: &Source) -> Result<Vec<(String, u64, i64, i64)>, String> {
+    match source {
+        Source::Store(path) => Store::open(path)
+            .and_then(|s| s.deployments())
+            .map_err(|e| format!("cannot read {}: {e}", path.display())),
+        Source::Files(_) => {
+            let mut by: BTreeMap<String, (u64, i64, i64)> = BTreeMap::new();
+            stream(source, Resolution::Window, None, i64::MIN, i64::MAX, |s| {
+                if let Ok(s) = s {
+                    let e = by
+                        .entry(s.deployment().to_owned())
+                        .or_insert((0, i64::MAX, i64::MIN));
+                    *e = (
+                        e.0 + 1,
+                        e.1.min(s.window_start()),
+                        e.2.max(s.window_start()),
+                    );
+                }
+            })?;
+            Ok(by.into_iter().map(|(d, (n, a, b))| (d, n, a, b)).collect())
+        }
+    }
+}
+
+/// Why a report found nothing, with what the source does hold, so that a mistyped
+/// deployment or range is seen at once.
+pub fn nothing_found(source: &Source, deployment: Option<&str>, from: i64, to: i64) -> String {
+    let what = deployment.map_or("no summaries".to_owned(), |d| {
+        format!("no summaries of the deployment {d:?}")
+    });
+    let range = match (from, to) {
+        (i64::MIN, i64::MAX) => String::new(),
+        (f, i64::MAX) => format!(" from {}", format_utc(f)),
+        (i64::MIN, t) => format!(" before {}", format_utc(t)),
+        (f, t) => format!(" from {} to {}", format_utc(f), format_utc(t)),
+    };
+    match deployments(source) {
+        Ok(all) if all.is_empty() => format!("{what}{range}: the source holds no summaries"),
+        Ok(all) => {
+            let list: Vec<String> = all
+                .iter()
+                .map(|(d, n, a, b)| {
+                    format!(
+                        "  {d}: {n} window(s), {} to {}",
+                        format_utc(*a),
+                        format_utc(*b)
+                    )
+                })
+                .collect();
+            format!(
+                "{what}{range}; deployments that exist:\n{}",
+                list.join("\n")
+            )
+        }
+        Err(e) => format!("{what}{range} ({e})"),
     }
 }
 
@@ -103,87 +268,248 @@ pub fn merge_all<'a>(it: impl IntoIterator<Item = &'a WindowSummary>) -> Option<
     Some(first)
 }
 
-/// The summaries made with the hash key of the newest one: a key change (a rotated key, a
-/// replica with another key) puts strings in another hash space, so windows before it
-/// cannot be compared with windows after it, and the baseline restarts. Also returns the
-/// note that says so ("" without a change).
-fn since_last_key_change(mut summaries: Vec<WindowSummary>) -> (Vec<WindowSummary>, String) {
-    summaries.sort_by_key(|s| (s.window_start(), s.sequence()));
-    let Some(current) = summaries.last().map(WindowSummary::key_fingerprint) else {
-        return (summaries, String::new());
-    };
-    let last_other = summaries
-        .iter()
-        .rposition(|s| s.key_fingerprint() != current);
-    let Some(last_other) = last_other else {
-        return (summaries, String::new());
-    };
-    let kept = summaries.split_off(last_other + 1);
-    let note = format!(
-        "hash key changed at {}: the baseline restarts there, {} earlier summary(ies) made with another key are not compared; ",
-        kept.first().map_or_else(String::new, |s| format_utc(s.window_start())),
-        summaries.len()
-    );
-    (kept, note)
+/// Builds one report per deployment from summaries in any order.
+pub fn build(mut summaries: Vec<WindowSummary>, baseline: &Baseline) -> Vec<Report> {
+    summaries.sort_by(|a, b| {
+        (a.deployment(), a.window_start(), a.sequence()).cmp(&(
+            b.deployment(),
+            b.window_start(),
+            b.sequence(),
+        ))
+    });
+    let mut reports = Reports::new(baseline);
+    summaries.into_iter().for_each(|s| reports.push(s));
+    reports.finish()
 }
 
-/// Builds one report per deployment.
-pub fn build(summaries: Vec<WindowSummary>, baseline: &Baseline) -> Vec<Report> {
-    let mut by: BTreeMap<String, Vec<WindowSummary>> = BTreeMap::new();
-    for s in summaries {
-        by.entry(s.deployment().to_owned()).or_default().push(s);
+/// Reports built as summaries stream by, so that memory holds a few hundred bytes per
+/// window (its [`Window`] figures) and a handful of summaries (the window being merged, the
+/// baseline, the merges of the range), never every window: a day of one-minute windows or
+/// a month of hourly rollups is read in bounded memory.
+pub struct Reports {
+    baseline: Baseline,
+    current: Option<Builder>,
+    done: Vec<Report>,
+}
+
+impl Reports {
+    pub fn new(baseline: &Baseline) -> Reports {
+        Reports {
+            baseline: baseline.clone(),
+            current: None,
+            done: Vec::new(),
+        }
     }
-    by.into_iter()
-        .filter_map(|(deployment, summaries)| {
-            let (summaries, key_note) = since_last_key_change(summaries);
-            let mut by_start: BTreeMap<i64, Vec<WindowSummary>> = BTreeMap::new();
-            for s in summaries {
-                by_start.entry(s.window_start()).or_default().push(s);
+
+    /// Adds a summary; they must come grouped by deployment, by window start within one.
+    pub fn push(&mut self, s: WindowSummary) {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|b| b.deployment != s.deployment())
+        {
+            self.done
+                .extend(self.current.take().and_then(Builder::finish));
+        }
+        self.current
+            .get_or_insert_with(|| Builder::new(s.deployment(), &self.baseline))
+            .push(s);
+    }
+
+    /// One report per deployment that has windows and a baseline.
+    pub fn finish(mut self) -> Vec<Report> {
+        self.done
+            .extend(self.current.take().and_then(Builder::finish));
+        self.done
+    }
+}
+
+/// One deployment's report, window by window.
+struct Builder {
+    deployment: String,
+    baseline: Baseline,
+    /// The hash key of the summaries being reported, how many of them came so far, how many
+    /// came before with another key, and when the current key's first one starts. A key
+    /// change (a rotated key, a replica with another key) puts strings in another hash
+    /// space, so windows before it cannot be compared with windows after it: everything
+    /// restarts there, the baseline too.
+    key: Option<u32>,
+    with_key: usize,
+    other_keys: usize,
+    key_since: i64,
+    /// Summaries of the window being merged (one start); `None` once a merge failed.
+    pending: Option<(i64, Option<WindowSummary>)>,
+    /// `FirstWindows(n)`: the first windows, held until the (n + 1)-th shows the range has
+    /// more than the baseline (else the baseline shrinks to leave one window analysed).
+    held: Vec<WindowSummary>,
+    base: Option<WindowSummary>,
+    base_windows: usize,
+    windows: Vec<Window>,
+    analysed_from: Option<usize>,
+    findings: Vec<Finding>,
+    merged: Option<WindowSummary>,
+    analysed_merged: Option<WindowSummary>,
+    /// A merge of the range failed: no report, as no merged summary can be shown.
+    broken: bool,
+}
+
+/// Merges `s` into `into`, or starts it; false if the merge failed.
+fn merge_into(into: &mut Option<WindowSummary>, s: &WindowSummary) -> bool {
+    match into {
+        Some(m) => m.merge(s).is_ok(),
+        None => {
+            *into = Some(s.clone());
+            true
+        }
+    }
+}
+
+impl Builder {
+    fn new(deployment: &str, baseline: &Baseline) -> Builder {
+        Builder {
+            deployment: deployment.to_owned(),
+            baseline: baseline.clone(),
+            key: None,
+            with_key: 0,
+            other_keys: 0,
+            key_since: 0,
+            pending: None,
+            held: Vec::new(),
+            base: None,
+            base_windows: 0,
+            windows: Vec::new(),
+            analysed_from: None,
+            findings: Vec::new(),
+            merged: None,
+            analysed_merged: None,
+            broken: false,
+        }
+    }
+
+    fn push(&mut self, s: WindowSummary) {
+        if self.key != Some(s.key_fingerprint()) {
+            if self.key.is_some() {
+                let other_keys = self.other_keys + self.with_key;
+                *self = Builder::new(&self.deployment, &self.baseline);
+                self.other_keys = other_keys;
             }
-            let windows: Vec<WindowSummary> = by_start.values().filter_map(merge_all).collect();
-            let (base, analysed, description) = match *baseline {
-                Baseline::FirstWindows(n) => {
-                    let n = n.clamp(1, windows.len().saturating_sub(1).max(1));
-                    (
-                        merge_all(&windows[..n])?,
-                        n..windows.len(),
-                        format!("the first {n} window(s)"),
-                    )
+            self.key = Some(s.key_fingerprint());
+            self.key_since = s.window_start();
+        }
+        self.with_key += 1;
+        match &mut self.pending {
+            Some((start, merged)) if *start == s.window_start() => {
+                if let Some(m) = merged {
+                    if m.merge(&s).is_err() {
+                        *merged = None;
+                    }
                 }
-                Baseline::Range(from, to) => {
-                    let base: Vec<&WindowSummary> = windows
-                        .iter()
-                        .filter(|w| (from..to).contains(&w.window_start()))
-                        .collect();
-                    let first_after = windows
-                        .iter()
-                        .position(|w| w.window_start() >= to)
-                        .unwrap_or(windows.len());
-                    let description = format!(
-                        "{} window(s) from {} to {}",
-                        base.len(),
-                        format_utc(from),
-                        format_utc(to)
-                    );
-                    (merge_all(base)?, first_after..windows.len(), description)
+            }
+            _ => {
+                self.flush();
+                self.pending = Some((s.window_start(), Some(s)));
+            }
+        }
+    }
+
+    /// Takes in the window whose summaries are all merged.
+    fn flush(&mut self) {
+        let Some((_, Some(w))) = self.pending.take() else {
+            return;
+        };
+        self.broken |= !merge_into(&mut self.merged, &w);
+        self.windows.push(Window::of(&w));
+        match self.baseline {
+            Baseline::FirstWindows(n) => {
+                if self.base.is_some() {
+                    self.analyse(&w);
+                } else {
+                    self.held.push(w);
+                    if self.held.len() > n.max(1) {
+                        self.settle_first_windows(n.max(1));
+                    }
                 }
-            };
-            let findings = windows[analysed.clone()]
-                .iter()
-                .flat_map(|w| findings(w, &base))
-                .collect();
-            let merged = merge_all(&windows)?;
-            Some(Report {
-                deployment,
-                baseline_description: key_note + &description,
-                baseline: base,
-                windows,
-                analysed,
-                findings,
-                merged,
-            })
+            }
+            Baseline::Range(from, to) => {
+                if (from..to).contains(&w.window_start()) {
+                    self.broken |= !merge_into(&mut self.base, &w);
+                    self.base_windows += 1;
+                }
+                if w.window_start() >= to {
+                    self.analysed_from.get_or_insert(self.windows.len() - 1);
+                    if self.base.is_some() {
+                        self.analyse(&w);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first `n` held windows become the baseline; the others are analysed.
+    fn settle_first_windows(&mut self, n: usize) {
+        let held = std::mem::take(&mut self.held);
+        for w in &held[..n] {
+            self.broken |= !merge_into(&mut self.base, w);
+        }
+        self.analysed_from = Some(self.windows.len() - held.len() + n);
+        for w in &held[n..] {
+            self.analyse(w);
+        }
+    }
+
+    fn analyse(&mut self, w: &WindowSummary) {
+        if let Some(base) = &self.base {
+            self.findings.extend(findings(w, base));
+        }
+        self.broken |= !merge_into(&mut self.analysed_merged, w);
+    }
+
+    fn finish(mut self) -> Option<Report> {
+        self.flush();
+        if let Baseline::FirstWindows(n) = self.baseline {
+            if self.base.is_none() && !self.held.is_empty() {
+                // No more windows than the baseline asked for: all but the last.
+                let n = n.clamp(1, self.held.len().saturating_sub(1).max(1));
+                self.settle_first_windows(n);
+            }
+        }
+        let description = match self.baseline {
+            Baseline::FirstWindows(_) => format!(
+                "the first {} window(s)",
+                self.analysed_from.unwrap_or(self.windows.len())
+            ),
+            Baseline::Range(from, to) => format!(
+                "{} window(s) from {} to {}",
+                self.base_windows,
+                format_utc(from),
+                format_utc(to)
+            ),
+        };
+        let key_note = if self.other_keys > 0 {
+            format!(
+                "hash key changed at {}: the baseline restarts there, {} earlier summary(ies) made with another key are not compared; ",
+                format_utc(self.key_since),
+                self.other_keys
+            )
+        } else {
+            String::new()
+        };
+        if self.broken {
+            return None;
+        }
+        let analysed = self.analysed_from.unwrap_or(self.windows.len())..self.windows.len();
+        Some(Report {
+            deployment: self.deployment,
+            baseline_description: key_note + &description,
+            baseline: self.base?,
+            windows: self.windows,
+            analysed,
+            findings: self.findings,
+            merged: self.merged?,
+            analysed_merged: self.analysed_merged,
+            resolution: Resolution::Window,
         })
-        .collect()
+    }
 }
 
 fn pct(x: f64) -> String {
@@ -475,22 +801,61 @@ pub fn quality(g: &GroundTruthSummary) -> Option<(&'static str, f64)> {
     }
 }
 
-fn timeline_json(w: &WindowSummary) -> Value {
+/// What the timeline shows of one window: its figures, not its summary.
+#[derive(Clone, Debug)]
+pub struct Window {
+    pub start: i64,
+    pub predictions: u64,
+    pub missing_rate: Option<f64>,
+    pub exceptions: u64,
+    /// Latency p50 and p99, in seconds.
+    pub latency: (Option<f64>, Option<f64>),
+    /// Accuracy (or MSE) of all labels together: the measure, its value, the labels.
+    pub overall: Option<(&'static str, f64, u64)>,
+    /// The same per segment, by name.
+    pub segments: BTreeMap<String, (&'static str, f64, u64)>,
+}
+
+impl Window {
+    pub fn of(w: &WindowSummary) -> Window {
+        let quality = |g: &GroundTruthSummary| quality(g).map(|(k, v)| (k, v, g.count()));
+        Window {
+            start: w.window_start(),
+            predictions: w.predictions(),
+            missing_rate: missing_rate(w),
+            exceptions: w
+                .exceptions()
+                .iter()
+                .fold(0u64, |n, e| n.saturating_add(e.count())),
+            latency: (
+                w.latency().and_then(|l| l.quantile(0.5)),
+                w.latency().and_then(|l| l.quantile(0.99)),
+            ),
+            overall: w.ground_truth_overall().and_then(quality),
+            segments: w
+                .ground_truth_segments()
+                .filter_map(|(n, g)| quality(g).map(|q| (n.to_owned(), q)))
+                .collect(),
+        }
+    }
+}
+
+fn timeline_json(w: &Window) -> Value {
     let segments: BTreeMap<String, Value> = w
-        .ground_truth_overall()
-        .map(|g| ("(all)".to_owned(), g))
+        .overall
+        .map(|q| ("(all)".to_owned(), q))
         .into_iter()
-        .chain(w.ground_truth_segments().map(|(n, g)| (n.to_owned(), g)))
-        .filter_map(|(n, g)| quality(g).map(|(k, v)| (n, json!({ k: v, "count": g.count() }))))
+        .chain(w.segments.iter().map(|(n, q)| (n.clone(), *q)))
+        .map(|(n, (k, v, count))| (n, json!({ k: v, "count": count })))
         .collect();
     json!({
-        "window_start": w.window_start(),
-        "window_start_utc": w.window_start_utc(),
-        "predictions": w.predictions(),
-        "missing_rate": missing_rate(w),
-        "exceptions": w.exceptions().iter().fold(0u64, |n, e| n.saturating_add(e.count())),
-        "latency_p50_ms": w.latency().and_then(|l| l.quantile(0.5)).map(|s| s * 1e3),
-        "latency_p99_ms": w.latency().and_then(|l| l.quantile(0.99)).map(|s| s * 1e3),
+        "window_start": w.start,
+        "window_start_utc": format_utc(w.start),
+        "predictions": w.predictions,
+        "missing_rate": w.missing_rate,
+        "exceptions": w.exceptions,
+        "latency_p50_ms": w.latency.0.map(|s| s * 1e3),
+        "latency_p99_ms": w.latency.1.map(|s| s * 1e3),
         "ground_truth": segments,
     })
 }
@@ -506,6 +871,7 @@ pub fn to_json(r: &Report) -> Value {
         .collect();
     json!({
         "deployment": r.deployment,
+        "resolution": r.resolution.name(),
         "baseline": r.baseline_description,
         "findings": findings,
         "timeline": r.windows.iter().map(timeline_json).collect::<Vec<_>>(),
@@ -517,9 +883,14 @@ pub fn to_json(r: &Report) -> Value {
 pub fn to_text(r: &Report) -> String {
     use std::fmt::Write;
     let mut t = String::new();
+    let unit = match r.resolution {
+        Resolution::Window => "windows",
+        Resolution::Hour => "hourly rollups",
+        Resolution::Day => "daily rollups",
+    };
     let _ = writeln!(
         t,
-        "# {}: {} windows, baseline: {}",
+        "# {}: {} {unit}, baseline: {}",
         sanitize(&r.deployment),
         r.windows.len(),
         r.baseline_description
@@ -571,9 +942,9 @@ pub fn to_text(r: &Report) -> String {
         let _ = writeln!(
             t,
             "{mark} {:<22} {:>9} {:>8} {:>6} {:>9} {:>9}  {}",
-            w.window_start_utc(),
-            w.predictions(),
-            missing_rate(w).map_or("-".into(), pct),
+            format_utc(w.start),
+            w.predictions,
+            w.missing_rate.map_or("-".into(), pct),
             tl["exceptions"].as_u64().unwrap_or(0),
             ms("latency_p50_ms"),
             ms("latency_p99_ms"),
@@ -617,5 +988,36 @@ mod tests {
         );
         assert_eq!(r.windows.len(), 6, "only the windows of the current key");
         assert!(r.findings.is_empty(), "no drift from the key change");
+    }
+
+    #[test]
+    fn baselines_as_the_windows_stream_by() {
+        let windows = |n: i64| (0..n).map(|m| window(m, [1; 16])).collect::<Vec<_>>();
+        let first = |n: i64, k: usize| {
+            let r = build(windows(n), &Baseline::FirstWindows(k)).remove(0);
+            (r.analysed, r.baseline.predictions(), r.baseline_description)
+        };
+        assert_eq!(first(10, 3), (3..10, 600, "the first 3 window(s)".into()));
+        // No more windows than the baseline asks for: all but the last, at least one.
+        assert_eq!(first(3, 3), (2..3, 400, "the first 2 window(s)".into()));
+        assert_eq!(first(2, 3), (1..2, 200, "the first 1 window(s)".into()));
+        assert_eq!(first(1, 3), (1..1, 200, "the first 1 window(s)".into()));
+        assert_eq!(first(4, 0), (1..4, 200, "the first 1 window(s)".into()));
+        // A range: its windows, analysed from the first window after it.
+        let r = build(windows(10), &Baseline::Range(120_000, 300_000)).remove(0);
+        assert_eq!((r.analysed, r.baseline.predictions()), (5..10, 600));
+        assert!(
+            build(windows(10), &Baseline::Range(-2, -1)).is_empty(),
+            "no baseline"
+        );
+        // Summaries of one window merge, whatever order they come in.
+        let mut split = windows(4);
+        split.push(window(2, [1; 16]));
+        split.reverse();
+        let r = build(split, &Baseline::FirstWindows(1)).remove(0);
+        assert_eq!(r.windows.len(), 4);
+        assert_eq!(r.windows[2].predictions, 400);
+        assert_eq!(r.merged.predictions(), 1_000);
+        assert_eq!(r.analysed_merged.unwrap().predictions(), 800);
     }
 }

@@ -1,14 +1,64 @@
 //! The SQLite store of `modelwatch collect`: one row per accepted summary, keyed by the
 //! sending key's id, deployment, window start, instance and sequence, so a retried summary
 //! is stored once and no key can pre-empt another key's (instance, sequence).
+//!
+//! Beside the windows as sent, hourly and daily rollups: per deployment (and hash key), the
+//! merge of every window starting in the hour or day. Storing a window notes it in
+//! `unrolled` (no merge on the acknowledging path); [`Store::roll_up_pending`] merges the
+//! noted windows into their rollups, each touched rollup decoded and encoded once. Summaries merge
+//! exactly (counts add, sketches merge bucket by bucket), so a report over rollups says what
+//! one over the windows would. Each resolution is pruned after its own retention
+//! (`collect --retain`).
 
 use modelwatch::WindowSummary;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// An open store.
 pub struct Store {
     conn: Connection,
+    rollup_limit: usize,
+}
+
+/// What the store holds a summary of: the windows as agents sent them (one minute by
+/// default), or their hourly or daily rollups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Resolution {
+    /// The windows as sent.
+    Window,
+    /// Merged per hour (UTC).
+    Hour,
+    /// Merged per day (UTC).
+    Day,
+}
+
+impl Resolution {
+    /// Finest first.
+    pub const ALL: [Resolution; 3] = [Resolution::Window, Resolution::Hour, Resolution::Day];
+
+    /// Its name on the command line: `1m` (the windows, one minute by default), `1h`, `1d`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resolution::Window => "1m",
+            Resolution::Hour => "1h",
+            Resolution::Day => "1d",
+        }
+    }
+
+    /// From its name on the command line.
+    pub fn from_name(name: &str) -> Option<Resolution> {
+        Resolution::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The span a rollup covers; `None` for the windows as sent.
+    pub fn bucket_ms(self) -> Option<i64> {
+        match self {
+            Resolution::Window => None,
+            Resolution::Hour => Some(3_600_000),
+            Resolution::Day => Some(86_400_000),
+        }
+    }
 }
 
 /// Whether a summary was new or a retry of one already stored.
@@ -29,11 +79,23 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         migrate(&conn)?;
-        Ok(Store { conn })
+        add_rollups(&conn)?;
+        Ok(Store {
+            conn,
+            rollup_limit: modelwatch::MAX_SUMMARY_BYTES,
+        })
     }
 
-    /// Stores a validated summary with its encoded bytes; durable when this returns.
-    /// `key_id` is the id of the key that sent it ([`crate::keys::Key::id`]).
+    /// Rollups are kept under `bytes` encoded (default and most: `MAX_SUMMARY_BYTES`, what
+    /// decodes); a window that would take one past it is left out of it.
+    pub fn with_rollup_limit(mut self, bytes: usize) -> Store {
+        self.rollup_limit = bytes.min(modelwatch::MAX_SUMMARY_BYTES);
+        self
+    }
+
+    /// Stores a validated summary with its encoded bytes, and notes it for the rollups
+    /// ([`Store::roll_up_pending`]), in one transaction; durable when this returns. `key_id` is the id of the key
+    /// that sent it ([`crate::keys::Key::id`]). A retry changes nothing.
     pub fn insert(
         &self,
         key_id: &str,
@@ -41,7 +103,8 @@ impl Store {
         body: &[u8],
         received_ms: i64,
     ) -> rusqlite::Result<Stored> {
-        let n = self.conn.execute(
+        let tx = self.conn.unchecked_transaction()?;
+        let n = tx.execute(
             "INSERT OR IGNORE INTO windows (key_id, deployment, window_start, instance, sequence,
                 window_ms, predictions, received_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
@@ -56,11 +119,22 @@ impl Store {
                 body
             ],
         )?;
-        Ok(if n == 1 {
-            Stored::New
-        } else {
-            Stored::Duplicate
-        })
+        if n == 0 {
+            return Ok(Stored::Duplicate);
+        }
+        tx.execute(
+            "INSERT INTO unrolled (key_id, deployment, window_start, instance, sequence)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                key_id,
+                s.deployment(),
+                s.window_start(),
+                s.instance() as i64,
+                s.sequence() as i64
+            ],
+        )?;
+        tx.commit()?;
+        Ok(Stored::New)
     }
 
     /// Summaries of a deployment (or all) within [from, to), oldest first. Rows that no
@@ -71,21 +145,296 @@ impl Store {
         from: i64,
         to: i64,
     ) -> rusqlite::Result<Vec<Result<WindowSummary, String>>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT deployment, window_start, instance, sequence, body FROM windows
-             WHERE (?1 IS NULL OR deployment = ?1) AND window_start >= ?2 AND window_start < ?3
-             ORDER BY deployment, window_start, instance, sequence, key_id",
+        let mut out = Vec::new();
+        self.scan(Resolution::Window, deployment, from, to, |s| out.push(s))?;
+        Ok(out)
+    }
+
+    /// Hands each summary at `resolution` of a deployment (or all) starting within
+    /// [from, to) to `each`, one at a time, in order of deployment and start (a rollup
+    /// starts at its hour or day). Rows that no longer decode are handed over as errors.
+    pub fn scan(
+        &self,
+        resolution: Resolution,
+        deployment: Option<&str>,
+        from: i64,
+        to: i64,
+        mut each: impl FnMut(Result<WindowSummary, String>),
+    ) -> rusqlite::Result<()> {
+        let sql = match resolution {
+            Resolution::Window => {
+                "SELECT deployment, window_start, instance, sequence, body FROM windows
+                 WHERE (?1 IS NULL OR deployment = ?1) AND window_start >= ?2 AND window_start < ?3
+                 ORDER BY deployment, window_start, instance, sequence, key_id"
+            }
+            _ => {
+                "SELECT deployment, window_start, key_fingerprint, left_out, body FROM rollups
+                 WHERE resolution_ms = ?4
+                   AND (?1 IS NULL OR deployment = ?1) AND window_start >= ?2 AND window_start < ?3
+                 ORDER BY deployment, window_start, key_fingerprint"
+            }
+        };
+        let mut stmt = self.conn.prepare(sql)?;
+        let mut rows = match resolution.bucket_ms() {
+            None => stmt.query(params![deployment, from, to])?,
+            Some(bucket) => stmt.query(params![deployment, from, to, bucket])?,
+        };
+        while let Some(r) = rows.next()? {
+            let (deployment, start) = (r.get::<_, String>(0)?, r.get::<_, i64>(1)?);
+            let (c2, c3) = (r.get::<_, i64>(2)?, r.get::<_, i64>(3)?);
+            let id = match resolution {
+                // Instance and sequence.
+                Resolution::Window => format!("{deployment}@{start}#{c2}/{c3}"),
+                // Key fingerprint, and the windows left out of the rollup.
+                _ => {
+                    let id = format!("{deployment}@{start} ({} rollup)", resolution.name());
+                    if c3 > 0 {
+                        each(Err(format!(
+                            "{id}: {c3} window(s) left out, as the rollup would have passed the largest summary (the windows have them)"
+                        )));
+                    }
+                    id
+                }
+            };
+            let body = r.get_ref(4)?.as_blob()?;
+            each(WindowSummary::decode(body).map_err(|e| format!("{id}: {e}")));
+        }
+        Ok(())
+    }
+
+    /// The rows at `resolution` of the deployment with the most of them in [from, to)
+    /// (rows, not bodies: from the index).
+    pub fn rows_in(
+        &self,
+        resolution: Resolution,
+        deployment: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> rusqlite::Result<u64> {
+        let sql = match resolution {
+            Resolution::Window => {
+                "SELECT MAX(n) FROM (SELECT COUNT(DISTINCT window_start) AS n FROM windows
+                 WHERE (?1 IS NULL OR deployment = ?1) AND window_start >= ?2 AND window_start < ?3
+                 GROUP BY deployment)"
+            }
+            _ => {
+                "SELECT MAX(n) FROM (SELECT COUNT(DISTINCT window_start) AS n FROM rollups
+                 WHERE resolution_ms = ?4
+                   AND (?1 IS NULL OR deployment = ?1) AND window_start >= ?2 AND window_start < ?3
+                 GROUP BY deployment)"
+            }
+        };
+        let n = |r: &rusqlite::Row<'_>| r.get::<_, Option<i64>>(0);
+        let n = match resolution.bucket_ms() {
+            None => self.conn.query_row(sql, params![deployment, from, to], n)?,
+            Some(bucket) => self
+                .conn
+                .query_row(sql, params![deployment, from, to, bucket], n)?,
+        };
+        Ok(n.unwrap_or(0) as u64)
+    }
+
+    /// Merges the windows stored since the last call into their hour's and day's rollups
+    /// (per deployment and hash key: summaries of different keys do not merge), in one
+    /// transaction; returns how many windows it merged. Each rollup touched is decoded and
+    /// encoded once per call, however many of its windows came. A rollup that would encode
+    /// past the largest summary (exception messages add up over a day) is left as it was
+    /// and counts the windows as left out, so that it always decodes.
+    pub fn roll_up_pending(&self) -> rusqlite::Result<u64> {
+        // Nothing noted: no write lock taken (a report on a store it may only read).
+        let noted: bool =
+            self.conn
+                .query_row("SELECT EXISTS (SELECT 1 FROM unrolled)", [], |r| r.get(0))?;
+        if !noted {
+            return Ok(0);
+        }
+        immediate(&self.conn, || {
+            let mut stmt = self.conn.prepare(
+                "SELECT w.body FROM unrolled u JOIN windows w USING (key_id, deployment,
+                     window_start, instance, sequence)
+                 ORDER BY w.deployment, w.window_start, w.instance, w.sequence, w.key_id",
+            )?;
+            let mut rows = stmt.query([])?;
+            // The new windows of each bucket, merged; a bucket is written once no later
+            // window can fall in it (rows come by deployment, then start).
+            let mut deltas: BTreeMap<(i64, String, i64, u32), Delta> = BTreeMap::new();
+            let mut merged = 0;
+            while let Some(r) = rows.next()? {
+                // A row that no longer decodes is named by every report reading windows.
+                let Ok(s) = WindowSummary::decode(r.get_ref(0)?.as_blob()?) else {
+                    continue;
+                };
+                let done: Vec<_> = deltas
+                    .keys()
+                    .filter(|(bucket, d, start, _)| {
+                        d != s.deployment() || start + bucket <= s.window_start()
+                    })
+                    .cloned()
+                    .collect();
+                for key in done {
+                    let delta = deltas.remove(&key).expect("a key just listed");
+                    self.write_rollup(key, delta)?;
+                }
+                for bucket in [HOUR, DAY] {
+                    let key = (
+                        bucket,
+                        s.deployment().to_owned(),
+                        s.window_start().div_euclid(bucket) * bucket,
+                        s.key_fingerprint(),
+                    );
+                    match deltas.get_mut(&key) {
+                        Some(d) => d.add(&s),
+                        None => {
+                            deltas.insert(key, Delta::of(&s));
+                        }
+                    }
+                }
+                merged += 1;
+            }
+            for (key, delta) in std::mem::take(&mut deltas) {
+                self.write_rollup(key, delta)?;
+            }
+            self.conn.execute("DELETE FROM unrolled", [])?;
+            Ok(merged)
+        })
+    }
+
+    /// Merges new windows into a rollup row, or starts it.
+    fn write_rollup(&self, key: (i64, String, i64, u32), delta: Delta) -> rusqlite::Result<()> {
+        let (bucket, deployment, start, fingerprint) = key;
+        let old: Option<(Vec<u8>, i64, i64, i64)> = self
+            .conn
+            .query_row(
+                "SELECT body, first_start, last_start, left_out FROM rollups
+                 WHERE resolution_ms = ?1 AND deployment = ?2 AND window_start = ?3
+                 AND key_fingerprint = ?4",
+                params![bucket, deployment, start, fingerprint],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Delta {
+            mut merged,
+            mut first,
+            mut last,
+            windows,
+            first_window,
+        } = delta;
+        let mut left_out = 0;
+        let had_old = old.is_some();
+        if let Some((old_body, old_first, old_last, old_left_out)) = old {
+            let combined = WindowSummary::decode(&old_body)
+                .ok()
+                .and_then(|mut old| old.merge(&merged).is_ok().then_some(old));
+            let Some(combined) = combined else {
+                return self.leave_out(bucket, &deployment, start, fingerprint, windows);
+            };
+            merged = combined;
+            left_out = old_left_out;
+            (first, last) = (first.min(old_first), last.max(old_last));
+        }
+        let mut body = merged.encode();
+        if body.len() > self.rollup_limit {
+            if had_old {
+                // The old rollup stays; the new windows are counted out of it.
+                return self.leave_out(bucket, &deployment, start, fingerprint, windows);
+            }
+            // A new rollup: its first window, the others counted out.
+            merged = first_window;
+            (first, last) = (merged.window_start(), merged.window_start());
+            left_out = windows - 1;
+            body = merged.encode();
+        }
+        self.conn.execute(
+            "INSERT OR REPLACE INTO rollups (resolution_ms, deployment, window_start,
+                 key_fingerprint, windows, predictions, first_start, last_start, left_out, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                bucket,
+                deployment,
+                start,
+                fingerprint,
+                merged.merged_windows() as i64,
+                merged.predictions() as i64,
+                first,
+                last,
+                left_out,
+                body
+            ],
         )?;
-        let rows = stmt.query_map(params![deployment, from, to], |r| {
-            let id = format!(
-                "{}@{}#{}/{}",
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?
-            );
-            let body: Vec<u8> = r.get(4)?;
-            Ok(WindowSummary::decode(&body).map_err(|e| format!("{id}: {e}")))
+        Ok(())
+    }
+
+    /// Counts windows as left out of a rollup that stays as it was. (A first rollup over
+    /// the limit has no row to count them on; the windows still have them.)
+    fn leave_out(
+        &self,
+        bucket: i64,
+        deployment: &str,
+        start: i64,
+        fingerprint: u32,
+        windows: i64,
+    ) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE rollups SET left_out = left_out + ?5 WHERE resolution_ms = ?1
+             AND deployment = ?2 AND window_start = ?3 AND key_fingerprint = ?4",
+            params![bucket, deployment, start, fingerprint, windows],
+        )?;
+        Ok(())
+    }
+
+    /// Before when `resolution` was pruned: it holds everything from there on; `None` if it
+    /// was never pruned.
+    pub fn pruned_before(&self, resolution: Resolution) -> rusqlite::Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT before_ms FROM pruned WHERE resolution = ?1",
+                [resolution.name()],
+                |r| r.get(0),
+            )
+            .optional()
+    }
+
+    /// Deletes, per resolution, what starts before its cutoff (Unix ms; a rollup goes only
+    /// once its whole hour or day is before it); returns the rows deleted. Remembers each
+    /// cutoff, so that a report knows which resolutions still cover a range.
+    pub fn prune(&self, cutoffs: &[(Resolution, i64)]) -> rusqlite::Result<u64> {
+        let tx = self.conn.unchecked_transaction()?;
+        let mut deleted = 0;
+        for &(resolution, cutoff) in cutoffs {
+            let complete_before = match resolution.bucket_ms() {
+                None => {
+                    deleted +=
+                        tx.execute("DELETE FROM windows WHERE window_start < ?1", [cutoff])?;
+                    cutoff
+                }
+                Some(bucket) => {
+                    let first_kept = cutoff.div_euclid(bucket) * bucket;
+                    deleted += tx.execute(
+                        "DELETE FROM rollups WHERE resolution_ms = ?1 AND window_start < ?2",
+                        [bucket, first_kept],
+                    )?;
+                    first_kept
+                }
+            };
+            tx.execute(
+                "INSERT INTO pruned (resolution, before_ms) VALUES (?1, ?2)
+                 ON CONFLICT (resolution) DO UPDATE SET before_ms = MAX(before_ms, ?2)",
+                params![resolution.name(), complete_before],
+            )?;
+        }
+        tx.commit()?;
+        Ok(deleted as u64)
+    }
+
+    /// Each deployment stored: its summaries, first and last window start, as the daily
+    /// rollups count them (they outlive the windows).
+    pub fn deployments(&self) -> rusqlite::Result<Vec<(String, u64, i64, i64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT deployment, SUM(windows), MIN(first_start), MAX(last_start) FROM rollups
+             WHERE resolution_ms = 86400000 GROUP BY deployment ORDER BY deployment",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?, r.get(3)?))
         })?;
         rows.collect()
     }
@@ -106,6 +455,106 @@ impl Store {
             .optional()
             .map(|n| n.flatten().unwrap_or(0) as u64)
     }
+}
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+
+/// Runs `f` in a transaction that takes the write lock first (`BEGIN IMMEDIATE`), so that two
+/// processes rolling up or migrating one store wait for each other instead of failing.
+fn immediate<T>(conn: &Connection, f: impl FnOnce() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    match f() {
+        Ok(t) => conn.execute_batch("COMMIT").map(|()| t),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// New windows of one rollup, merged, with their first and last start and their count;
+/// and the first of them alone, for a new rollup that the merge would take past the limit.
+struct Delta {
+    merged: WindowSummary,
+    first: i64,
+    last: i64,
+    windows: i64,
+    first_window: WindowSummary,
+}
+
+impl Delta {
+    fn of(s: &WindowSummary) -> Delta {
+        Delta {
+            merged: s.clone(),
+            first: s.window_start(),
+            last: s.window_start(),
+            windows: 1,
+            first_window: s.clone(),
+        }
+    }
+
+    /// Adds a window of the same deployment and key; one that does not merge is dropped.
+    fn add(&mut self, s: &WindowSummary) {
+        if self.merged.merge(s).is_ok() {
+            self.first = self.first.min(s.window_start());
+            self.last = self.last.max(s.window_start());
+            self.windows += 1;
+        }
+    }
+}
+
+/// The rollups, what was pruned, and the index a report's range and resolution choice read.
+const ROLLUP_SCHEMA: &str = "
+CREATE TABLE rollups (
+    resolution_ms   INTEGER NOT NULL,
+    deployment      TEXT    NOT NULL,
+    window_start    INTEGER NOT NULL,
+    key_fingerprint INTEGER NOT NULL,
+    windows         INTEGER NOT NULL,
+    predictions     INTEGER NOT NULL,
+    first_start     INTEGER NOT NULL,
+    last_start      INTEGER NOT NULL,
+    left_out        INTEGER NOT NULL DEFAULT 0,
+    body            BLOB    NOT NULL,
+    PRIMARY KEY (resolution_ms, deployment, window_start, key_fingerprint)
+) WITHOUT ROWID;
+CREATE TABLE pruned (resolution TEXT PRIMARY KEY, before_ms INTEGER NOT NULL);
+CREATE TABLE unrolled (
+    key_id       TEXT    NOT NULL,
+    deployment   TEXT    NOT NULL,
+    window_start INTEGER NOT NULL,
+    instance     INTEGER NOT NULL,
+    sequence     INTEGER NOT NULL,
+    PRIMARY KEY (key_id, deployment, window_start, instance, sequence)
+) WITHOUT ROWID;
+CREATE INDEX windows_by_time ON windows (deployment, window_start);";
+
+/// Adds the rollup tables to a store written before them, every window noted for the
+/// rollups (the next [`Store::roll_up_pending`] merges them), in one transaction.
+fn add_rollups(conn: &Connection) -> rusqlite::Result<()> {
+    let exists = |conn: &Connection| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'rollups'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    if exists(conn)? {
+        return Ok(());
+    }
+    immediate(conn, || {
+        if exists(conn)? {
+            return Ok(());
+        }
+        conn.execute_batch(ROLLUP_SCHEMA)?;
+        conn.execute_batch(
+            "INSERT INTO unrolled (key_id, deployment, window_start, instance, sequence)
+             SELECT key_id, deployment, window_start, instance, sequence FROM windows",
+        )?;
+        Ok(())
+    })
 }
 
 /// The table as this version writes it: deduplication per key id.
