@@ -98,7 +98,7 @@ fn report(store: &Path, extra: &[&str]) -> Json {
 
 /// Equal, except floats that come of floating-point sums (means, variances, squared
 /// errors, calibration), whose rounding depends on the order of the merges: those to 1e-9;
-/// and the distinct count of `amount` (see [`assert_same_sketch`]).
+/// and the distinct counts of `amount` and `prediction` (see [`assert_same_sketch`]).
 fn assert_same(a: &Json, b: &Json, path: &str) {
     match (a, b) {
         (Json::Object(x), Json::Object(y)) => {
@@ -117,7 +117,9 @@ fn assert_same(a: &Json, b: &Json, path: &str) {
                 assert_same(v, w, &format!("{path}[{i}]"));
             }
         }
-        (Json::Number(x), Json::Number(y)) if path.ends_with("amount.distinct") => {
+        (Json::Number(x), Json::Number(y))
+            if path.ends_with("amount.distinct") || path.ends_with("prediction.distinct") =>
+        {
             let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
             let bound = 3.0 * modelwatch::NUMBER_DISTINCT_STANDARD_ERROR;
             assert!(
