@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Renders the demo's HTML report in a real headless browser (Debian's chromium) and checks
-# what a person would see: the rendered DOM holds the findings and the SVG charts, and a
+# what a person would see: the rendered DOM holds the incidents and the SVG charts, and a
 # screenshot is written (target/report-check/report.png) to look at.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,7 @@ cargo run --release -q -p modelwatch-cli --example demo > "$out/demo.txt" 2>/dev
 status=0
 cargo run --release -q -p modelwatch-cli -- report --dir modelwatch-data --baseline-windows 2 \
     --html "$out/report.html" > "$out/report.txt" || status=$?
-[ "$status" = 1 ] || { echo "report: expected findings (exit 1), got exit $status"; exit 1; }
+[ "$status" = 1 ] || { echo "report: expected incidents (exit 1), got exit $status"; exit 1; }
 
 flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
        --disable-background-networking --disable-component-update --disable-sync
@@ -36,11 +36,11 @@ flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
 page="file://$PWD/$out/report.html"
 timeout 120 "$browser" "${flags[@]}" --dump-dom "$page" > "$out/dom.html" 2>/dev/null
 svgs=$(grep -o "<svg" "$out/dom.html" | wc -l)
-findings=$(grep -o 'class="finding"' "$out/dom.html" | wc -l)
+incidents=$(grep -o '<tr class="open"\|<tr class="closed"' "$out/dom.html" | wc -l)
 grep -q "distribution drift" "$out/dom.html" || { echo "no drift finding in the rendered page"; exit 1; }
 grep -q "accuracy_drop" "$out/dom.html" || { echo "no accuracy drop in the rendered page"; exit 1; }
 [ "$svgs" -ge 8 ] || { echo "only $svgs charts rendered"; exit 1; }
 timeout 120 "$browser" "${flags[@]}" --window-size=1280,2600 --screenshot="$out/report.png" "$page" 2>/dev/null
 size=$(stat -c %s "$out/report.png")
 [ "$size" -gt 50000 ] || { echo "screenshot of $size bytes: nothing rendered?"; exit 1; }
-echo "report page rendered by $("$browser" --version 2>/dev/null | head -1): $svgs charts, $findings findings, screenshot $out/report.png ($size bytes)"
+echo "report page rendered by $("$browser" --version 2>/dev/null | head -1): $svgs charts, $incidents incidents, screenshot $out/report.png ($size bytes)"

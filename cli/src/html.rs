@@ -1,8 +1,8 @@
 //! `report --html`: one self-contained page (inline SVG and CSS, no scripts, no network):
-//! findings on top, missing rates, accuracy, volume and latency over time, and each
+//! incidents on top, missing rates, accuracy, volume and latency over time, and each
 //! feature's distribution in the baseline and in the analysed windows.
 
-use crate::report::{Report, Window};
+use crate::report::{in_incident, Report, Window};
 use modelwatch::{format_utc, FeatureSummary};
 use std::fmt::Write;
 
@@ -166,7 +166,8 @@ pub fn page(reports: &[Report]) -> String {
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>modelwatch report</title><style>\
          body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}\
          h1{font-size:22px}h2{font-size:18px;margin-top:28px}\
-         .finding{border-left:4px solid #e74c3c;background:#fdf0ef;padding:6px 10px;margin:4px 0}\
+         .incidents td{text-align:left}.incidents tr.open td{background:#fdf0ef}\
+         .incidents tr.open td:first-child{border-left:4px solid #e74c3c}\
          .ok{border-left:4px solid #27ae60;background:#eefaf1;padding:6px 10px}\
          figure{display:inline-block;margin:8px 16px 8px 0}figcaption{font-size:12px;color:#555}\
          .ax{font-size:10px;fill:#555}table{border-collapse:collapse;font-size:12px}\
@@ -180,32 +181,18 @@ pub fn page(reports: &[Report]) -> String {
             r.windows.len(),
             esc(&r.baseline_description)
         );
-        let _ = write!(s, "<h2>Findings</h2>");
-        if r.findings.is_empty() {
-            s.push_str("<div class=\"ok\">No issues found against the baseline.</div>");
-        }
-        for f in &r.findings {
-            let _ = write!(
-                s,
-                "<div class=\"finding\"><b>{}</b> · {} · {}</div>",
-                esc(f.kind),
-                esc(&format_utc(f.window_start)),
-                esc(&f.text)
-            );
-        }
+        let _ = write!(s, "<h2>Incidents</h2>");
+        s.push_str(&crate::incidents::html(&r.incidents, esc));
         let x = |w: &Window| (w.start - r.windows[0].start) as f64 / 1000.0;
-        let alerts: Vec<f64> = {
-            let mut a: Vec<f64> = r
-                .findings
-                .iter()
-                .map(|f| (f.window_start - r.windows[0].start) as f64 / 1000.0)
-                .collect();
-            a.dedup();
-            a
-        };
+        let alerts: Vec<f64> = r
+            .windows
+            .iter()
+            .filter(|w| in_incident(r, w.start))
+            .map(x)
+            .collect();
         let _ = write!(
             s,
-            "<h2>Over time (x: seconds since {}; red: windows with findings)</h2>",
+            "<h2>Over time (x: seconds since {}; red: windows within an incident)</h2>",
             esc(&format_utc(r.windows[0].start))
         );
         let series = |f: &dyn Fn(&Window) -> Option<f64>| -> Vec<(f64, f64)> {
@@ -255,8 +242,45 @@ pub fn page(reports: &[Report]) -> String {
             ],
             &alerts,
         ));
-        if let Some(current) = &r.analysed_merged {
-            let _ = write!(s, "<h2>Distributions: baseline vs analysed windows</h2>");
+        // Drift scores of the features that drifted most, over time.
+        let mut peaks: Vec<(&String, f64)> = Vec::new();
+        for w in &r.windows {
+            for (name, &psi) in &w.drift {
+                match peaks.iter_mut().find(|p| p.0 == name) {
+                    Some(p) => p.1 = p.1.max(psi),
+                    None => peaks.push((name, psi)),
+                }
+            }
+        }
+        peaks.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let drift_series: Vec<_> = peaks
+            .iter()
+            .take(palette.len())
+            .zip(palette)
+            .map(|((name, _), colour)| {
+                (
+                    name.as_str(),
+                    colour,
+                    series(&|w| w.drift.get(*name).copied()),
+                )
+            })
+            .collect();
+        if !drift_series.is_empty() {
+            s.push_str(&line_chart(
+                "drift score (PSI) per feature, most drifted first",
+                &drift_series,
+                &alerts,
+            ));
+        }
+        // The distributions the incidents are about, when there are any: the baseline
+        // against the windows within incidents, not against the whole range.
+        let compared = match (&r.incident_merged, &r.analysed_merged) {
+            (Some(m), _) => Some((m, "windows within incidents")),
+            (None, Some(m)) => Some((m, "analysed windows")),
+            _ => None,
+        };
+        if let Some((current, what)) = compared {
+            let _ = write!(s, "<h2>Distributions: baseline vs {what}</h2>");
             let columns = current
                 .features()
                 .map(|(n, f)| (n.to_owned(), f, r.baseline.feature(n)))

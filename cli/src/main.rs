@@ -327,5 +327,5 @@ fn report_command(a: ReportArgs) -> Result<i32, String> {
                 .try_for_each(|r| out.write_all(report::to_text(r).as_bytes()))
         }
     })?;
-    Ok(i32::from(reports.iter().any(|r| !r.findings.is_empty())))
+    Ok(i32::from(reports.iter().any(|r| !r.incidents.is_empty())))
 }

@@ -8,7 +8,10 @@
 use crate::store::{Resolution, Store};
 use crate::text::sanitize;
 use crate::{inspect, Source};
-use modelwatch::{format_utc, FeatureSummary, GroundTruthSummary, OutputKind, WindowSummary};
+use modelwatch::{
+    format_utc, Baseline as MonitorBaseline, GroundTruthSummary, Incident, Monitor, OutputKind,
+    WindowSummary,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -21,24 +24,6 @@ pub enum Baseline {
     Range(i64, i64),
 }
 
-/// One issue found.
-#[derive(Clone, Debug)]
-pub struct Finding {
-    /// `missing_rate`, `type_mismatch`, `new_categories`, `out_of_range`, `drift`,
-    /// `accuracy_drop`, `error_increase`, `exception_spike`, `latency_regression`.
-    pub kind: &'static str,
-    /// The window it was found in.
-    pub window_start: i64,
-    /// The feature, output (`output 0`) or segment.
-    pub subject: String,
-    /// How big, in the unit of the check (a rate, a PSI, ...).
-    pub value: f64,
-    /// The baseline's value for the same measure.
-    pub baseline: f64,
-    /// The finding in words.
-    pub text: String,
-}
-
 /// The report of one deployment.
 pub struct Report {
     pub deployment: String,
@@ -48,7 +33,10 @@ pub struct Report {
     pub windows: Vec<Window>,
     /// Indexes into `windows` compared with the baseline.
     pub analysed: std::ops::Range<usize>,
-    pub findings: Vec<Finding>,
+    /// What the incident engine found, in the order incidents opened.
+    pub incidents: Vec<Incident>,
+    /// The merge of the windows in which an incident was open; `None` without incidents.
+    pub incident_merged: Option<WindowSummary>,
     pub merged: WindowSummary,
     /// The merge of the analysed windows; `None` when none was.
     pub analysed_merged: Option<WindowSummary>,
@@ -346,7 +334,9 @@ struct Builder {
     base_windows: usize,
     windows: Vec<Window>,
     analysed_from: Option<usize>,
-    findings: Vec<Finding>,
+    /// The incident engine, from the first analysed window on (the baseline settled).
+    monitor: Option<Monitor>,
+    incident_merged: Option<WindowSummary>,
     merged: Option<WindowSummary>,
     analysed_merged: Option<WindowSummary>,
     /// A merge of the range failed: no report, as no merged summary can be shown.
@@ -379,7 +369,8 @@ impl Builder {
             base_windows: 0,
             windows: Vec::new(),
             analysed_from: None,
-            findings: Vec::new(),
+            monitor: None,
+            incident_merged: None,
             merged: None,
             analysed_merged: None,
             broken: false,
@@ -422,7 +413,8 @@ impl Builder {
         match self.baseline {
             Baseline::FirstWindows(n) => {
                 if self.base.is_some() {
-                    self.analyse(&w);
+                    let i = self.windows.len() - 1;
+                    self.analyse(&w, i);
                 } else {
                     self.held.push(w);
                     if self.held.len() > n.max(1) {
@@ -438,7 +430,8 @@ impl Builder {
                 if w.window_start() >= to {
                     self.analysed_from.get_or_insert(self.windows.len() - 1);
                     if self.base.is_some() {
-                        self.analyse(&w);
+                        let i = self.windows.len() - 1;
+                        self.analyse(&w, i);
                     }
                 }
             }
@@ -451,15 +444,27 @@ impl Builder {
         for w in &held[..n] {
             self.broken |= !merge_into(&mut self.base, w);
         }
-        self.analysed_from = Some(self.windows.len() - held.len() + n);
-        for w in &held[n..] {
-            self.analyse(w);
+        let first = self.windows.len() - held.len() + n;
+        self.analysed_from = Some(first);
+        for (i, w) in held[n..].iter().enumerate() {
+            self.analyse(w, first + i);
         }
     }
 
-    fn analyse(&mut self, w: &WindowSummary) {
+    /// Checks window `w` (the `index`-th) against the baseline: through the incident engine,
+    /// and each feature's drift score for the timeline.
+    fn analyse(&mut self, w: &WindowSummary, index: usize) {
         if let Some(base) = &self.base {
-            self.findings.extend(findings(w, base));
+            let monitor = self.monitor.get_or_insert_with(|| {
+                Monitor::new(MonitorBaseline::Summary(Box::new(base.clone())))
+            });
+            let opened = !monitor.observe(w).is_empty();
+            if opened || monitor.incidents().iter().any(Incident::is_open) {
+                self.broken |= !merge_into(&mut self.incident_merged, w);
+            }
+            if let Some(figures) = self.windows.get_mut(index) {
+                figures.drift = drift_scores(w, base);
+            }
         }
         self.broken |= !merge_into(&mut self.analysed_merged, w);
     }
@@ -504,7 +509,11 @@ impl Builder {
             baseline: self.base?,
             windows: self.windows,
             analysed,
-            findings: self.findings,
+            incidents: self
+                .monitor
+                .map(|m| m.incidents().to_vec())
+                .unwrap_or_default(),
+            incident_merged: self.incident_merged,
             merged: self.merged?,
             analysed_merged: self.analysed_merged,
             resolution: Resolution::Window,
@@ -516,215 +525,7 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-/// z statistic of a rise from proportion p0 (n0 trials) to p1 (n1 trials), pooled.
-fn z_rise(p0: f64, n0: f64, p1: f64, n1: f64) -> f64 {
-    let p = (p0 * n0 + p1 * n1) / (n0 + n1);
-    let se = (p * (1.0 - p) * (1.0 / n0 + 1.0 / n1)).sqrt();
-    if se == 0.0 {
-        if p1 > p0 {
-            f64::INFINITY
-        } else {
-            0.0
-        }
-    } else {
-        (p1 - p0) / se
-    }
-}
-
-/// The issues of one window against the baseline.
-pub fn findings(w: &WindowSummary, base: &WindowSummary) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let at = w.window_start();
-    let mut add = |kind, subject: String, value: f64, baseline: f64, text: String| {
-        out.push(Finding {
-            kind,
-            window_start: at,
-            subject,
-            value,
-            baseline,
-            text,
-        })
-    };
-    let columns = w
-        .features()
-        .map(|(n, f)| (n.to_owned(), f, base.feature(n)))
-        .chain(
-            w.outputs()
-                .map(|(n, f)| (format!("output {n}"), f, base.output(n))),
-        );
-    for (name, f, b) in columns {
-        let Some(b) = b else { continue };
-        column_findings(&name, f, b, &mut add);
-    }
-    let overall = w
-        .ground_truth_overall()
-        .map(|g| ("all segments".to_owned(), g, base.ground_truth_overall()));
-    let segments = w
-        .ground_truth_segments()
-        .map(|(n, g)| (format!("segment {n}"), g, base.ground_truth(n)));
-    for (name, g, b) in overall.into_iter().chain(segments) {
-        if let Some(b) = b {
-            ground_truth_findings(&name, g, b, &mut add);
-        }
-    }
-    // Exceptions: a Poisson spike over the baseline's rate per prediction.
-    let exceptions =
-        |s: &WindowSummary| s.exceptions().iter().map(|e| e.count() as f64).sum::<f64>();
-    if base.predictions() > 0 && w.predictions() > 0 {
-        let rate0 = exceptions(base) / base.predictions() as f64;
-        let expected = rate0 * w.predictions() as f64;
-        let seen = exceptions(w);
-        if seen > expected + 4.0 * expected.sqrt() + 3.0 {
-            let rate1 = seen / w.predictions() as f64;
-            add(
-                "exception_spike",
-                "exceptions".into(),
-                rate1,
-                rate0,
-                format!("{seen:.0} exceptions ({} of predictions) where the baseline rate predicts {expected:.1} ({})", pct(rate1), pct(rate0)),
-            );
-        }
-    }
-    if let (Some(l), Some(b)) = (w.latency(), base.latency()) {
-        for (q, name, factor) in [(0.5, "p50", 1.3), (0.99, "p99", 1.5)] {
-            if let (Some(x), Some(y)) = (l.quantile(q), b.quantile(q)) {
-                if l.count() >= 50 && x > y * factor && x - y > 1e-4 {
-                    add(
-                        "latency_regression",
-                        format!("latency {name}"),
-                        x,
-                        y,
-                        format!(
-                            "latency {name} is {:.2} ms, {:.1}× the baseline's {:.2} ms",
-                            x * 1e3,
-                            x / y,
-                            y * 1e3
-                        ),
-                    );
-                }
-            }
-        }
-    }
-    out
-}
-
-fn dominant_type(f: &FeatureSummary) -> Option<(&'static str, u64)> {
-    [
-        ("float", f.floats()),
-        ("int", f.ints()),
-        ("string", f.strings()),
-        ("bool", f.bools()),
-    ]
-    .into_iter()
-    .max_by_key(|t| t.1)
-    .filter(|t| t.1 > 0)
-}
-
-fn type_count(f: &FeatureSummary, name: &str) -> u64 {
-    match name {
-        "float" => f.floats(),
-        "int" => f.ints(),
-        "string" => f.strings(),
-        _ => f.bools(),
-    }
-}
-
-fn column_findings(
-    name: &str,
-    f: &FeatureSummary,
-    b: &FeatureSummary,
-    add: &mut impl FnMut(&'static str, String, f64, f64, String),
-) {
-    let (n0, n1) = (b.count() as f64, f.count() as f64);
-    if n0 == 0.0 || n1 == 0.0 {
-        return;
-    }
-    // Missing values: a rise of at least one point, 4 standard errors out.
-    let (m0, m1) = (b.missing() as f64 / n0, f.missing() as f64 / n1);
-    if m1 - m0 > 0.01 && z_rise(m0, n0, m1, n1) > 4.0 {
-        add(
-            "missing_rate",
-            name.into(),
-            m1,
-            m0,
-            format!(
-                "{name}: {} missing, up from {} in the baseline",
-                pct(m1),
-                pct(m0)
-            ),
-        );
-    }
-    // Types: the baseline's dominant type losing ground (SageMaker's data_type_check).
-    if let Some((t, c0)) = dominant_type(b) {
-        let present0 = b.count().saturating_sub(b.missing()) as f64;
-        let present1 = f.count().saturating_sub(f.missing()) as f64;
-        let s0 = c0 as f64 / present0;
-        if s0 >= 0.99 && present1 > 0.0 {
-            let other = present1 - type_count(f, t) as f64;
-            let expected = (1.0 - s0) * present1;
-            if other >= 1.0 && other > 3.0 * expected + 3.0 * expected.sqrt() {
-                let s1 = 1.0 - other / present1;
-                add(
-                    "type_mismatch",
-                    name.into(),
-                    s1,
-                    s0,
-                    format!("{name}: expected {t}, only {:.1}% is {t} ({other:.0} values of another type; baseline {:.1}%)", s1 * 100.0, s0 * 100.0),
-                );
-            }
-        }
-    }
-    if let Some(new) = f.new_categories(b) {
-        if new.values >= 5 && new.share > 0.005 {
-            add(
-                "new_categories",
-                name.into(),
-                new.share,
-                0.0,
-                format!("{name}: {} of the values ({}) fall in {} category bucket(s) never seen in the baseline", pct(new.share), new.values, new.buckets),
-            );
-        }
-    }
-    if let (Some(out), Some(lo), Some(hi)) = (f.count_outside(b), b.min(), b.max()) {
-        let numbers0 = b.numbers() as f64;
-        let numbers1 = f.numbers() as f64;
-        // With n baseline values, a new value falls outside their range with chance 2/(n+1).
-        let expected = 2.0 * numbers1 / (numbers0 + 1.0);
-        if out as f64 > (5.0 * expected).max(10.0) {
-            let share = out as f64 / numbers1;
-            add(
-                "out_of_range",
-                name.into(),
-                share,
-                expected / numbers1.max(1.0),
-                format!(
-                    "{name}: {out} values ({}) outside the baseline's range [{}, {}]",
-                    pct(share),
-                    short(lo),
-                    short(hi)
-                ),
-            );
-        }
-    }
-    for drift in [f.numeric_drift(b), f.category_drift(b)]
-        .into_iter()
-        .flatten()
-    {
-        if drift.is_significant() {
-            add(
-                "drift",
-                name.into(),
-                drift.psi,
-                drift.threshold,
-                format!(
-                    "{name}: distribution drift, PSI {:.3} (alarm above {:.3} for {} vs {} values), Jensen-Shannon distance {:.3}",
-                    drift.psi, drift.threshold, drift.current_values, drift.baseline_values, drift.js_distance
-                ),
-            );
-        }
-    }
-}
-
+/// A number short enough for a table.
 fn short(x: f64) -> String {
     if x != 0.0 && (x.abs() >= 1e6 || x.abs() < 1e-3) {
         format!("{x:.3e}")
@@ -733,56 +534,27 @@ fn short(x: f64) -> String {
     }
 }
 
-fn ground_truth_findings(
-    name: &str,
-    g: &GroundTruthSummary,
-    b: &GroundTruthSummary,
-    add: &mut impl FnMut(&'static str, String, f64, f64, String),
-) {
-    match g.kind() {
-        Some(OutputKind::Regression) => {
-            if let (Some(e1), Some(e0)) = (g.mse(), b.mse()) {
-                if g.count() >= 30 && e1 > 1.5 * e0 && e1 - e0 > 1e-12 {
-                    add(
-                        "error_increase",
-                        name.into(),
-                        e1,
-                        e0,
-                        format!(
-                            "{name}: MSE {} is {:.1}× the baseline's {}",
-                            short(e1),
-                            e1 / e0,
-                            short(e0)
-                        ),
-                    );
-                }
-            }
-        }
-        Some(_) => {
-            if let (Some(a1), Some(a0)) = (g.accuracy(), b.accuracy()) {
-                let z = z_rise(1.0 - a0, b.count() as f64, 1.0 - a1, g.count() as f64);
-                if g.count() >= 20 && a0 - a1 > 0.02 && z > 3.0 {
-                    let f1 = match (g.macro_f1(), b.macro_f1()) {
-                        (Some(x), Some(y)) => format!(", macro F1 {x:.3} (baseline {y:.3})"),
-                        _ => String::new(),
-                    };
-                    add(
-                        "accuracy_drop",
-                        name.into(),
-                        a1,
-                        a0,
-                        format!(
-                            "{name}: accuracy {} on {} labels, down from {} in the baseline{f1}",
-                            pct(a1),
-                            g.count(),
-                            pct(a0)
-                        ),
-                    );
-                }
-            }
-        }
-        None => {}
-    }
+/// Each feature's and output's drift score against the baseline: the PSI of its numbers
+/// or of its categories (the larger when it has both).
+fn drift_scores(w: &WindowSummary, base: &WindowSummary) -> BTreeMap<String, f64> {
+    let columns = w
+        .features()
+        .map(|(n, f)| (n.to_owned(), f, base.feature(n)))
+        .chain(
+            w.outputs()
+                .map(|(n, f)| (format!("output {n}"), f, base.output(n))),
+        );
+    columns
+        .filter_map(|(name, f, b)| {
+            let b = b?;
+            let psi = [f.numeric_drift(b), f.category_drift(b)]
+                .into_iter()
+                .flatten()
+                .map(|d| d.psi)
+                .reduce(f64::max)?;
+            Some((name, psi))
+        })
+        .collect()
 }
 
 /// The overall missing rate of a window: missing values over values, all features.
@@ -814,6 +586,9 @@ pub struct Window {
     pub overall: Option<(&'static str, f64, u64)>,
     /// The same per segment, by name.
     pub segments: BTreeMap<String, (&'static str, f64, u64)>,
+    /// Per feature (and `output NAME`), the drift score (PSI) against the baseline; empty
+    /// for baseline windows.
+    pub drift: BTreeMap<String, f64>,
 }
 
 impl Window {
@@ -836,6 +611,7 @@ impl Window {
                 .ground_truth_segments()
                 .filter_map(|(n, g)| quality(g).map(|q| (n.to_owned(), q)))
                 .collect(),
+            drift: BTreeMap::new(),
         }
     }
 }
@@ -857,29 +633,30 @@ fn timeline_json(w: &Window) -> Value {
         "latency_p50_ms": w.latency.0.map(|s| s * 1e3),
         "latency_p99_ms": w.latency.1.map(|s| s * 1e3),
         "ground_truth": segments,
+        "drift_psi": w.drift,
     })
 }
 
 pub fn to_json(r: &Report) -> Value {
-    let findings: Vec<Value> = r
-        .findings
-        .iter()
-        .map(|f| json!({
-            "kind": f.kind, "window_start": f.window_start, "window_start_utc": format_utc(f.window_start),
-            "subject": f.subject, "value": f.value, "baseline": f.baseline, "text": f.text,
-        }))
-        .collect();
     json!({
         "deployment": r.deployment,
         "resolution": r.resolution.name(),
         "baseline": r.baseline_description,
-        "findings": findings,
+        "incidents": crate::incidents::json(&r.incidents),
         "timeline": r.windows.iter().map(timeline_json).collect::<Vec<_>>(),
         "merged": crate::json::summary(&r.merged),
     })
 }
 
-/// The report as text: findings first, then the timeline, then the merged summary.
+/// Whether window `w` lies within an incident (from its opening to its closing, or to
+/// its last evidence while open).
+pub fn in_incident(r: &Report, start: i64) -> bool {
+    r.incidents
+        .iter()
+        .any(|i| (i.opened_ms..=i.closed_ms.unwrap_or(i.last_seen_ms)).contains(&start))
+}
+
+/// The report as text: incidents first, then the timeline, then the merged summary.
 pub fn to_text(r: &Report) -> String {
     use std::fmt::Write;
     let mut t = String::new();
@@ -895,20 +672,7 @@ pub fn to_text(r: &Report) -> String {
         r.windows.len(),
         r.baseline_description
     );
-    if r.findings.is_empty() {
-        let _ = writeln!(t, "\nNo issues found against the baseline.");
-    } else {
-        let _ = writeln!(t, "\n{} issue(s) found:", r.findings.len());
-        for f in &r.findings {
-            let _ = writeln!(
-                t,
-                "  [{}] {} {}",
-                format_utc(f.window_start),
-                f.kind,
-                sanitize(&f.text)
-            );
-        }
-    }
+    let _ = write!(t, "\n{}", crate::incidents::text(&r.incidents));
     let _ = writeln!(t, "\nTimeline:");
     let _ = writeln!(
         t,
@@ -938,7 +702,13 @@ pub fn to_text(r: &Report) -> String {
                     .collect()
             })
             .unwrap_or_default();
-        let mark = if r.analysed.contains(&i) { ' ' } else { 'b' };
+        let mark = if !r.analysed.contains(&i) {
+            'b'
+        } else if in_incident(r, w.start) {
+            '!'
+        } else {
+            ' '
+        };
         let _ = writeln!(
             t,
             "{mark} {:<22} {:>9} {:>8} {:>6} {:>9} {:>9}  {}",
@@ -953,7 +723,7 @@ pub fn to_text(r: &Report) -> String {
     }
     let _ = writeln!(
         t,
-        "  (b: baseline window)\n\nMerged summary of the range:\n{}",
+        "  (b: baseline window; !: within an incident)\n\nMerged summary of the range:\n{}",
         r.merged
     );
     t
@@ -987,7 +757,7 @@ mod tests {
             r.baseline_description
         );
         assert_eq!(r.windows.len(), 6, "only the windows of the current key");
-        assert!(r.findings.is_empty(), "no drift from the key change");
+        assert!(r.incidents.is_empty(), "no drift from the key change");
     }
 
     #[test]
