@@ -28,7 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Config::new("demo-api-key")
             .data_dir(dir)
             .window(Duration::from_secs(2))
-            .debug_mode(true),
+            .debug_mode(true)
+            .debug_to_stderr(true),
     )?;
     let sess = modelwatch::session("fraud_detection_prod");
     sess.log_metadata("model_version", "1.0");
