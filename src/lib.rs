@@ -118,7 +118,8 @@ pub use core::sketch::hll::{NUMBER_DISTINCT_STANDARD_ERROR, STRING_DISTINCT_STAN
 pub use core::summary::anonymity::DEFAULT_MIN_VALUES_PER_WINDOW;
 pub use core::summary::error::{SummaryError, SummaryErrorKind};
 pub use core::summary::ground_truth::{
-    Calibration, ClassMetrics, GroundTruthSummary, OutputKind, CALIBRATION_BUCKETS, OTHER_CLASS,
+    Calibration, ClassMetrics, GroundTruthSummary, OutputKind, CALIBRATION_BUCKETS,
+    MAX_SCORE_BUCKETS, OTHER_CLASS,
 };
 pub use core::summary::guard::TEXT_TOKEN_PREFIX;
 pub use core::summary::render::{escape_text, format_utc};
