@@ -220,7 +220,7 @@ impl Collector {
     }
 
     /// Evaluates every deployment's windows due by `now_ms` (what the collector does on its
-    /// own every [`TICK`]; callable by tests with any clock).
+    /// own every 5 seconds; callable by tests with any clock).
     pub fn tick(&self, now_ms: i64) {
         let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = watch.tick(now_ms, &mut alert_to(&self.alerter)) {
