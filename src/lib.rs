@@ -112,7 +112,9 @@ pub use core::monitor::{
 };
 pub use core::record::flatten::Record;
 pub use core::record::segments::Segments;
-pub use core::record::value::{AsValue, Features, Outputs, Prediction, Value, PREDICTION};
+pub use core::record::value::{
+    AsValue, Features, Outputs, Prediction, ScoredOutputs, Value, PREDICTION,
+};
 pub use core::sketch::exponential::{MAX_BUCKETS, RELATIVE_ERROR};
 pub use core::sketch::hll::{NUMBER_DISTINCT_STANDARD_ERROR, STRING_DISTINCT_STANDARD_ERROR};
 pub use core::summary::anonymity::DEFAULT_MIN_VALUES_PER_WINDOW;
@@ -122,7 +124,7 @@ pub use core::summary::ground_truth::{
     MAX_SCORE_BUCKETS, OTHER_CLASS,
 };
 pub use core::summary::guard::TEXT_TOKEN_PREFIX;
-pub use core::summary::render::{escape_text, format_utc};
+pub use core::summary::render::{escape_text, format_duration, format_utc};
 pub use core::summary::{
     DropCounts, ExceptionSummary, FeatureSummary, FeedbackCounts, PrivacyCounts, WindowSummary,
     DECODE_BUDGET_BASE, DECODE_BUDGET_FACTOR, HISTOGRAM_SCALE, MAX_SUMMARY_BYTES, SCHEMA_VERSION,

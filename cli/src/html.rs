@@ -234,11 +234,23 @@ pub fn page(reports: &[Report]) -> String {
             &quality_series,
             &alerts,
         ));
+        // The axis in the unit of the largest p99, so that its ticks read as numbers.
+        let slowest = r
+            .windows
+            .iter()
+            .filter_map(|w| w.latency.1)
+            .fold(0.0, f64::max);
+        let (scale, unit) = match slowest {
+            x if x >= 1.0 => (1.0, "s"),
+            x if x >= 1e-3 => (1e3, "ms"),
+            x if x >= 1e-6 => (1e6, "µs"),
+            _ => (1e9, "ns"),
+        };
         s.push_str(&line_chart(
-            "latency p50 / p99 (ms)",
+            &format!("latency p50 / p99 ({unit})"),
             &[
-                ("p50", BASE, series(&|w| w.latency.0.map(|v| v * 1e3))),
-                ("p99", CURRENT, series(&|w| w.latency.1.map(|v| v * 1e3))),
+                ("p50", BASE, series(&|w| w.latency.0.map(|v| v * scale))),
+                ("p99", CURRENT, series(&|w| w.latency.1.map(|v| v * scale))),
             ],
             &alerts,
         ));

@@ -682,13 +682,9 @@ pub fn to_text(r: &Report) -> String {
     for (i, w) in r.windows.iter().enumerate() {
         let tl = timeline_json(w);
         let ms = |k: &str| {
-            tl[k].as_f64().map_or("-".into(), |v| {
-                if v < 1.0 {
-                    format!("{:.0}µs", v * 1e3)
-                } else {
-                    format!("{v:.1}ms")
-                }
-            })
+            tl[k]
+                .as_f64()
+                .map_or("-".into(), |v| modelwatch::format_duration(v / 1e3))
         };
         let gt: Vec<String> = tl["ground_truth"]
             .as_object()

@@ -342,8 +342,57 @@ impl<F: Features> Prediction for Outputs<F> {
         self.0.for_each_feature(f)
     }
     /// Named outputs have no single predicted value: ground truth for them is counted as a
-    /// type mismatch.
+    /// type mismatch, unless [`scored_by`](Outputs::scored_by) names the one it scores.
     fn predicted(&self) -> Value<'_> {
         Value::Null
+    }
+}
+
+impl<F: Features> Outputs<F> {
+    /// The same outputs, with the one named `name` as the predicted value that ground
+    /// truth is compared with (a probability of `true`, a class, a number).
+    ///
+    /// ```
+    /// use modelwatch::{Outputs, Prediction, Value};
+    /// let out = || Outputs([("score", Value::from(0.93)), ("label", Value::from("fraud"))]);
+    /// assert_eq!(out().scored_by("label").predicted(), Value::from("fraud"));
+    /// assert_eq!(out().scored_by("score").predicted(), Value::from(0.93));
+    /// assert_eq!(out().scored_by("nothing").predicted(), Value::Null);
+    ///
+    /// // In a server: both outputs logged, the label scored against the ground truth.
+    /// let mut b = modelwatch::SummaryBuilder::new("m", 0, 60_000, [1; 16]);
+    /// b.log_ground_truth("fraud", out().scored_by("label"), ());
+    /// let s = b.min_values_per_window(1).build();
+    /// assert_eq!(s.ground_truth_overall().unwrap().accuracy(), Some(1.0));
+    /// ```
+    pub fn scored_by(self, name: &str) -> ScoredOutputs<'_, F> {
+        ScoredOutputs {
+            outputs: self.0,
+            scored: name,
+        }
+    }
+}
+
+/// Named outputs one of which ground truth scores: [`Outputs::scored_by`].
+#[derive(Clone, Copy, Debug)]
+pub struct ScoredOutputs<'n, F> {
+    outputs: F,
+    scored: &'n str,
+}
+
+impl<F: Features> Prediction for ScoredOutputs<'_, F> {
+    fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        self.outputs.for_each_feature(f)
+    }
+    /// The named output's value (`Null` when there is none by that name). A string is
+    /// copied, since outputs hand out their values only for the length of a call.
+    fn predicted(&self) -> Value<'_> {
+        let mut found = Value::Null;
+        self.outputs.for_each_feature(&mut |name, v| {
+            if name == self.scored {
+                found = v.to_owned_cut(usize::MAX);
+            }
+        });
+        found
     }
 }

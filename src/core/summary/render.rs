@@ -53,7 +53,19 @@ pub fn escape_text(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Seconds in the unit that reads best: `957ns`, `12.5µs`, `3.20ms`, `1.50s`.
+/// A duration in seconds, in the unit that reads best, with three significant digits:
+/// `957ns`, `12.5µs`, `3.20ms`, `1.50s`. What debug mode, `inspect`, the report and the
+/// incidents print.
+///
+/// ```
+/// assert_eq!(modelwatch::format_duration(9.574e-7), "957ns");
+/// assert_eq!(modelwatch::format_duration(0.0053), "5.30ms");
+/// ```
+pub fn format_duration(seconds: f64) -> String {
+    duration(Some(seconds))
+}
+
+/// [`format_duration`], or `-` for none.
 pub(crate) fn duration(seconds: Option<f64>) -> String {
     let Some(s) = seconds else {
         return "-".into();
