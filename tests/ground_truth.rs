@@ -290,3 +290,68 @@ fn the_worked_example_in_the_docs_prints_what_they_show() {
         );
     }
 }
+
+/// Labels across replicas without a store: predictions logged in one agent return tokens,
+/// a second agent with the same hash key (another process, a restart) folds the labels by
+/// token in shuffled order; its ground truth equals scikit-learn's. Forged, altered and
+/// foreign tokens are counted and never folded.
+#[test]
+fn tokens_carry_labels_to_another_agent_and_match_scikit_learn() {
+    let rows = breast_cancer();
+    let (predictor, _) = memory_agent(3600);
+    let (labeller, sink) = memory_agent(3600);
+    let tokens: Vec<String> = {
+        let sess = predictor.session("breast_cancer");
+        rows.iter()
+            .map(|r| {
+                sess.log_prediction_with_token(&r.features, r.prediction, [r.segment.as_str()])
+                    .to_string()
+            })
+            .collect()
+    };
+    assert!(
+        tokens.iter().all(|t| (20..120).contains(&t.len())),
+        "{}",
+        tokens[0]
+    );
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    shuffle(&mut order, 0x70ce);
+    let sess = labeller.session("breast_cancer");
+    for &i in &order {
+        sess.log_token_feedback(&tokens[i], rows[i].label);
+    }
+    // Forged: garbage, one character changed, a token of another hash key.
+    sess.log_token_feedback("not-a-token", 1);
+    let mut altered = tokens[7].clone().into_bytes();
+    altered[12] = if altered[12] == b'A' { b'B' } else { b'A' };
+    sess.log_token_feedback(std::str::from_utf8(&altered).unwrap(), 1);
+    let (stranger, _) = common::memory_agent_with(3600, |c| c.hash_key(*b"another-hash-key"));
+    let foreign =
+        stranger
+            .session("breast_cancer")
+            .log_prediction_with_token([("x", 1.0)], 1, ["large"]);
+    sess.log_token_feedback(foreign.as_str(), 1);
+    labeller.flush(FLUSH).unwrap();
+    let s = sink.merged();
+    assert_eq!(s.predictions(), 0, "the labeller logged no prediction");
+    check_against_sklearn(&s);
+    let fb = s.feedback();
+    assert_eq!(
+        (fb.token_matched, fb.token_forged, fb.token_expired),
+        (569, 3, 0)
+    );
+}
+
+/// A token older than the time-to-live is counted as expired, not folded.
+#[test]
+fn an_expired_token_is_counted_not_folded() {
+    let (agent, sink) = common::memory_agent_with(3600, |c| c.join_ttl(Duration::from_millis(50)));
+    let sess = agent.session("m");
+    let token = sess.log_prediction_with_token([("x", 1.0)], true, ());
+    std::thread::sleep(Duration::from_millis(120));
+    sess.log_token_feedback(token.as_str(), true);
+    agent.flush(FLUSH).unwrap();
+    let s = sink.merged();
+    assert_eq!(s.feedback().token_expired, 1);
+    assert!(s.ground_truth_overall().is_none_or(|g| g.count() == 0));
+}

@@ -6,6 +6,7 @@ use crate::core::record::value::{Features, Prediction, Value};
 use crate::core::sketch::keyed_hash::HashKey;
 use crate::core::summary::anonymity::Carry;
 use crate::core::window::join::{JoinStore, Remembered};
+use crate::core::window::token::{self, TokenContent};
 use crate::core::window::{Limits, WindowAcc};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashSet};
@@ -110,6 +111,8 @@ pub(crate) struct SessionInner {
     pub(crate) metadata_dropped: AtomicU64,
     /// Created on the first keyed prediction or feedback.
     join: Mutex<Option<JoinStore>>,
+    /// Feedback tokens matched, forged, expired since the last summary.
+    tokens: [AtomicU64; 3],
     pub(crate) book: Mutex<Book>,
 }
 
@@ -127,6 +130,7 @@ impl SessionInner {
             metadata: Mutex::new(BTreeMap::new()),
             metadata_dropped: AtomicU64::new(0),
             join: Mutex::new(None),
+            tokens: Default::default(),
             book: Mutex::new(Book {
                 sequence: 0,
                 active_ms: now_ms(),
@@ -169,11 +173,17 @@ impl SessionInner {
 
     /// Feedback outcomes since the last summary.
     pub(crate) fn take_feedback_counts(&self) -> crate::core::summary::FeedbackCounts {
-        self.join
+        let mut c = self
+            .join
             .lock()
             .as_mut()
             .map(JoinStore::take_counts)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let [matched, forged, expired] = &self.tokens;
+        c.token_matched = matched.swap(0, Ordering::Relaxed);
+        c.token_forged = forged.swap(0, Ordering::Relaxed);
+        c.token_expired = expired.swap(0, Ordering::Relaxed);
+        c
     }
 }
 
@@ -383,6 +393,83 @@ impl Session {
         });
     }
 
+    /// Logs a prediction like [`log_prediction`](Self::log_prediction) and returns a
+    /// [`FeedbackToken`]: a short URL-safe string that carries what the label's join needs
+    /// (the predicted value, its confidence, these segments, the time), authenticated under
+    /// the hash key. Hand it to whoever will learn the label (the client, a database, a
+    /// queue); any process of the deployment with the same hash key turns it and the label
+    /// into ground truth with [`log_token_feedback`](Self::log_token_feedback), across
+    /// replicas and restarts, with no store. The token reveals the predicted value and the
+    /// segment names to whoever holds it, never a feature (`docs/ground-truth.md`).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join("modelwatch-doc-token");
+    /// # let key = [9u8; 16];
+    /// # let replica_a = modelwatch::Agent::start(modelwatch::Config::new("k").data_dir(&dir).hash_key(key))?;
+    /// # let replica_b = modelwatch::Agent::start(modelwatch::Config::new("k").data_dir(&dir).hash_key(key))?;
+    /// // Replica A scores a transaction and returns the token with its answer.
+    /// let token = replica_a
+    ///     .session("fraud")
+    ///     .log_prediction_with_token([("amount", 120.5)], true, ["web"]);
+    /// let carried: String = token.to_string();
+    /// // Days later, replica B (or A after a restart) learns the label.
+    /// replica_b.session("fraud").log_token_feedback(&carried, false);
+    /// # Ok::<(), modelwatch::Error>(())
+    /// ```
+    pub fn log_prediction_with_token(
+        &self,
+        features: impl Features,
+        prediction: impl Prediction,
+        segments: impl Segments,
+    ) -> FeedbackToken {
+        self.log_prediction(&features, &prediction);
+        let Some(inner) = &self.inner else {
+            return FeedbackToken(String::new());
+        };
+        let content = TokenContent {
+            at_ms: now_ms(),
+            predicted: prediction.predicted().to_owned_cut(usize::MAX),
+            confidence: prediction.confidence(),
+            segments: segments.names().map(str::to_owned).collect(),
+        };
+        FeedbackToken(token::encode(&inner.shared.key, &content))
+    }
+
+    /// Logs the label of a prediction logged with
+    /// [`log_prediction_with_token`](Self::log_prediction_with_token), by its token: the
+    /// pair (label, the token's prediction) folds into the current window's ground truth in
+    /// the token's segments. A token that is not authentic under this session's hash key
+    /// (corrupt, altered, made elsewhere) or older than `Config::join_ttl` is counted
+    /// ([`FeedbackCounts`](crate::FeedbackCounts)`::token_forged`, `token_expired`), never
+    /// folded. Each call folds once: a label sent twice with one token counts twice.
+    pub fn log_token_feedback<'a>(&self, token: &str, label: impl Into<Value<'a>>) {
+        let Some(inner) = &self.inner else { return };
+        let [matched, forged, expired] = &inner.tokens;
+        let content =
+            match token::decode(&inner.shared.key, token, now_ms(), inner.shared.join_ttl_ms) {
+                Ok(c) => c,
+                Err(token::Refused::Forged) => {
+                    forged.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(token::Refused::Expired) => {
+                    expired.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+        matched.fetch_add(1, Ordering::Relaxed);
+        let label = label.into();
+        self.with_shard(|w, s| {
+            w.log_ground_truth(
+                &label,
+                &content.predicted,
+                content.confidence,
+                content.segments.iter(),
+                &s.limits,
+            )
+        });
+    }
+
     /// Sets a metadata entry (model version, ...) shipped with every summary of this session.
     /// Shipped as given (cut to `max_text_bytes`); past `max_metadata` entries, new keys are
     /// counted as dropped.
@@ -417,6 +504,24 @@ impl Session {
             session: self,
             start: Instant::now(),
         }
+    }
+}
+
+/// What [`Session::log_prediction_with_token`] returns: a short URL-safe string (base64url)
+/// to hand to whoever will learn the label. Empty from an inert session.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FeedbackToken(String);
+
+impl FeedbackToken {
+    /// The token as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for FeedbackToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

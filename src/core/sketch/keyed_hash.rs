@@ -59,6 +59,22 @@ impl HashKey {
         ) as u32
     }
 
+    /// A 128-bit message authentication tag: SipHash-2-4 (the full-strength variant, a
+    /// pseudo-random function) of `message` under two keys derived from this one. For
+    /// feedback tokens, which leave the process and come back.
+    pub(crate) fn mac_128(&self, message: &[u8]) -> [u8; 16] {
+        let (k0, k1) = self.words();
+        let mac = |tweak: u64| {
+            let mut h = siphasher::sip::SipHasher24::new_with_keys(k0 ^ tweak, k1);
+            h.write(message);
+            h.finish().to_le_bytes()
+        };
+        let mut tag = [0; 16];
+        tag[..8].copy_from_slice(&mac(TOKEN_MAC_LOW));
+        tag[8..].copy_from_slice(&mac(TOKEN_MAC_HIGH));
+        tag
+    }
+
     fn words(&self) -> (u64, u64) {
         let k0 = u64::from_le_bytes(self.0[..8].try_into().expect("8 bytes"));
         let k1 = u64::from_le_bytes(self.0[8..].try_into().expect("8 bytes"));
@@ -73,6 +89,8 @@ const NUMBERS: u64 = 1;
 const RECORD_KEYS_LOW: u64 = 4;
 const RECORD_KEYS_HIGH: u64 = 5;
 const FINGERPRINT: u64 = 6;
+const TOKEN_MAC_LOW: u64 = 7;
+const TOKEN_MAC_HIGH: u64 = 8;
 
 /// Constants of rapidhash (public, from wyhash's lineage): odd, with balanced bits.
 const MIX0: u64 = 0x2d35_8dcc_aa6c_78a5;

@@ -122,6 +122,13 @@ pub struct FeedbackCounts {
     pub evicted: u64,
     /// Keyed predictions logged again under a key still waiting (the newer one is kept).
     pub replaced: u64,
+    /// Feedback tokens authenticated and folded into ground truth
+    /// ([`Session::log_token_feedback`](crate::Session::log_token_feedback)).
+    pub token_matched: u64,
+    /// Feedback tokens refused: not a token, altered, or made under another hash key.
+    pub token_forged: u64,
+    /// Feedback tokens older than the time-to-live (`Config::join_ttl`).
+    pub token_expired: u64,
 }
 
 impl FeedbackCounts {
@@ -132,6 +139,9 @@ impl FeedbackCounts {
         self.duplicate = self.duplicate.saturating_add(o.duplicate);
         self.evicted = self.evicted.saturating_add(o.evicted);
         self.replaced = self.replaced.saturating_add(o.replaced);
+        self.token_matched = self.token_matched.saturating_add(o.token_matched);
+        self.token_forged = self.token_forged.saturating_add(o.token_forged);
+        self.token_expired = self.token_expired.saturating_add(o.token_expired);
     }
 }
 

@@ -3,6 +3,7 @@
 pub(crate) mod builder;
 pub(crate) mod column;
 pub(crate) mod join;
+pub(crate) mod token;
 
 use crate::core::record::cut;
 use crate::core::record::value::{Features, Prediction, Value};
