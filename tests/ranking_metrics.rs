@@ -222,3 +222,29 @@ fn an_imbalanced_model_is_monitored_on_auc_not_accuracy() {
     let window = i.opened_ms / 60_000;
     assert!((200..210).contains(&window), "opened at {window}");
 }
+
+/// The decision threshold decides the confusion matrix (so accuracy, precision, recall,
+/// F1), not the ranking metrics: counted here by hand at 0.2 and at the default 0.5.
+#[test]
+fn the_decision_threshold_sets_the_confusion_matrix_not_the_auc() {
+    let pairs: Vec<(f64, bool)> = (0..1000)
+        .map(|i| (f64::from(i) / 1000.0, (i * 7919) % 10 < 3))
+        .collect();
+    let at = |threshold: f64| {
+        let mut b = SummaryBuilder::new("m", 0, 60_000, [9; 16])
+            .min_values_per_window(1)
+            .decision_threshold(threshold);
+        for &(p, y) in &pairs {
+            b.log_ground_truth(y, p, ());
+        }
+        b.build()
+    };
+    for threshold in [0.2, 0.5] {
+        let s = at(threshold);
+        let gt = s.ground_truth_overall().unwrap();
+        let tp = pairs.iter().filter(|&&(p, y)| y && p >= threshold).count() as u64;
+        let fp = pairs.iter().filter(|&&(p, y)| !y && p >= threshold).count() as u64;
+        assert_eq!((gt.confusion(true, true), gt.confusion(false, true)), (tp, fp));
+        assert_eq!(gt.roc_auc(), at(0.5).ground_truth_overall().unwrap().roc_auc());
+    }
+}

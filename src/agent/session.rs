@@ -113,6 +113,8 @@ pub(crate) struct SessionInner {
     join: Mutex<Option<JoinStore>>,
     /// Feedback tokens matched, forged, expired since the last summary.
     tokens: [AtomicU64; 3],
+    /// The decision threshold of probabilities of `true`, as f64 bits.
+    threshold: AtomicU64,
     pub(crate) book: Mutex<Book>,
 }
 
@@ -131,6 +133,7 @@ impl SessionInner {
             metadata_dropped: AtomicU64::new(0),
             join: Mutex::new(None),
             tokens: Default::default(),
+            threshold: AtomicU64::new(0.5f64.to_bits()),
             book: Mutex::new(Book {
                 sequence: 0,
                 active_ms: now_ms(),
@@ -321,11 +324,13 @@ impl Session {
         segments: impl Segments,
     ) {
         let label = label.into();
+        let threshold = self.decision_threshold();
         self.with_shard(|w, s| {
             w.log_ground_truth(
                 &label,
                 &prediction.predicted(),
                 prediction.confidence(),
+                threshold,
                 segments.names(),
                 &s.limits,
             )
@@ -382,15 +387,50 @@ impl Session {
             return;
         };
         let label = label.into();
+        let threshold = self.decision_threshold();
         self.with_shard(|w, s| {
             w.log_ground_truth(
                 &label,
                 &r.predicted,
                 r.confidence,
+                threshold,
                 segments.names(),
                 &s.limits,
             )
         });
+    }
+
+    /// Sets the decision threshold of this session's binary model: a predicted probability
+    /// p of `true` counts as predicting `true` when p ≥ `threshold`, for accuracy,
+    /// precision, recall and F1 of the ground truth folded from now on (ROC AUC and average
+    /// precision do not depend on it). Default 0.5; a value outside (0, 1) is ignored.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join("modelwatch-doc-threshold");
+    /// # let agent = modelwatch::Agent::start(modelwatch::Config::new("k").data_dir(&dir))?;
+    /// let sess = agent.session("fraud");
+    /// sess.set_decision_threshold(0.2); // the operating point of a 3 %-positive model
+    /// assert_eq!(sess.decision_threshold(), 0.2);
+    /// sess.log_ground_truth(true, 0.31, ()); // a true positive at 0.2
+    /// # Ok::<(), modelwatch::Error>(())
+    /// ```
+    pub fn set_decision_threshold(&self, threshold: f64) {
+        if let Some(inner) = &self.inner {
+            if threshold > 0.0 && threshold < 1.0 {
+                inner
+                    .threshold
+                    .store(threshold.to_bits(), Ordering::Relaxed);
+            } else {
+                log::warn!(target: "modelwatch::agent", "decision threshold {threshold} ignored: it must be in (0, 1)");
+            }
+        }
+    }
+
+    /// The decision threshold ([`set_decision_threshold`](Self::set_decision_threshold)).
+    pub fn decision_threshold(&self) -> f64 {
+        self.inner
+            .as_ref()
+            .map_or(0.5, |i| f64::from_bits(i.threshold.load(Ordering::Relaxed)))
     }
 
     /// Logs a prediction like [`log_prediction`](Self::log_prediction) and returns a
@@ -459,11 +499,13 @@ impl Session {
             };
         matched.fetch_add(1, Ordering::Relaxed);
         let label = label.into();
+        let threshold = self.decision_threshold();
         self.with_shard(|w, s| {
             w.log_ground_truth(
                 &label,
                 &content.predicted,
                 content.confidence,
+                threshold,
                 content.segments.iter(),
                 &s.limits,
             )

@@ -259,7 +259,7 @@ mod tests {
         }
         for &(y, p) in pairs {
             let (y, p) = (Value::from(y), Value::from(p));
-            w.log_ground_truth(&y, &p, None, ["web"], &limits);
+            w.log_ground_truth(&y, &p, None, 0.5, ["web"], &limits);
         }
         let header = Header {
             deployment: "d".into(),

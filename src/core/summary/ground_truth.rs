@@ -208,12 +208,14 @@ const OTHER_ID: u32 = u32::MAX;
 
 impl GroundTruthSummary {
     /// Folds one (label, prediction) pair. `confidence` is the predicted class's probability
-    /// when the prediction was a probability vector. `max_classes` caps the class vocabulary.
+    /// when the prediction was a probability vector; a probability of `true` predicts `true`
+    /// from `threshold` on. `max_classes` caps the class vocabulary.
     pub(crate) fn fold(
         &mut self,
         label: &Value<'_>,
         prediction: &Value<'_>,
         confidence: Option<f64>,
+        threshold: f64,
         max_classes: usize,
     ) {
         let Some(kind) =
@@ -248,7 +250,7 @@ impl GroundTruthSummary {
                         let positive = *label == Value::Bool(true);
                         self.calibrate(p, positive);
                         self.score(p, positive);
-                        (Value::Bool(p >= 0.5), None)
+                        (Value::Bool(p >= threshold), None)
                     }
                     _ => (prediction.borrowed(), confidence),
                 };
@@ -892,7 +894,7 @@ mod tests {
             ("b", "b"),
         ];
         for (l, p) in pairs {
-            gt.fold(&Value::from(l), &Value::from(p), None, 10);
+            gt.fold(&Value::from(l), &Value::from(p), None, 0.5, 10);
         }
         assert_eq!(gt.accuracy(), Some(4.0 / 6.0));
         assert_eq!(gt.precision("a"), Some(0.5));
@@ -908,9 +910,9 @@ mod tests {
     fn classes_past_the_cap_overflow_and_mismatches_count() {
         let mut gt = GroundTruthSummary::default();
         for i in 0..5 {
-            gt.fold(&Value::from(i), &Value::from(i), None, 3);
+            gt.fold(&Value::from(i), &Value::from(i), None, 0.5, 3);
         }
-        gt.fold(&Value::from(1.5), &Value::from(true), None, 3);
+        gt.fold(&Value::from(1.5), &Value::from(true), None, 0.5, 3);
         assert_eq!((gt.count(), gt.overflowed(), gt.mismatched()), (5, 4, 1));
         assert_eq!(gt.confusion(OTHER_CLASS, OTHER_CLASS), 2);
         assert_eq!(gt.accuracy(), Some(3.0 / 5.0));
@@ -923,8 +925,8 @@ mod tests {
         let (mut a, mut b, mut whole) = Default::default();
         for (i, (y, p)) in ys.iter().zip(ps).enumerate() {
             let part: &mut GroundTruthSummary = if i < 2 { &mut a } else { &mut b };
-            part.fold(&Value::from(*y), &Value::from(p), None, 8);
-            GroundTruthSummary::fold(&mut whole, &Value::from(*y), &Value::from(p), None, 8);
+            part.fold(&Value::from(*y), &Value::from(p), None, 0.5, 8);
+            GroundTruthSummary::fold(&mut whole, &Value::from(*y), &Value::from(p), None, 0.5, 8);
         }
         a.merge(&b, 8);
         let mean_y = ys.iter().sum::<f64>() / 5.0;

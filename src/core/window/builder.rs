@@ -36,6 +36,7 @@ pub struct SummaryBuilder {
     metadata: BTreeMap<String, String>,
     min_values: u64,
     allowed_texts: HashSet<String>,
+    threshold: f64,
 }
 
 impl SummaryBuilder {
@@ -61,7 +62,17 @@ impl SummaryBuilder {
             metadata: BTreeMap::new(),
             min_values: DEFAULT_MIN_VALUES_PER_WINDOW,
             allowed_texts: HashSet::new(),
+            threshold: 0.5,
         }
+    }
+
+    /// As [`Session::set_decision_threshold`](crate::Session::set_decision_threshold)
+    /// (default 0.5; a value outside (0, 1) is ignored).
+    pub fn decision_threshold(mut self, threshold: f64) -> Self {
+        if threshold > 0.0 && threshold < 1.0 {
+            self.threshold = threshold;
+        }
+        self
     }
 
     /// k of k-anonymity, as [`Config::min_values_per_window`](crate::Config::min_values_per_window):
@@ -111,6 +122,7 @@ impl SummaryBuilder {
             &label,
             &prediction.predicted(),
             prediction.confidence(),
+            self.threshold,
             segments.names(),
             &self.limits,
         );

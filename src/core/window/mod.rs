@@ -327,16 +327,19 @@ impl WindowAcc {
     }
 
     /// Folds one (label, prediction) pair into each named segment and the overall summary.
+    /// A probability of `true` counts as predicting `true` from `threshold` on.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn log_ground_truth<S: AsRef<str>>(
         &mut self,
         label: &Value<'_>,
         prediction: &Value<'_>,
         confidence: Option<f64>,
+        threshold: f64,
         segments: impl IntoIterator<Item = S>,
         limits: &Limits,
     ) {
         let fold = |gt: &mut GroundTruthSummary| {
-            gt.fold(label, prediction, confidence, limits.max_classes)
+            gt.fold(label, prediction, confidence, threshold, limits.max_classes)
         };
         for s in segments {
             let s = s.as_ref();
