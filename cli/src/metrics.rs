@@ -132,7 +132,8 @@ impl Side {
         // The library's cap, so that a range drifting over time cannot grow the buckets
         // without bound, and the report's reading of collapsed values.
         if let Some((&top, _)) = self.buckets.last_key_value() {
-            let kept = self.buckets.split_off(&(top - (MAX_BUCKETS as i32 - 1)));
+            let lowest = top.saturating_sub(MAX_BUCKETS as i32 - 1);
+            let kept = self.buckets.split_off(&lowest);
             let folded = self
                 .buckets
                 .values()

@@ -86,11 +86,14 @@ fn message(out: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
 }
 
 /// One side's buckets as spans (a span per run of consecutive indices) and deltas (each
-/// count minus the previous, the first minus 0).
+/// count minus the previous, the first minus 0). In i64, so that indices at the ends of
+/// i32 (a forged summary's) cannot overflow; offsets fit `sint32` while the indices span
+/// less than 2^31, as the collector's do (at most `MAX_BUCKETS`).
 fn buckets(out: &mut Vec<u8>, span_field: u32, delta_field: u32, buckets: &[(i32, u64)]) {
-    let mut spans: Vec<(i32, u32)> = Vec::new();
+    let mut spans: Vec<(i64, u32)> = Vec::new();
     let mut next = None;
     for &(i, _) in buckets {
+        let i = i64::from(i);
         match (spans.last_mut(), next) {
             (Some((_, length)), Some(n)) if n == i => *length += 1,
             _ => spans.push((next.map_or(i, |n| i - n), 1)),
@@ -99,7 +102,7 @@ fn buckets(out: &mut Vec<u8>, span_field: u32, delta_field: u32, buckets: &[(i32
     }
     for (offset, length) in spans {
         message(out, span_field, |m| {
-            sint(m, 1, i64::from(offset));
+            sint(m, 1, offset);
             uint(m, 2, u64::from(length));
         });
     }
@@ -180,6 +183,29 @@ mod tests {
             0x12, 9, 0x09, // gauge { value (fixed64) }
         ];
         expected.extend_from_slice(&1.0f64.to_le_bytes());
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn indices_at_the_ends_of_i32_do_not_overflow() {
+        let mut out = Vec::new();
+        buckets(
+            &mut out,
+            1,
+            2,
+            &[(i32::MIN, 1), (i32::MAX - 1, 1), (i32::MAX, 1)],
+        );
+        let zigzag = |v: i64| ((v << 1) ^ (v >> 63)) as u64;
+        let mut expected = Vec::new();
+        // Spans (i32::MIN, 1) and, after the gap from i32::MIN + 1, (i32::MAX - 1, 2).
+        for (offset, length) in [(i64::from(i32::MIN), 1u8), (i64::from(u32::MAX) - 2, 2)] {
+            let mut span = vec![0x08];
+            varint(&mut span, zigzag(offset));
+            span.extend_from_slice(&[0x10, length]);
+            expected.extend_from_slice(&[0x0a, span.len() as u8]);
+            expected.extend_from_slice(&span);
+        }
+        expected.extend_from_slice(&[0x10, 2, 0x10, 0, 0x10, 0]);
         assert_eq!(out, expected);
     }
 
