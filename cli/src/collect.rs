@@ -17,7 +17,9 @@ use crate::store::{Store, Stored};
 use crate::watch::{Watch, WatchConfig};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, ACCEPT, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, VARY,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use modelwatch::WindowSummary;
 use std::path::Path;
@@ -356,12 +358,13 @@ impl Collector {
         let (status, body) = match (request.method(), request.uri().path()) {
             (&Method::GET, "/healthz") => (StatusCode::OK, "ok".to_owned()),
             (&Method::GET, "/metrics") => {
-                let mut response =
-                    Response::new(Full::new(Bytes::from(self.metrics.render(self.counts()))));
-                response.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
-                );
+                let accept = request.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+                let format = crate::metrics::Format::negotiate(accept);
+                let (content_type, body) = self.metrics.exposition(format, self.counts());
+                let mut response = Response::new(Full::new(Bytes::from(body)));
+                let headers = response.headers_mut();
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+                headers.insert(VARY, HeaderValue::from_static("accept"));
                 return response;
             }
             (&Method::POST, "/v1/windows") => self.receive(request, decodes, body_memory).await,

@@ -1,13 +1,16 @@
 //! `GET /metrics`: the exposition's series against values computed apart, and a real
-//! Prometheus (Debian's `prometheus`) scraping the real collector, asked through its HTTP
-//! API for the predictions logged.
+//! Prometheus (Debian's `prometheus`) scraping the real collector, in the text format and,
+//! with native histograms enabled, in the protobuf format, asked through its HTTP API for
+//! the predictions logged and the quantiles of the values logged.
 
 mod client;
 
-use modelwatch::{Baseline, IncidentEvent, Monitor, SummaryBuilder, Value, WindowSummary};
-use modelwatch_cli::metrics::{CollectorCounts, Metrics, MAX_DEPLOYMENTS};
+use modelwatch::{
+    Baseline, IncidentEvent, Monitor, SummaryBuilder, Value, WindowSummary, RELATIVE_ERROR,
+};
+use modelwatch_cli::metrics::{CollectorCounts, Format, Metrics, MAX_DEPLOYMENTS};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -61,16 +64,32 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .map(|v| v.parse().unwrap())
 }
 
-/// A window of `n` predictions: `age` missing for `missing` of them, `amount` uniform
-/// over `scale` × [0, 1), labels in segment `eu` right for the first `right`.
+/// Row `i` of a window of `n`: `amount` uniform over `scale` × [0, 1), `balance` of both
+/// signs with a zero every fifth row, and the prediction, a score in [0, 1) with zeros.
+fn row(i: usize, n: usize, scale: f64) -> (f64, f64, f64) {
+    let amount = scale * (i as f64 + 0.5) / n as f64;
+    let balance = if i.is_multiple_of(5) {
+        0.0
+    } else {
+        (i as f64 - 0.3 * n as f64) * 1.7
+    };
+    (amount, balance, (i % 20) as f64 / 20.0)
+}
+
+/// A window of `n` predictions ([`row`]): `age` missing for `missing` of them, labels in
+/// segment `eu` right for the first `right`.
 fn window(minute: i64, n: usize, missing: usize, scale: f64, right: usize) -> WindowSummary {
     let mut b = SummaryBuilder::new("fraud", minute * 60_000, 60_000, HASH_KEY);
     for i in 0..n {
         let age = (i >= missing).then_some(20 + (i % 50) as i64);
-        let amount = scale * (i as f64 + 0.5) / n as f64;
+        let (amount, balance, prediction) = row(i, n, scale);
         b.log_prediction(
-            [("age", Value::from(age)), ("amount", Value::from(amount))],
-            0.1,
+            [
+                ("age", Value::from(age)),
+                ("amount", Value::from(amount)),
+                ("balance", Value::from(balance)),
+            ],
+            prediction,
         );
         let label = (i % 2) as i64;
         let predicted = if i < right { label } else { 1 - label };
@@ -184,6 +203,37 @@ fn deployments_past_the_cap_are_counted_not_exported() {
     );
 }
 
+/// The Accept headers of Prometheus 2.42 (Debian bookworm's, captured from its scrapes),
+/// without and with `--enable-feature=native-histograms`.
+const ACCEPT_TEXT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+const ACCEPT_PROTOBUF: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+#[test]
+fn protobuf_is_served_only_to_those_who_rank_it_first() {
+    assert_eq!(Format::negotiate(Some(ACCEPT_PROTOBUF)), Format::Protobuf);
+    assert_eq!(Format::negotiate(Some(ACCEPT_TEXT)), Format::Text);
+    assert_eq!(Format::negotiate(None), Format::Text);
+    assert_eq!(Format::negotiate(Some("*/*")), Format::Text);
+    // Ranked below text, or another protobuf message, or not delimited: text.
+    let ranked = |q: &str| {
+        format!("text/plain;q=0.5, application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; q={q}")
+    };
+    assert_eq!(Format::negotiate(Some(&ranked("0.4"))), Format::Text);
+    assert_eq!(Format::negotiate(Some(&ranked("0.6"))), Format::Protobuf);
+    assert_eq!(
+        Format::negotiate(Some(
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text"
+        )),
+        Format::Text
+    );
+    assert_eq!(
+        Format::negotiate(Some(
+            "application/vnd.google.protobuf;proto=other.Message;encoding=delimited"
+        )),
+        Format::Text
+    );
+}
+
 /// Kills the child when the test ends, however it ends.
 struct Kill(Child);
 
@@ -218,13 +268,67 @@ fn query(prometheus: &str, q: &str) -> Option<f64> {
     }
 }
 
-/// A real Prometheus scrapes the real collector every second; the predictions of a known
-/// run come back through PromQL. Skipped, loudly, where `prometheus` is not installed; a
-/// failure in CI, which installs it (`.ci/run`).
+/// Starts Prometheus scraping `collector` every second; with `native`, with native
+/// histograms enabled, so that it asks for the protobuf exposition.
+fn prometheus(bin: &str, dir: &Path, collector: &str, native: bool) -> (Kill, String) {
+    let tag = if native { "native" } else { "text" };
+    let config = dir.join(format!("prometheus-{tag}.yml"));
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: modelwatch\n    static_configs:\n      - targets: ['{collector}']\n"
+        ),
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut command = Command::new(bin);
+    command
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join(format!("tsdb-{tag}")).display()
+        ))
+        .arg(format!("--web.listen-address={addr}"));
+    if native {
+        command.arg("--enable-feature=native-histograms");
+    }
+    let log = std::fs::File::create(dir.join(format!("prometheus-{tag}.log"))).unwrap();
+    let child = command.stdout(Stdio::null()).stderr(log).spawn().unwrap();
+    (Kill(child), addr)
+}
+
+/// The value of rank ceil(q·n) among `values` (the report's definition of a quantile).
+fn exact_quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank - 1]
+}
+
+/// The bounds of the schema-6 bucket of `x` (magnitudes in (2^((k-1)/64), 2^(k/64)]), computed
+/// apart from the library's index table; (0, 0) for zero.
+fn bucket_of(x: f64) -> (f64, f64) {
+    if x == 0.0 {
+        return (0.0, 0.0);
+    }
+    let upper = (64.0 * x.abs().log2()).ceil() / 64.0;
+    let (lower, upper) = (2f64.powf(upper - 1.0 / 64.0), 2f64.powf(upper));
+    if x < 0.0 {
+        (-upper, -lower)
+    } else {
+        (lower, upper)
+    }
+}
+
+/// A real Prometheus scrapes the real collector every second, in the text format and, a
+/// second one with native histograms enabled, in the protobuf format: the predictions of a
+/// known run come back through PromQL from both, and `histogram_quantile` over the native
+/// histograms gives the report's quantiles of the values logged. Skipped, loudly, where
+/// `prometheus` is not installed; a failure in CI, which installs it (`.ci/run`).
 #[test]
 fn prometheus_scrapes_the_collector_and_promql_returns_the_logged_count() {
     let bin = "/usr/bin/prometheus";
-    if !std::path::Path::new(bin).exists() {
+    if !Path::new(bin).exists() {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI installs prometheus (.ci/run)"
@@ -233,6 +337,7 @@ fn prometheus_scrapes_the_collector_and_promql_returns_the_logged_count() {
         return;
     }
     let dir = temp_dir("scrape");
+    let store = dir.join("store.db");
     let collector = format!("127.0.0.1:{}", free_port());
     let _collector = Kill(
         Command::new(BIN)
@@ -244,7 +349,7 @@ fn prometheus_scrapes_the_collector_and_promql_returns_the_logged_count() {
                 KEY,
                 "--store",
             ])
-            .arg(dir.join("store.db"))
+            .arg(&store)
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
@@ -252,9 +357,16 @@ fn prometheus_scrapes_the_collector_and_promql_returns_the_logged_count() {
     wait_for("the collector", || TcpStream::connect(&collector).ok());
 
     let mut logged = 0;
-    for (minute, n) in [(0, 120), (1, 250), (2, 333)] {
-        let w = window(minute, n, 0, 100.0, n);
+    let (mut amounts, mut balances, mut predictions) = (vec![], vec![], vec![]);
+    for (minute, n, scale) in [(0, 120, 100.0), (1, 250, 100.0), (2, 333, 160.0)] {
+        let w = window(minute, n, 0, scale, n);
         logged += w.predictions();
+        for i in 0..n {
+            let (a, b, p) = row(i, n, scale);
+            amounts.push(a);
+            balances.push(b);
+            predictions.push(p);
+        }
         let body = w.encode();
         assert_eq!(client::post(&collector, KEY, &body).0, 200);
         if minute == 1 {
@@ -269,6 +381,15 @@ fn prometheus_scrapes_the_collector_and_promql_returns_the_logged_count() {
         b.log_prediction([(ODD, Value::from(i))], 0.0);
     }
     assert_eq!(client::post(&collector, KEY, &b.build().encode()).0, 200);
+    // Two windows 40 decades apart: merged, the lower one is past the sketch's 24 decades
+    // and collapsed into the lowest bucket kept, in the report and in the histogram alike.
+    for (minute, scale) in [(0, 1e-30), (1, 1e10)] {
+        let mut b = SummaryBuilder::new("wide", minute * 60_000, 60_000, HASH_KEY);
+        for i in 0..150 {
+            b.log_prediction([("x", scale * (1.0 + i as f64 / 10.0))], 0.0);
+        }
+        assert_eq!(client::post(&collector, KEY, &b.build().encode()).0, 200);
+    }
     assert_eq!(logged, 703);
     let (status, exposition) = get(&collector, "/metrics");
     assert_eq!(status, 200);
@@ -280,52 +401,98 @@ fn prometheus_scrapes_the_collector_and_promql_returns_the_logged_count() {
         Some(703.0),
         "{exposition}"
     );
+    // Native histograms are in the protobuf exposition only.
+    assert!(!exposition.contains("modelwatch_feature_value"));
 
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: modelwatch\n    static_configs:\n      - targets: ['{collector}']\n"
-        ),
-    )
-    .unwrap();
-    let prometheus = format!("127.0.0.1:{}", free_port());
-    let _prometheus = Kill(
-        Command::new(bin)
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address={prometheus}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let total = wait_for("Prometheus to scrape the predictions", || {
-        query(
-            &prometheus,
-            r#"modelwatch_predictions_total{deployment="fraud"}"#,
-        )
-    });
-    assert_eq!(total, 703.0);
-    let q = |series: &str| wait_for(series, || query(&prometheus, series));
-    assert_eq!(
-        q(r#"modelwatch_window_predictions{deployment="fraud"}"#),
-        333.0
-    );
-    assert_eq!(q("modelwatch_ingest_accepted_total"), 4.0);
-    let odd =
-        r#"modelwatch_feature_missing_ratio{deployment="a \"b\"\n\\c",feature="a \"b\"\n\\c"}"#;
-    assert_eq!(q(odd), 0.0);
-    assert_eq!(q("modelwatch_ingest_duplicates_total"), 1.0);
-    assert_eq!(
-        q(r#"modelwatch_ingest_rejected_total{reason="unauthorized"}"#),
-        1.0
-    );
-    // Prometheus took the exposition as valid: its own health of the target says so.
-    assert_eq!(q(r#"up{job="modelwatch"}"#), 1.0);
+    let (_text, text) = prometheus(bin, &dir, &collector, false);
+    let (_native, native) = prometheus(bin, &dir, &collector, true);
+    // Both formats carry the same series.
+    for prometheus in [&text, &native] {
+        let q = |series: &str| wait_for(series, || query(prometheus, series));
+        assert_eq!(
+            q(r#"modelwatch_predictions_total{deployment="fraud"}"#),
+            703.0
+        );
+        assert_eq!(
+            q(r#"modelwatch_window_predictions{deployment="fraud"}"#),
+            333.0
+        );
+        assert_eq!(q("modelwatch_ingest_accepted_total"), 6.0);
+        let odd =
+            r#"modelwatch_feature_missing_ratio{deployment="a \"b\"\n\\c",feature="a \"b\"\n\\c"}"#;
+        assert_eq!(q(odd), 0.0);
+        assert_eq!(q("modelwatch_ingest_duplicates_total"), 1.0);
+        assert_eq!(
+            q(r#"modelwatch_ingest_rejected_total{reason="unauthorized"}"#),
+            1.0
+        );
+        // Prometheus took the exposition as valid: its own health of the target says so.
+        assert_eq!(q(r#"up{job="modelwatch"}"#), 1.0);
+    }
+
+    // The report's quantiles of the same data, from the store.
+    let report = |deployment: &str| {
+        let o = Command::new(BIN)
+            .args(["report", "--deployment", deployment, "--json", "--store"])
+            .arg(&store)
+            .output()
+            .unwrap();
+        assert!(o.status.code().is_some_and(|c| c < 2), "{o:?}");
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        report[0]["merged"].clone()
+    };
+    let merged = report("fraud");
+    assert_eq!(merged["predictions"], 703);
+    let q = |query_: &str| wait_for(query_, || query(&native, query_));
+    for (kind, name, values) in [
+        ("feature", "amount", &amounts),
+        ("feature", "balance", &balances),
+        ("output", "prediction", &predictions),
+    ] {
+        let series = format!(r#"modelwatch_{kind}_value{{deployment="fraud",{kind}="{name}"}}"#);
+        assert_eq!(
+            q(&format!("histogram_count({series})")),
+            values.len() as f64,
+            "{series}"
+        );
+        let sum: f64 = values.iter().sum();
+        let got = q(&format!("histogram_sum({series})"));
+        assert!(
+            (got - sum).abs() <= 1e-9 * sum.abs(),
+            "{series}: {got} vs {sum}"
+        );
+        for (quantile, p) in [(0.1, "p10"), (0.5, "p50"), (0.9, "p90")] {
+            let promql = q(&format!("histogram_quantile({quantile}, {series})"));
+            let exact = exact_quantile(values, quantile);
+            // Prometheus interpolates within the bucket of the value of that rank, so it
+            // lands in the same bucket as the exact value (a bucket index off by one would
+            // not)...
+            let (low, high) = bucket_of(exact);
+            let slack = 1e-12 * exact.abs();
+            assert!(
+                low - slack <= promql && promql <= high + slack,
+                "{series} q{quantile}: {promql} outside ({low}, {high}] of {exact}"
+            );
+            // ...and the report's value of that bucket is within the sketch's relative
+            // error of every value in it.
+            let reported = merged[kind.to_owned() + "s"][name][p].as_f64().unwrap();
+            assert!(
+                (promql - reported).abs() <= RELATIVE_ERROR * promql.abs() + 1e-12,
+                "{series} q{quantile}: PromQL {promql}, report {reported}"
+            );
+        }
+    }
+
+    let wide = report("wide");
+    assert_eq!(wide["features"]["x"]["collapsed"], 150);
+    let series = r#"modelwatch_feature_value{deployment="wide",feature="x"}"#;
+    assert_eq!(q(&format!("histogram_count({series})")), 300.0);
+    for (quantile, p) in [(0.1, "p10"), (0.5, "p50"), (0.9, "p90")] {
+        let promql = q(&format!("histogram_quantile({quantile}, {series})"));
+        let reported = wide["features"]["x"][p].as_f64().unwrap();
+        assert!(
+            (promql - reported).abs() <= RELATIVE_ERROR * promql.abs(),
+            "{series} q{quantile}: PromQL {promql}, report {reported}"
+        );
+    }
 }
