@@ -244,7 +244,13 @@ fn the_decision_threshold_sets_the_confusion_matrix_not_the_auc() {
         let gt = s.ground_truth_overall().unwrap();
         let tp = pairs.iter().filter(|&&(p, y)| y && p >= threshold).count() as u64;
         let fp = pairs.iter().filter(|&&(p, y)| !y && p >= threshold).count() as u64;
-        assert_eq!((gt.confusion(true, true), gt.confusion(false, true)), (tp, fp));
-        assert_eq!(gt.roc_auc(), at(0.5).ground_truth_overall().unwrap().roc_auc());
+        assert_eq!(
+            (gt.confusion(true, true), gt.confusion(false, true)),
+            (tp, fp)
+        );
+        assert_eq!(
+            gt.roc_auc(),
+            at(0.5).ground_truth_overall().unwrap().roc_auc()
+        );
     }
 }

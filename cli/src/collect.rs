@@ -543,6 +543,18 @@ enum Rejected {
     Store(rusqlite::Error),
 }
 
+/// What `collect` does with what it stores: the watch, the alerts, and whether `/metrics`
+/// carries the distributions.
+#[derive(Clone, Debug, Default)]
+pub struct Monitoring {
+    /// The baseline and timing of every deployment's watch.
+    pub watch: WatchConfig,
+    /// Where incidents are sent.
+    pub alerts: AlertConfig,
+    /// Export features' and outputs' distributions as native histograms (default false).
+    pub metrics_histograms: bool,
+}
+
 /// How often the collector evaluates windows that came due without a new summary.
 const TICK: Duration = Duration::from_secs(5);
 
@@ -600,9 +612,13 @@ pub fn run(
     keys: Keys,
     limits: Limits,
     retention: &Retention,
-    watch: WatchConfig,
-    alerts: AlertConfig,
+    monitoring: Monitoring,
 ) -> i32 {
+    let Monitoring {
+        watch,
+        alerts,
+        metrics_histograms,
+    } = monitoring;
     let collector = match Collector::bind(listen, store, keys, limits, watch, alerts) {
         Ok(c) => c,
         Err(e) => {
@@ -610,6 +626,7 @@ pub fn run(
             return 2;
         }
     };
+    collector.metrics().set_histograms(metrics_histograms);
     // Rolled up first: a window pruned before its rollup has it would be lost to it.
     if let Err(e) = collector
         .roll_up()

@@ -260,12 +260,22 @@ impl State {
 #[derive(Debug, Default)]
 pub struct Metrics {
     state: Arc<Mutex<State>>,
+    /// Whether the features' and outputs' distributions are kept and exported (off by
+    /// default: `/metrics` needs no key, and a histogram locates a lone value to 0.54 %).
+    histograms: std::sync::atomic::AtomicBool,
 }
 
 impl Metrics {
     /// No deployment yet.
     pub fn new() -> Metrics {
         Metrics::default()
+    }
+
+    /// Keeps and exports the distributions of features and outputs as native histograms
+    /// (`collect --metrics-histograms`); off by default.
+    pub fn set_histograms(&self, on: bool) {
+        self.histograms
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -282,8 +292,10 @@ impl Metrics {
             return;
         };
         d.predictions_total = d.predictions_total.saturating_add(summary.predictions());
-        add_distributions(&mut d.features, summary.features(), MAX_FEATURES);
-        add_distributions(&mut d.outputs, summary.outputs(), MAX_OUTPUTS);
+        if self.histograms.load(std::sync::atomic::Ordering::Relaxed) {
+            add_distributions(&mut d.features, summary.features(), MAX_FEATURES);
+            add_distributions(&mut d.outputs, summary.outputs(), MAX_OUTPUTS);
+        }
         match &mut d.latest {
             Some(latest) if latest.window_start() > summary.window_start() => return,
             Some(latest) if latest.window_start() == summary.window_start() => {

@@ -234,6 +234,22 @@ fn protobuf_is_served_only_to_those_who_rank_it_first() {
     );
 }
 
+/// Distributions are kept and exported only when asked for (`--metrics-histograms`):
+/// `/metrics` needs no key.
+#[test]
+fn histograms_are_exported_only_when_asked_for() {
+    let has_histogram = |on: bool| {
+        let metrics = Metrics::new();
+        metrics.set_histograms(on);
+        metrics.observe(&window(0, 120, 0, 100.0, 120), None);
+        let (_, body) = metrics.exposition(Format::Protobuf, CollectorCounts::default());
+        let name = b"modelwatch_feature_value";
+        body.windows(name.len()).any(|w| w == name)
+    };
+    assert!(!has_histogram(false));
+    assert!(has_histogram(true));
+}
+
 /// Kills the child when the test ends, however it ends.
 struct Kill(Child);
 
@@ -343,6 +359,7 @@ fn prometheus_scrapes_the_collector_and_promql_returns_the_logged_count() {
         Command::new(BIN)
             .args([
                 "collect",
+                "--metrics-histograms",
                 "--listen",
                 &collector,
                 "--api-key",
