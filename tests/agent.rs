@@ -265,6 +265,7 @@ fn every_input_form_is_accepted_and_bad_values_are_counted() {
     {
         let _t = sess.time_inference();
     }
+    sess.record_latency(Duration::from_millis(250));
     agent.flush(WAIT).unwrap();
     let s = sink.merged();
     assert_eq!(s.predictions(), 8);
@@ -287,7 +288,11 @@ fn every_input_form_is_accepted_and_bad_values_are_counted() {
         "probability vectors are outputs 0, 1, ..."
     );
     assert_eq!(s.dropped().batch_unpaired, 1);
-    assert_eq!(s.latency().unwrap().count(), 1);
+    let latency = s.latency().unwrap();
+    assert_eq!(latency.count(), 2, "one timed, one recorded");
+    // The recorded 250 ms is the largest, at the histogram's precision.
+    let max = latency.max().unwrap();
+    assert!((max - 0.25).abs() <= 0.25 * modelwatch::RELATIVE_ERROR, "{max}");
 }
 
 #[test]

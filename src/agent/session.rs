@@ -529,6 +529,21 @@ impl Session {
         }
     }
 
+    /// Records an inference latency measured elsewhere (the host's own timer, a span), as
+    /// [`time_inference`](Self::time_inference) does when its guard drops.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join("modelwatch-doc-latency");
+    /// # let agent = modelwatch::Agent::start(modelwatch::Config::new("k").data_dir(&dir))?;
+    /// let sess = agent.session("m");
+    /// sess.record_latency(std::time::Duration::from_micros(850));
+    /// # Ok::<(), modelwatch::Error>(())
+    /// ```
+    pub fn record_latency(&self, latency: std::time::Duration) {
+        let secs = latency.as_secs_f64();
+        self.with_shard(|w, _| w.record_latency(secs));
+    }
+
     /// Starts timing one inference; the latency is recorded when the guard drops.
     ///
     /// ```
