@@ -9,9 +9,9 @@
 
 use modelwatch::{SummaryBuilder, Value};
 
-#[path = "shared/rng.rs"]
-mod rng;
-use rng::Rng;
+#[path = "../../tests/support/fraud_day.rs"]
+mod fraud_day;
+use fraud_day::Rng;
 
 const WINDOWS: i64 = 1_440;
 const PER_WINDOW: usize = 300;

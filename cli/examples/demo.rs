@@ -15,9 +15,9 @@ use modelwatch::{Config, Value};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-#[path = "shared/rng.rs"]
-mod rng;
-use rng::Rng;
+#[path = "../../tests/support/fraud_day.rs"]
+mod fraud_day;
+use fraud_day::Rng;
 
 const RUN: Duration = Duration::from_secs(12);
 

@@ -5,13 +5,13 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
-#[path = "../examples/shared/rng.rs"]
-mod rng;
+#[path = "../../tests/support/fraud_day.rs"]
+mod fraud_day;
 
 use modelwatch::{SummaryBuilder, Value};
 use modelwatch_cli::report::{self, Baseline};
 use modelwatch_cli::Source;
-use rng::Rng;
+use fraud_day::Rng;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -4,12 +4,12 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
-#[path = "../examples/shared/rng.rs"]
-mod rng;
+#[path = "../../tests/support/fraud_day.rs"]
+mod fraud_day;
 
 use modelwatch::{FeatureSummary, SummaryBuilder, Value, WindowSummary};
 use modelwatch_cli::store::{Resolution, Store};
-use rng::Rng;
+use fraud_day::Rng;
 use serde_json::Value as Json;
 use std::path::Path;
 use std::process::{Command, Output};

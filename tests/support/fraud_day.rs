@@ -1,5 +1,6 @@
 //! A day of one-minute windows of a fraud model, stationary or with changes injected at a
-//! known window: the oracle of the monitoring tests (library and command).
+//! known window: the oracle of the monitoring tests (library and command); its `Rng` also
+//! feeds the command's examples and tests, so that they need no dependency.
 //!
 //! Per window: 300 predictions of `amount` (lognormal), `age` (integer, normal), `country`
 //! (8 codes, skewed), `device` (mobile 70 %), a fraud probability; a label per prediction
