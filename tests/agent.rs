@@ -292,7 +292,10 @@ fn every_input_form_is_accepted_and_bad_values_are_counted() {
     assert_eq!(latency.count(), 2, "one timed, one recorded");
     // The recorded 250 ms is the largest, at the histogram's precision.
     let max = latency.max().unwrap();
-    assert!((max - 0.25).abs() <= 0.25 * modelwatch::RELATIVE_ERROR, "{max}");
+    assert!(
+        (max - 0.25).abs() <= 0.25 * modelwatch::RELATIVE_ERROR,
+        "{max}"
+    );
 }
 
 #[test]

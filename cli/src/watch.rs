@@ -20,6 +20,10 @@ use std::time::Duration;
 /// Windows waiting for evaluation per deployment, at most: past it the oldest is
 /// evaluated early, so a sender of far-future windows cannot grow the collector's memory.
 pub const MAX_PENDING_WINDOWS: usize = 64;
+/// Windows waiting for evaluation over all deployments, at most: past it, the deployment
+/// whose summary arrives has its oldest evaluated early. With [`MAX_PENDING_WINDOWS`] this
+/// bounds the watch's memory by windows, whatever the senders do.
+pub const MAX_PENDING_TOTAL: usize = 4_096;
 /// Deployments watched at once, at most; summaries of more are stored, not watched
 /// (counted in [`Watch::unwatched`]).
 pub const MAX_DEPLOYMENTS: usize = 1_000;
@@ -131,6 +135,7 @@ impl Watch {
             Some(d) => vec![d],
             None => self.deployments.keys().cloned().collect(),
         };
+        let mut total: usize = self.deployments.values().map(|w| w.pending.len()).sum();
         for d in names {
             let Some(w) = self.deployments.get_mut(&d) else {
                 continue;
@@ -141,10 +146,11 @@ impl Watch {
                     .saturating_add(s.window_length() as i64)
                     .saturating_add(after)
                     <= now_ms;
-                if !due && w.pending.len() <= MAX_PENDING_WINDOWS {
+                if !due && w.pending.len() <= MAX_PENDING_WINDOWS && total <= MAX_PENDING_TOTAL {
                     break;
                 }
                 let (start, s) = w.pending.pop_first().expect("not empty");
+                total -= 1;
                 for e in w.monitor.observe(&s) {
                     on_event(&e)?;
                 }
@@ -234,6 +240,11 @@ impl Watch {
     /// Deployments watched since this collector started.
     pub fn deployments(&self) -> impl Iterator<Item = &str> {
         self.deployments.keys().map(String::as_str)
+    }
+
+    /// Windows waiting for evaluation, over all deployments.
+    pub fn pending(&self) -> usize {
+        self.deployments.values().map(|w| w.pending.len()).sum()
     }
 
     /// Summaries that arrived after their window was evaluated.

@@ -8,10 +8,10 @@ mod common;
 #[path = "../../tests/support/fraud_day.rs"]
 mod fraud_day;
 
+use fraud_day::Rng;
 use modelwatch::{SummaryBuilder, Value};
 use modelwatch_cli::report::{self, Baseline};
 use modelwatch_cli::Source;
-use fraud_day::Rng;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -7,9 +7,9 @@ mod common;
 #[path = "../../tests/support/fraud_day.rs"]
 mod fraud_day;
 
+use fraud_day::Rng;
 use modelwatch::{FeatureSummary, SummaryBuilder, Value, WindowSummary};
 use modelwatch_cli::store::{Resolution, Store};
-use fraud_day::Rng;
 use serde_json::Value as Json;
 use std::path::Path;
 use std::process::{Command, Output};

@@ -70,3 +70,28 @@ fn incidents_open_once_across_restarts_and_late_summaries_are_counted() {
     assert_eq!(watch.late(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Windows from the future (a wrong clock, a hostile sender) wait at most
+/// `MAX_PENDING_WINDOWS` per deployment: past that, the oldest are evaluated early, so the
+/// watch's memory stays bounded.
+#[test]
+fn far_future_windows_do_not_pile_up() {
+    use modelwatch_cli::watch::MAX_PENDING_WINDOWS;
+    let dir = std::env::temp_dir().join(format!("mw-watch-future-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    let _ = std::fs::remove_file(&path);
+    let store = Store::open(&path).unwrap();
+    let mut watch = Watch::open(&path, config()).unwrap();
+    for w in 0..200 {
+        let s = fraud_day::window(4, w, Changes { at: None });
+        store.insert("k", &s, &s.encode(), 0).unwrap();
+        // The collector's clock stays before the first window: nothing is due by time.
+        watch.accept(&s, 0, &mut |_| Ok(())).unwrap();
+        assert!(watch.pending() <= MAX_PENDING_WINDOWS);
+    }
+    assert_eq!(watch.pending(), MAX_PENDING_WINDOWS);
+    let m = watch.monitor("fraud_detection_prod").unwrap();
+    assert!(m.is_checking(), "early evaluation formed the baseline");
+    let _ = std::fs::remove_dir_all(&dir);
+}
