@@ -647,7 +647,7 @@ impl WindowSummary {
     pub fn features(&self) -> impl Iterator<Item = (&str, &FeatureSummary)> {
         self.features.iter().map(|(k, v)| (k.as_str(), v))
     }
-    /// Statistics of an output (`"0"` for a scalar prediction, class indexes for probabilities).
+    /// Statistics of an output ([`PREDICTION`](crate::PREDICTION) for a scalar prediction, class indexes `"0"`, `"1"`, ... for probabilities).
     pub fn output(&self, name: &str) -> Option<&FeatureSummary> {
         self.outputs.get(name)
     }
