@@ -647,7 +647,8 @@ impl WindowSummary {
     pub fn features(&self) -> impl Iterator<Item = (&str, &FeatureSummary)> {
         self.features.iter().map(|(k, v)| (k.as_str(), v))
     }
-    /// Statistics of an output ([`PREDICTION`](crate::PREDICTION) for a scalar prediction, class indexes `"0"`, `"1"`, ... for probabilities).
+    /// Statistics of an output ([`PREDICTION`](crate::PREDICTION) for a scalar prediction,
+    /// class indexes `"0"`, `"1"`, ... for probabilities).
     pub fn output(&self, name: &str) -> Option<&FeatureSummary> {
         self.outputs.get(name)
     }
