@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod json;
 pub mod keys;
 pub mod metrics;
+pub mod profile;
 pub mod report;
 pub mod retention;
 pub mod store;

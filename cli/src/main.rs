@@ -25,6 +25,7 @@ enum Command {
     Inspect(InspectArgs),
     Collect(CollectArgs),
     Report(ReportArgs),
+    Profile(ProfileArgs),
 }
 
 /// Print .msgpack summaries (files or folders) as tables. Exit status 1 if a file was
@@ -169,6 +170,48 @@ struct ReportArgs {
     html: Option<PathBuf>,
 }
 
+/// Profile a training (or validation) dataset, CSV files (.csv.gz too), into one summary
+/// made with the deployment's hash key: a baseline for `report --baseline-file` and
+/// `collect --baseline-file`, and the input of `constraints` (docs/baseline.md).
+///
+/// Prints the column types it used and what it could not read as given (records skipped,
+/// cells not of their column's type, bytes not UTF-8).
+#[derive(Args)]
+struct ProfileArgs {
+    /// CSV files with a header row, read in order into one profile.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// The deployment the profile is a baseline of.
+    #[arg(long, value_name = "NAME")]
+    deployment: String,
+    /// The column of the model's prediction (an output, not a feature).
+    #[arg(long, value_name = "COL")]
+    prediction: Option<String>,
+    /// The column of the ground truth (with --prediction: logged as ground truth).
+    #[arg(long, value_name = "COL", requires = "prediction")]
+    label: Option<String>,
+    /// The column naming each row's ground-truth segment.
+    #[arg(long, value_name = "COL", requires = "label")]
+    segment: Option<String>,
+    /// A column to leave out; repeatable.
+    #[arg(long, value_name = "COL")]
+    exclude: Vec<String>,
+    /// A column's type instead of the inferred one: int, float, bool, string or auto;
+    /// repeatable.
+    #[arg(long = "type", value_name = "COL=TYPE", value_parser = modelwatch_cli::profile::parse_type_override)]
+    types: Vec<(String, modelwatch_cli::profile::ColumnType)>,
+    /// The deployment's hash key file (its data folder's .hash-key, or that folder);
+    /// default: MODELWATCH_HASH_KEY (32 hex characters).
+    #[arg(long, value_name = "FILE")]
+    hash_key_file: Option<PathBuf>,
+    /// Where to write the profile (a .msgpack summary).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    quiet: bool,
+}
+
 fn seconds(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()
         .ok()
@@ -274,6 +317,7 @@ fn run(command: Command) -> Result<i32, String> {
             ))
         }
         Command::Report(a) => report_command(a),
+        Command::Profile(a) => profile_command(a),
     }
 }
 
@@ -328,4 +372,43 @@ fn report_command(a: ReportArgs) -> Result<i32, String> {
         }
     })?;
     Ok(i32::from(reports.iter().any(|r| !r.incidents.is_empty())))
+}
+
+fn profile_command(a: ProfileArgs) -> Result<i32, String> {
+    use modelwatch_cli::profile;
+    use std::io::IsTerminal;
+    let mut options = profile::Options::new(
+        &a.deployment,
+        profile::hash_key(a.hash_key_file.as_deref())?,
+    );
+    options.prediction = a.prediction;
+    options.label = a.label;
+    options.segment = a.segment;
+    options.exclude = a.exclude;
+    options.types = a.types;
+    options.progress = !a.quiet && std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let p = profile::profile_files(&a.files, &options)?;
+    std::fs::write(&a.output, p.summary.encode())
+        .map_err(|e| format!("cannot write {}: {e}", a.output.display()))?;
+    let c = &p.counts;
+    let types: Vec<String> = p
+        .types
+        .iter()
+        .map(|(n, t)| format!("{}={}", sanitize(n), t.name()))
+        .collect();
+    eprintln!(
+        "modelwatch profile: {} rows in {:.1} s into {}; types: {}",
+        c.rows,
+        started.elapsed().as_secs_f64(),
+        a.output.display(),
+        types.join(" ")
+    );
+    if c.bad_rows + c.mistyped + c.invalid_utf8 > 0 {
+        eprintln!(
+            "modelwatch profile: {} record(s) skipped (malformed), {} cell(s) not of their column's type (logged as strings), {} cell(s) not UTF-8",
+            c.bad_rows, c.mistyped, c.invalid_utf8
+        );
+    }
+    Ok(0)
 }

@@ -1,0 +1,641 @@
+//! `modelwatch profile`: folds a training (or validation) dataset, CSV, into one
+//! [`WindowSummary`] with the same sketches and the deployment's hash key as production
+//! windows, so that it can serve as their baseline (`docs/baseline.md`).
+//!
+//! Streamed: the file is read one record at a time, so memory is the sketches (bounded per
+//! column by the library, see its crate docs), the type-inference sample (at most
+//! [`SAMPLE_ROWS`] records and [`SAMPLE_BYTES`] bytes), and the record being read. No String
+//! is made per cell: cells are parsed in place from the csv crate's byte records.
+//!
+//! Column types are decided once per column from the sample, as a careful data scientist
+//! would (see [`infer`]); `--type col=string` overrides them. A cell that does not parse as
+//! its column's type is logged as what it is (a string in an integer column is counted as a
+//! string, which the constraints' type check then sees).
+
+use modelwatch::{Features, Prediction, SummaryBuilder, Value, WindowSummary};
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Records held to infer the column types before any is logged.
+pub const SAMPLE_ROWS: usize = 10_000;
+/// Bytes of records held for the sample at most (the sample stops earlier past them).
+pub const SAMPLE_BYTES: usize = 16 << 20;
+
+/// Texts read as missing besides the empty cell: pandas' default `na_values`, the list most
+/// training exports were written (and read) with.
+pub const MISSING_TOKENS: [&str; 18] = [
+    "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+    "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+];
+
+/// A column's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    /// Integers (i64); a float in the column is still logged as a float.
+    Int,
+    /// Numbers, integers included, logged as floats.
+    Float,
+    /// `true`/`false` in any case.
+    Bool,
+    /// Text, whatever it looks like (identifiers, zip codes).
+    String,
+    /// No evidence in the sample (every cell missing): each cell is logged as what it
+    /// parses as.
+    Auto,
+}
+
+impl ColumnType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Int => "int",
+            ColumnType::Float => "float",
+            ColumnType::Bool => "bool",
+            ColumnType::String => "string",
+            ColumnType::Auto => "auto",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<ColumnType, String> {
+        Ok(match text.to_ascii_lowercase().as_str() {
+            "int" | "integer" => ColumnType::Int,
+            "float" | "double" | "number" => ColumnType::Float,
+            "bool" | "boolean" => ColumnType::Bool,
+            "string" | "str" | "text" | "category" => ColumnType::String,
+            "auto" => ColumnType::Auto,
+            other => {
+                return Err(format!(
+                    "unknown type {other:?}: int, float, bool, string or auto"
+                ))
+            }
+        })
+    }
+}
+
+/// `NAME=TYPE`, for `--type`.
+pub fn parse_type_override(text: &str) -> Result<(String, ColumnType), String> {
+    let (name, ty) = text
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{text:?}: expected COLUMN=TYPE"))?;
+    Ok((name.to_owned(), ColumnType::parse(ty)?))
+}
+
+/// What to profile and how.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub deployment: String,
+    /// The column holding the model's prediction (an output, not a feature).
+    pub prediction: Option<String>,
+    /// The column holding the ground truth (logged as ground truth with the prediction).
+    pub label: Option<String>,
+    /// The column naming each row's ground-truth segment.
+    pub segment: Option<String>,
+    /// Columns left out.
+    pub exclude: Vec<String>,
+    /// Types given by the user, over inference.
+    pub types: Vec<(String, ColumnType)>,
+    pub hash_key: [u8; 16],
+    /// The summary's window start (Unix ms); its length is the profile's whole span.
+    pub window_start_ms: i64,
+    pub window_ms: u64,
+    /// Show a progress bar (on a terminal only; the caller decides).
+    pub progress: bool,
+}
+
+impl Options {
+    pub fn new(deployment: &str, hash_key: [u8; 16]) -> Options {
+        Options {
+            deployment: deployment.to_owned(),
+            prediction: None,
+            label: None,
+            segment: None,
+            exclude: Vec::new(),
+            types: Vec::new(),
+            hash_key,
+            window_start_ms: 0,
+            window_ms: 60_000,
+            progress: false,
+        }
+    }
+}
+
+/// What a profile read, besides the summary: every record or cell not logged as given is
+/// counted here, never a panic or a silent loss.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Records logged.
+    pub rows: u64,
+    /// Records the CSV reader rejected (a field count unlike the header's, an I/O error
+    /// inside the file); skipped.
+    pub bad_rows: u64,
+    /// Cells whose bytes were not UTF-8: logged as text with U+FFFD in place of the bad bytes.
+    pub invalid_utf8: u64,
+    /// Cells that did not parse as their column's type, logged as strings.
+    pub mistyped: u64,
+}
+
+/// The profile of some files.
+pub struct Profile {
+    pub summary: WindowSummary,
+    pub counts: Counts,
+    /// Each column's type, in the order first seen.
+    pub types: Vec<(String, ColumnType)>,
+}
+
+/// Profiles CSV files (`.gz` ones decompressed) into one summary.
+pub fn profile_files(files: &[PathBuf], options: &Options) -> Result<Profile, String> {
+    let mut p = Profiler::new(options);
+    for f in files {
+        let file =
+            std::fs::File::open(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let bar = progress_bar(options.progress, size, f);
+        let reader = ProgressRead {
+            inner: file,
+            bar: bar.clone(),
+        };
+        let result = if f.extension().is_some_and(|e| e == "gz") {
+            p.read(flate2::read::MultiGzDecoder::new(reader))
+        } else {
+            p.read(reader)
+        };
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        result.map_err(|e| format!("{}: {e}", f.display()))?;
+    }
+    Ok(p.finish())
+}
+
+fn progress_bar(show: bool, size: u64, file: &Path) -> Option<indicatif::ProgressBar> {
+    // Small files are done before a bar would be read.
+    if !show || size < 16 << 20 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(size);
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}, {eta} left",
+    )
+    .map(|s| s.progress_chars("=> "));
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar.set_message(file.display().to_string());
+    Some(bar)
+}
+
+/// Counts the (compressed) bytes read for the progress bar.
+struct ProgressRead<R> {
+    inner: R,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl<R: Read> Read for ProgressRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(b) = &self.bar {
+            b.inc(n as u64);
+        }
+        Ok(n)
+    }
+}
+
+/// What each CSV column is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Feature,
+    Prediction,
+    Label,
+    Segment,
+    Excluded,
+}
+
+struct Column {
+    name: String,
+    role: Role,
+    ty: ColumnType,
+}
+
+/// Folds CSV streams into one summary; the column types are fixed by the first stream that
+/// has the column, so that several files of one dataset are read alike.
+pub struct Profiler {
+    options: Options,
+    builder: SummaryBuilder,
+    counts: Counts,
+    types: Vec<(String, ColumnType)>,
+    known: HashMap<String, ColumnType>,
+}
+
+impl Profiler {
+    pub fn new(options: &Options) -> Profiler {
+        let builder = SummaryBuilder::new(
+            &options.deployment,
+            options.window_start_ms,
+            options.window_ms,
+            options.hash_key,
+        );
+        let known = options.types.iter().cloned().collect();
+        Profiler {
+            options: options.clone(),
+            builder,
+            counts: Counts::default(),
+            types: Vec::new(),
+            known,
+        }
+    }
+
+    /// Reads one CSV stream with a header row.
+    pub fn read(&mut self, input: impl Read) -> Result<(), String> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(false)
+            .buffer_capacity(1 << 16)
+            .from_reader(input);
+        let header = reader
+            .byte_headers()
+            .map_err(|e| format!("cannot read the header: {e}"))?
+            .clone();
+        let o = &self.options;
+        let mut columns: Vec<Column> = header
+            .iter()
+            .map(|h| {
+                let name = String::from_utf8_lossy(h).into_owned();
+                let is = |c: &Option<String>| c.as_deref() == Some(name.as_str());
+                let role = if o.exclude.contains(&name) {
+                    Role::Excluded
+                } else if is(&o.prediction) {
+                    Role::Prediction
+                } else if is(&o.label) {
+                    Role::Label
+                } else if is(&o.segment) {
+                    Role::Segment
+                } else {
+                    Role::Feature
+                };
+                Column {
+                    name,
+                    role,
+                    ty: ColumnType::Auto,
+                }
+            })
+            .collect();
+        for (what, name) in [
+            ("prediction", &o.prediction),
+            ("label", &o.label),
+            ("segment", &o.segment),
+        ] {
+            if let Some(name) = name {
+                if !columns.iter().any(|c| &c.name == name) {
+                    return Err(format!("no {what} column {name:?} in the header"));
+                }
+            }
+        }
+
+        // The sample: records held until the types are known.
+        let mut sample = Vec::new();
+        let mut bytes = 0;
+        let mut record = csv::ByteRecord::new();
+        let mut done = false;
+        while sample.len() < SAMPLE_ROWS && bytes < SAMPLE_BYTES {
+            match reader.read_byte_record(&mut record) {
+                Ok(true) => {
+                    bytes += record.as_slice().len() + 16 * record.len();
+                    sample.push(record.clone());
+                }
+                Ok(false) => {
+                    done = true;
+                    break;
+                }
+                Err(e) => self.bad_record(e)?,
+            }
+        }
+        for (i, c) in columns.iter_mut().enumerate() {
+            c.ty = match self.known.get(&c.name) {
+                Some(t) => *t,
+                None => {
+                    let t = infer(sample.iter().filter_map(|r| r.get(i)));
+                    self.known.insert(c.name.clone(), t);
+                    t
+                }
+            };
+            if c.role != Role::Excluded && !self.types.iter().any(|(n, _)| n == &c.name) {
+                self.types.push((c.name.clone(), c.ty));
+            }
+        }
+        for r in &sample {
+            self.log(&columns, r);
+        }
+        drop(sample);
+        while !done {
+            match reader.read_byte_record(&mut record) {
+                Ok(true) => self.log(&columns, &record),
+                Ok(false) => done = true,
+                Err(e) => self.bad_record(e)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A record the reader rejected is skipped and counted; an I/O error ends the stream.
+    fn bad_record(&mut self, e: csv::Error) -> Result<(), String> {
+        match e.kind() {
+            csv::ErrorKind::Io(_) => Err(format!("cannot read: {e}")),
+            _ => {
+                self.counts.bad_rows += 1;
+                Ok(())
+            }
+        }
+    }
+
+    fn log(&mut self, columns: &[Column], record: &csv::ByteRecord) {
+        let row = Row {
+            columns,
+            record,
+            invalid_utf8: Cell::new(0),
+            mistyped: Cell::new(0),
+        };
+        let mut prediction = CellPrediction(Value::Null, false);
+        let mut label = Value::Null;
+        let mut segment = None;
+        for (i, c) in columns.iter().enumerate() {
+            match c.role {
+                Role::Prediction => prediction = CellPrediction(row.value(i), true),
+                Role::Label => label = row.value(i),
+                Role::Segment => segment = Some(row.value(i)),
+                _ => {}
+            }
+        }
+        self.builder.log_prediction(&row, &prediction);
+        if self.options.label.is_some() {
+            let segment = match &segment {
+                Some(Value::Str(s)) => Some(s.as_ref()),
+                _ => None,
+            };
+            self.builder
+                .log_ground_truth(label, prediction.0.borrowed(), segment);
+        }
+        self.counts.invalid_utf8 += row.invalid_utf8.get();
+        self.counts.mistyped += row.mistyped.get();
+        self.counts.rows += 1;
+    }
+
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    pub fn finish(mut self) -> Profile {
+        self.builder
+            .log_metadata("modelwatch.profile.rows", &self.counts.rows.to_string());
+        Profile {
+            summary: self.builder.build(),
+            counts: self.counts,
+            types: self.types,
+        }
+    }
+}
+
+/// One record viewed as features: cells parsed as the builder asks for them.
+/// The counts are cells because the builder walks the features through `&self`.
+struct Row<'a> {
+    columns: &'a [Column],
+    record: &'a csv::ByteRecord,
+    invalid_utf8: Cell<u64>,
+    mistyped: Cell<u64>,
+}
+
+impl<'a> Row<'a> {
+    fn value(&self, i: usize) -> Value<'a> {
+        let cell = self.record.get(i).unwrap_or_default();
+        let (v, bad_utf8, mistyped) = parse_cell(cell, self.columns[i].ty);
+        self.invalid_utf8
+            .set(self.invalid_utf8.get() + u64::from(bad_utf8));
+        self.mistyped.set(self.mistyped.get() + u64::from(mistyped));
+        v
+    }
+}
+
+impl Features for Row<'_> {
+    fn for_each_feature(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        for (i, c) in self.columns.iter().enumerate() {
+            if c.role == Role::Feature {
+                f(&c.name, self.value(i));
+            }
+        }
+    }
+}
+
+/// The prediction cell as the summary's output; `false`: no prediction column, no output.
+struct CellPrediction<'a>(Value<'a>, bool);
+
+impl Prediction for CellPrediction<'_> {
+    fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        if self.1 {
+            f(modelwatch::PREDICTION, self.0.borrowed())
+        }
+    }
+    fn predicted(&self) -> Value<'_> {
+        self.0.borrowed()
+    }
+}
+
+fn is_missing(trimmed: &[u8]) -> bool {
+    trimmed.is_empty() || MISSING_TOKENS.iter().any(|t| t.as_bytes() == trimmed)
+}
+
+fn parse_bool(t: &[u8]) -> Option<bool> {
+    if t.eq_ignore_ascii_case(b"true") {
+        Some(true)
+    } else if t.eq_ignore_ascii_case(b"false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// An integer as a data scientist reads one: optional sign, digits, no leading zero (a
+/// "007" is an identifier or a code, not seven).
+fn parse_int(t: &[u8]) -> Option<i64> {
+    let digits = t
+        .strip_prefix(b"-")
+        .or_else(|| t.strip_prefix(b"+"))
+        .unwrap_or(t);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if digits.len() > 1 && digits[0] == b'0' {
+        return None;
+    }
+    std::str::from_utf8(t).ok()?.parse().ok()
+}
+
+/// A float: what Rust parses (decimal, exponent, inf), without leading zeros on the integer
+/// part ("0012.5" is a code).
+fn parse_float(t: &[u8]) -> Option<f64> {
+    let digits = t
+        .strip_prefix(b"-")
+        .or_else(|| t.strip_prefix(b"+"))
+        .unwrap_or(t);
+    if digits.len() > 1 && digits[0] == b'0' && digits[1].is_ascii_digit() {
+        return None;
+    }
+    std::str::from_utf8(t).ok()?.parse().ok()
+}
+
+fn text(cell: &[u8]) -> (Value<'_>, bool) {
+    match std::str::from_utf8(cell) {
+        Ok(s) => (Value::Str(Cow::Borrowed(s)), false),
+        Err(_) => (Value::Str(String::from_utf8_lossy(cell)), true),
+    }
+}
+
+/// A cell as its column's type: (value, bytes not UTF-8, not of the type).
+fn parse_cell(cell: &[u8], ty: ColumnType) -> (Value<'_>, bool, bool) {
+    let t = cell.trim_ascii();
+    if is_missing(t) {
+        return (Value::Null, false, false);
+    }
+    let parsed = match ty {
+        ColumnType::String => None,
+        ColumnType::Int => parse_int(t)
+            .map(Value::Int)
+            .or_else(|| parse_float(t).map(Value::Float)),
+        ColumnType::Float => parse_float(t).map(Value::Float),
+        ColumnType::Bool => parse_bool(t).map(Value::Bool),
+        ColumnType::Auto => parse_int(t)
+            .map(Value::Int)
+            .or_else(|| parse_float(t).map(Value::Float))
+            .or_else(|| parse_bool(t).map(Value::Bool)),
+    };
+    match parsed {
+        Some(v) => (v, false, false),
+        None => {
+            let (v, bad) = text(cell);
+            (v, bad, !matches!(ty, ColumnType::String | ColumnType::Auto))
+        }
+    }
+}
+
+/// A column's type from its sample cells, missing ones ignored: booleans if every cell is
+/// `true`/`false`; integers if every cell is one; floats if every cell is a number
+/// (integers mixed with decimals); else strings. No cell present: [`ColumnType::Auto`].
+/// Strict on purpose: one text among numbers makes the column text, which the user sees in
+/// the printed types and can override with `--type`.
+pub fn infer<'a>(cells: impl Iterator<Item = &'a [u8]>) -> ColumnType {
+    let (mut any, mut bools, mut ints, mut floats) = (false, true, true, true);
+    for cell in cells {
+        let t = cell.trim_ascii();
+        if is_missing(t) {
+            continue;
+        }
+        any = true;
+        bools &= parse_bool(t).is_some();
+        let int = parse_int(t).is_some();
+        ints &= int;
+        floats &= int || parse_float(t).is_some();
+        if !bools && !floats {
+            return ColumnType::String;
+        }
+    }
+    match (any, bools, ints, floats) {
+        (false, ..) => ColumnType::Auto,
+        (_, true, ..) => ColumnType::Bool,
+        (_, _, true, _) => ColumnType::Int,
+        (_, _, _, true) => ColumnType::Float,
+        _ => ColumnType::String,
+    }
+}
+
+/// The hash key: from a key file (a data folder's `.hash-key`, or that folder) or else
+/// `MODELWATCH_HASH_KEY`, both 32 hex characters. There is no default: a profile made with
+/// another key than production's would never line up with it.
+pub fn hash_key(file: Option<&Path>) -> Result<[u8; 16], String> {
+    let (text, from) = match file {
+        Some(f) => {
+            let f = if f.is_dir() {
+                f.join(modelwatch::HASH_KEY_FILE)
+            } else {
+                f.to_owned()
+            };
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| format!("cannot read the hash key file {}: {e}", f.display()))?;
+            (text, f.display().to_string())
+        }
+        None => match std::env::var(modelwatch::HASH_KEY_ENV) {
+            Ok(text) if !text.trim().is_empty() => (text, modelwatch::HASH_KEY_ENV.to_owned()),
+            _ => {
+                return Err(format!(
+                    "a profile needs the deployment's hash key: --hash-key-file (its data folder's {}) or {}",
+                    modelwatch::HASH_KEY_FILE,
+                    modelwatch::HASH_KEY_ENV
+                ))
+            }
+        },
+    };
+    parse_hex(&text).ok_or_else(|| {
+        // A secret: say what is wrong with it, never what it is.
+        format!("{from} must hold 32 hex characters (16 bytes)")
+    })
+}
+
+fn parse_hex(text: &str) -> Option<[u8; 16]> {
+    let t = text.trim().as_bytes();
+    if t.len() != 32 || !t.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut key = [0u8; 16];
+    for (b, pair) in key.iter_mut().zip(t.chunks(2)) {
+        *b = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ty(cells: &[&str]) -> ColumnType {
+        infer(cells.iter().map(|c| c.as_bytes()))
+    }
+
+    #[test]
+    fn inference_reads_as_a_data_scientist_would() {
+        assert_eq!(ty(&["1", "-2", "", "30"]), ColumnType::Int);
+        assert_eq!(ty(&["1", "2.5", "NA", "1e3"]), ColumnType::Float);
+        assert_eq!(ty(&["true", "False", "TRUE", ""]), ColumnType::Bool);
+        assert_eq!(ty(&["0", "1", "1"]), ColumnType::Int);
+        assert_eq!(ty(&["02139", "10001"]), ColumnType::String); // zip codes
+        assert_eq!(ty(&["1", "2", "three"]), ColumnType::String);
+        assert_eq!(ty(&["", "nan", "NULL"]), ColumnType::Auto);
+        assert_eq!(ty(&["99999999999999999999"]), ColumnType::Float); // past i64
+    }
+
+    #[test]
+    fn cells_parse_as_their_column_type_or_count_as_mistyped() {
+        assert_eq!(parse_cell(b"3", ColumnType::Float).0, Value::Float(3.0));
+        assert_eq!(parse_cell(b"3", ColumnType::String).0, Value::from("3"));
+        assert_eq!(parse_cell(b" 3 ", ColumnType::Int).0, Value::Int(3));
+        assert_eq!(
+            parse_cell(b"2.5", ColumnType::Int),
+            (Value::Float(2.5), false, false)
+        );
+        assert_eq!(
+            parse_cell(b"x", ColumnType::Int),
+            (Value::from("x"), false, true)
+        );
+        assert_eq!(parse_cell(b"N/A", ColumnType::Int).0, Value::Null);
+        let (v, bad, mistyped) = parse_cell(b"a\xffb", ColumnType::Int);
+        assert_eq!((v, bad, mistyped), (Value::from("a\u{fffd}b"), true, true));
+    }
+
+    #[test]
+    fn hash_keys_are_32_hex_characters() {
+        assert_eq!(
+            parse_hex(" 000102030405060708090a0b0c0d0e0f\n").unwrap()[15],
+            15
+        );
+        assert!(parse_hex("+00102030405060708090a0b0c0d0e0f").is_none());
+        assert!(parse_hex("0001").is_none());
+    }
+}
