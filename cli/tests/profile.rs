@@ -1,0 +1,349 @@
+//! `modelwatch profile`: the reference workload profiled from its CSV has the statistics of
+//! the same rows logged through the library and of the exact values; broken input is
+//! counted, never a panic; memory stays bounded however long the file.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use modelwatch::{SummaryBuilder, Value, WindowSummary};
+use modelwatch_cli::profile::{self, ColumnType, Options, Profiler};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::Command;
+
+const KEY: [u8; 16] = *b"profile-test-key";
+const KEY_HEX: &str = "70726f66696c652d746573742d6b6579";
+const BIN: &str = env!("CARGO_BIN_EXE_modelwatch");
+
+/// Heap bytes held by the current thread, and their peak: tests run in parallel, so each
+/// measures its own thread (the profiler does not spawn any).
+struct Counting;
+
+thread_local! {
+    static HELD: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+fn note(delta: isize) {
+    // try_with: the thread-local may be gone while a thread exits.
+    let _ = HELD.try_with(|h| {
+        h.set(h.get() + delta);
+        let _ = PEAK.try_with(|p| p.set(p.get().max(h.get())));
+    });
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        note(l.size() as isize);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        note(-(l.size() as isize));
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        note(new as isize - l.size() as isize);
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn workload_file() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/workload-100k.csv.gz")
+}
+
+fn workload_options() -> Options {
+    let mut o = Options::new("wl", KEY);
+    o.prediction = Some("prediction".into());
+    o.label = Some("label".into());
+    o
+}
+
+/// The exact q-quantile as the library defines it: the value of rank ceil(q n).
+fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+    sorted[rank - 1]
+}
+
+#[test]
+fn the_workload_csv_profiles_as_its_rows_logged_through_the_library() {
+    let p = profile::profile_files(&[workload_file()], &workload_options()).unwrap();
+    assert_eq!(
+        p.counts,
+        profile::Counts {
+            rows: 100_000,
+            ..Default::default()
+        }
+    );
+    let types: Vec<_> = p.types.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    assert_eq!(types[0], ("f0", ColumnType::Float));
+    assert!(types.contains(&("cat_small", ColumnType::String)));
+    assert!(types.contains(&("user_id", ColumnType::String)));
+    assert!(types.contains(&("flag", ColumnType::Bool)));
+    assert!(types.contains(&("label", ColumnType::Int)));
+
+    // The same rows, typed by the test's own parser, through a builder.
+    let rows = common::workload();
+    let mut b = SummaryBuilder::new("wl", 0, 60_000, KEY);
+    for r in &rows {
+        b.log_prediction(r.pairs(), r.prediction);
+        b.log_ground_truth(r.label, r.prediction, ());
+    }
+    let logged = b.build();
+    let s = &p.summary;
+    assert_eq!(s.predictions(), logged.predictions());
+    assert_eq!(s.key_fingerprint(), logged.key_fingerprint());
+    let names: Vec<_> = s.features().map(|(n, _)| n).collect();
+    let mut expected: Vec<_> = common::FEATURES.to_vec();
+    expected.sort();
+    assert_eq!(names, expected, "prediction and label are not features");
+
+    for (i, name) in common::FEATURES.iter().enumerate() {
+        let (a, e) = (s.feature(name).unwrap(), logged.feature(name).unwrap());
+        let counts = |f: &modelwatch::FeatureSummary| {
+            (
+                f.count(),
+                f.missing(),
+                f.ints(),
+                f.floats(),
+                f.strings(),
+                f.bools(),
+                f.trues(),
+            )
+        };
+        assert_eq!(counts(a), counts(e), "{name}: counts are exact");
+        assert_eq!(a.category_profile(), e.category_profile(), "{name}");
+        if i < 10 {
+            // Against the exact values too, not only the library's own sketch.
+            let mut exact: Vec<f64> = rows.iter().filter_map(|r| r.floats[i]).collect();
+            exact.sort_by(f64::total_cmp);
+            for q in [0.01, 0.1, 0.5, 0.9, 0.99] {
+                let (got, want) = (a.quantile(q).unwrap(), exact_quantile(&exact, q));
+                assert!(
+                    (got - want).abs() <= modelwatch::RELATIVE_ERROR * want.abs(),
+                    "{name} q{q}: {got} vs exact {want}"
+                );
+                assert_eq!(Some(got), e.quantile(q));
+            }
+            let distinct = exact
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<HashSet<_>>()
+                .len();
+            let bound = 4.0 * modelwatch::NUMBER_DISTINCT_STANDARD_ERROR * distinct as f64;
+            assert!(
+                (a.distinct() as f64 - distinct as f64).abs() <= bound,
+                "{name}"
+            );
+        }
+    }
+    let user = s.feature("user_id").unwrap();
+    let distinct = rows
+        .iter()
+        .map(|r| &r.user_id)
+        .collect::<HashSet<_>>()
+        .len() as f64;
+    let bound = 4.0 * modelwatch::STRING_DISTINCT_STANDARD_ERROR * distinct;
+    assert!((user.distinct() as f64 - distinct).abs() <= bound);
+    let (pa, pe) = (
+        s.output("prediction").unwrap(),
+        logged.output("prediction").unwrap(),
+    );
+    assert_eq!((pa.count(), pa.mean()), (pe.count(), pe.mean()));
+    let (ga, ge) = (
+        s.ground_truth_overall().unwrap(),
+        logged.ground_truth_overall().unwrap(),
+    );
+    assert_eq!((ga.count(), ga.mse()), (ge.count(), ge.mse()));
+}
+
+/// A CSV with everything wrong that a file can have.
+const BROKEN: &[u8] = b"id,amount,city\n\
+1,10.5,Paris\n\
+2,11,\"Lyon, France\"\n\
+3,oops,Nice\n\
+4,12.0\n\
+5,13,\"multi\nline\"\n\
+6,NA,Caf\xe9\n\
+7,14,Nice,extra\n";
+
+fn read(bytes: &[u8], options: &Options) -> profile::Profile {
+    let mut p = Profiler::new(options);
+    p.read(bytes).unwrap();
+    p.finish()
+}
+
+#[test]
+fn broken_rows_bad_cells_and_invalid_utf8_are_counted_not_fatal() {
+    let mut o = Options::new("x", KEY);
+    // k = 10 would keep the few values of these columns out of the sketches; counts ship anyway.
+    let p = read(BROKEN, &o);
+    assert_eq!(
+        p.counts,
+        profile::Counts {
+            rows: 5,
+            bad_rows: 2,
+            invalid_utf8: 1,
+            mistyped: 0,
+        }
+    );
+    // "oops" in the sample makes `amount` text, as the strict inference says.
+    assert!(p.types.contains(&("amount".into(), ColumnType::String)));
+    let amount = p.summary.feature("amount").unwrap();
+    assert_eq!(
+        (amount.count(), amount.missing(), amount.strings()),
+        (5, 1, 4)
+    );
+
+    // Typed by hand: the text is counted as mistyped and logged as a string.
+    o.types = vec![("amount".into(), ColumnType::Float)];
+    let p = read(BROKEN, &o);
+    assert_eq!(p.counts.mistyped, 1);
+    let amount = p.summary.feature("amount").unwrap();
+    assert_eq!(
+        (amount.floats(), amount.strings(), amount.missing()),
+        (3, 1, 1)
+    );
+    let id = p.summary.feature("id").unwrap();
+    assert_eq!(id.ints(), 5);
+}
+
+#[test]
+fn a_huge_cell_and_an_empty_file_are_read_without_a_panic() {
+    let o = Options::new("x", KEY);
+    let mut csv = b"a,b\n1,".to_vec();
+    csv.extend(std::iter::repeat_n(b'x', 5 << 20));
+    csv.extend(b"\n2,y\n");
+    let p = read(&csv, &o);
+    assert_eq!(p.counts.rows, 2);
+    assert_eq!(p.summary.feature("b").unwrap().truncated_strings(), 1);
+    let p = read(b"", &o);
+    assert_eq!((p.counts.rows, p.summary.predictions()), (0, 0));
+}
+
+/// Generates `rows` CSV rows on the fly (nothing held): 4 numbers and 2 texts per row.
+struct Generated {
+    rows: u64,
+    next: u64,
+    line: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Generated {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.line.len() {
+            self.line.clear();
+            self.at = 0;
+            if self.next == 0 {
+                self.line.extend(b"a,b,c,d,city,comment\n");
+            } else if self.next > self.rows {
+                return Ok(0);
+            } else {
+                let i = self.next;
+                let text = format!(
+                    "{},{}.{},{},{},city{},a comment that makes the row long {}\n",
+                    i % 1000,
+                    i % 97,
+                    i % 13,
+                    i * 7919 % 100_003,
+                    if i % 50 == 0 {
+                        String::new()
+                    } else {
+                        (i % 3).to_string()
+                    },
+                    i % 40,
+                    i
+                );
+                self.line.extend(text.as_bytes());
+            }
+            self.next += 1;
+        }
+        let n = buf.len().min(self.line.len() - self.at);
+        buf[..n].copy_from_slice(&self.line[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Peak heap bytes this thread held while profiling `rows` generated rows.
+fn peak_profiling(rows: u64) -> (usize, u64) {
+    let o = Options::new("gen", KEY);
+    let before = HELD.with(Cell::get);
+    PEAK.with(|p| p.set(before));
+    let mut p = Profiler::new(&o);
+    p.read(Generated {
+        rows,
+        next: 0,
+        line: Vec::new(),
+        at: 0,
+    })
+    .unwrap();
+    let n = p.counts().rows;
+    let summary: WindowSummary = p.finish().summary;
+    assert_eq!(summary.predictions(), rows);
+    ((PEAK.with(Cell::get) - before) as usize, n)
+}
+
+/// The bound (docs/baseline.md): the sketches, bounded per column by the library, plus the
+/// type-inference sample (at most 10,000 records and 16 MiB) plus the record being read.
+/// 400,000 rows (about 24 MB of CSV) must take no more than 40,000 do, give or take the
+/// sketches' growth: a profiler that held the file, or a String per cell of it, would not.
+#[test]
+fn memory_is_bounded_whatever_the_length_of_the_file() {
+    let (small, _) = peak_profiling(40_000);
+    let (large, n) = peak_profiling(400_000);
+    assert_eq!(n, 400_000);
+    eprintln!("peak heap: {small} B for 40,000 rows, {large} B for 400,000");
+    assert!(
+        large < small + small / 4,
+        "peak {large} B for 400k rows vs {small} B for 40k"
+    );
+    assert!(large < 8 << 20, "peak {large} B");
+}
+
+#[test]
+fn the_command_writes_a_profile_with_the_deployments_key() {
+    let dir = common::temp_dir("profile-cmd");
+    let out = dir.join("base.msgpack");
+    let csv = dir.join("train.csv");
+    std::fs::write(&csv, BROKEN).unwrap();
+    let run = |env: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.args(["profile", csv.to_str().unwrap(), "--deployment", "d", "-o"])
+            .arg(&out)
+            .env_remove("MODELWATCH_HASH_KEY");
+        if let Some(k) = env {
+            c.env("MODELWATCH_HASH_KEY", k);
+        }
+        c.output().unwrap()
+    };
+    let o = run(None);
+    assert_eq!(o.status.code(), Some(2), "no key, no profile");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("hash key"));
+    let o = run(Some("not hex"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("not hex"),
+        "a secret is never echoed"
+    );
+    let o = run(Some(KEY_HEX));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("2 record(s) skipped"), "{err}");
+    let s = WindowSummary::decode(&std::fs::read(&out).unwrap()).unwrap();
+    let mut b = SummaryBuilder::new("d", 0, 60_000, KEY);
+    b.log_prediction([("x", Value::Null)], 0.0);
+    assert_eq!(s.key_fingerprint(), b.build().key_fingerprint());
+    assert_eq!(s.predictions(), 5);
+    std::fs::remove_dir_all(&dir).ok();
+}
