@@ -149,15 +149,19 @@ struct ReportArgs {
         long,
         value_name = "N",
         default_value_t = 3,
-        conflicts_with = "baseline_from"
+        conflicts_with_all = ["baseline_from", "baseline_file"]
     )]
     baseline_windows: usize,
     /// The baseline: windows starting from T (with --baseline-to).
-    #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_to")]
+    #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_to", conflicts_with = "baseline_file")]
     baseline_from: Option<i64>,
     /// The baseline: windows starting before T (with --baseline-from).
     #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_from")]
     baseline_to: Option<i64>,
+    /// The baseline: a summary file (a training profile from `modelwatch profile`, a saved
+    /// window merge); every window is compared with it.
+    #[arg(long, value_name = "FILE")]
+    baseline_file: Option<PathBuf>,
     /// What to read from a store: 1m (the windows as sent), 1h or 1d (rollups), or auto:
     /// the finest that covers the range in at most 1,500 windows.
     #[arg(long, value_name = "RES", default_value = "auto", value_parser = ["auto", "1m", "1h", "1d"])]
@@ -329,8 +333,11 @@ fn report_command(a: ReportArgs) -> Result<i32, String> {
         (None, false) => Source::Files(dirs),
         _ => return Err("report needs --store FILE or --dir PATH (see --help)".into()),
     };
-    let baseline = match (a.baseline_from, a.baseline_to) {
-        (Some(f), Some(t)) => Baseline::Range(f, t),
+    let baseline = match (a.baseline_from, a.baseline_to, &a.baseline_file) {
+        (_, _, Some(file)) => Baseline::Summary(Box::new(
+            inspect::read(file).map_err(|e| format!("{}: {e}", file.display()))?,
+        )),
+        (Some(f), Some(t), None) => Baseline::Range(f, t),
         _ => Baseline::FirstWindows(a.baseline_windows),
     };
     let from = match a.since {

@@ -22,6 +22,9 @@ pub enum Baseline {
     FirstWindows(usize),
     /// Windows starting in [from, to).
     Range(i64, i64),
+    /// A summary from a file, such as a training profile (`modelwatch profile`): every
+    /// window is compared with it.
+    Summary(Box<WindowSummary>),
 }
 
 /// The report of one deployment.
@@ -343,6 +346,24 @@ struct Builder {
     broken: bool,
 }
 
+/// What a baseline file is, and what makes it a poor one for this deployment: another
+/// deployment's name, or another hash key (then string features cannot be compared: their
+/// hashes differ, and every category would look new).
+fn summary_description(s: &WindowSummary, deployment: &str, key: Option<u32>) -> String {
+    let mut d = format!(
+        "a summary file of {:?} ({} prediction(s))",
+        s.deployment(),
+        s.predictions()
+    );
+    if s.deployment() != deployment {
+        d += &format!("; made for another deployment than {deployment:?}");
+    }
+    if key.is_some_and(|k| k != s.key_fingerprint()) {
+        d += "; made with another hash key than these windows: string features do not line up (profile with the deployment's key)";
+    }
+    d
+}
+
 /// Merges `s` into `into`, or starts it; false if the merge failed.
 fn merge_into(into: &mut Option<WindowSummary>, s: &WindowSummary) -> bool {
     match into {
@@ -356,6 +377,10 @@ fn merge_into(into: &mut Option<WindowSummary>, s: &WindowSummary) -> bool {
 
 impl Builder {
     fn new(deployment: &str, baseline: &Baseline) -> Builder {
+        let base = match baseline {
+            Baseline::Summary(s) => Some((**s).clone()),
+            _ => None,
+        };
         Builder {
             deployment: deployment.to_owned(),
             baseline: baseline.clone(),
@@ -365,7 +390,7 @@ impl Builder {
             key_since: 0,
             pending: None,
             held: Vec::new(),
-            base: None,
+            base,
             base_windows: 0,
             windows: Vec::new(),
             analysed_from: None,
@@ -411,6 +436,11 @@ impl Builder {
         self.broken |= !merge_into(&mut self.merged, &w);
         self.windows.push(Window::of(&w));
         match self.baseline {
+            Baseline::Summary(_) => {
+                let i = self.windows.len() - 1;
+                self.analysed_from.get_or_insert(i);
+                self.analyse(&w, i);
+            }
             Baseline::FirstWindows(n) => {
                 if self.base.is_some() {
                     let i = self.windows.len() - 1;
@@ -478,7 +508,7 @@ impl Builder {
                 self.settle_first_windows(n);
             }
         }
-        let description = match self.baseline {
+        let description = match &self.baseline {
             Baseline::FirstWindows(_) => format!(
                 "the first {} window(s)",
                 self.analysed_from.unwrap_or(self.windows.len())
@@ -486,9 +516,10 @@ impl Builder {
             Baseline::Range(from, to) => format!(
                 "{} window(s) from {} to {}",
                 self.base_windows,
-                format_utc(from),
-                format_utc(to)
+                format_utc(*from),
+                format_utc(*to)
             ),
+            Baseline::Summary(s) => summary_description(s, &self.deployment, self.key),
         };
         let key_note = if self.other_keys > 0 {
             format!(

@@ -347,3 +347,83 @@ fn the_command_writes_a_profile_with_the_deployments_key() {
     assert_eq!(s.predictions(), 5);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Production windows of the workload's rows, 10,000 a window, with `shift` added to f2 in
+/// windows from `shifted_from` on.
+fn production(dir: &std::path::Path, shifted_from: usize, shift: f64) {
+    for (w, chunk) in common::workload().chunks(10_000).enumerate() {
+        let start = 1_700_000_000_000 + w as i64 * 60_000;
+        let mut b = SummaryBuilder::new("wl", start, 60_000, KEY);
+        for r in chunk {
+            let mut pairs = r.pairs();
+            if w >= shifted_from {
+                pairs[2].1 = Value::from(r.floats[2].map(|x| x + shift));
+            }
+            b.log_prediction(pairs, r.prediction);
+        }
+        let s = b.build();
+        std::fs::write(dir.join(format!("wl.{start}.0.1.msgpack")), s.encode()).unwrap();
+    }
+}
+
+#[test]
+fn report_compares_every_window_with_the_training_profile() {
+    let dir = common::temp_dir("profile-report");
+    let windows = dir.join("windows");
+    std::fs::create_dir_all(&windows).unwrap();
+    // Drifted from the first window on: the first windows as baseline cannot see it.
+    production(&windows, 0, 40.0);
+    let base = dir.join("base.msgpack");
+    let p = profile::profile_files(&[workload_file()], &workload_options()).unwrap();
+    std::fs::write(&base, p.summary.encode()).unwrap();
+
+    let report = |extra: &[&str]| {
+        let o = Command::new(BIN)
+            .args(["report", "--json", "--dir"])
+            .arg(&windows)
+            .args(extra)
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+        (o.status.code(), json[0].clone())
+    };
+    let (code, r) = report(&[]);
+    assert_eq!(
+        code,
+        Some(0),
+        "against its own first windows nothing changed: {r}"
+    );
+    let (code, r) = report(&["--baseline-file", base.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{r}");
+    assert!(r["baseline"]
+        .as_str()
+        .unwrap()
+        .starts_with("a summary file of \"wl\""));
+    let subjects: Vec<&str> = r["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["subject"].as_str().unwrap())
+        .collect();
+    assert!(subjects.contains(&"f2"), "{subjects:?}");
+    assert!(!subjects.contains(&"f1"), "{subjects:?}");
+    assert_eq!(
+        r["timeline"].as_array().unwrap().len(),
+        10,
+        "every window analysed"
+    );
+
+    // A profile made with another key is said to be one.
+    let mut o = workload_options();
+    o.hash_key = [9; 16];
+    let other = dir.join("other-key.msgpack");
+    let p = profile::profile_files(&[workload_file()], &o).unwrap();
+    std::fs::write(&other, p.summary.encode()).unwrap();
+    let (_, r) = report(&["--baseline-file", other.to_str().unwrap()]);
+    assert!(
+        r["baseline"].as_str().unwrap().contains("another hash key"),
+        "{r}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
