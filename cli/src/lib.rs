@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod collect;
+pub mod constraints;
 pub mod html;
 pub mod incidents;
 pub mod inspect;

@@ -26,6 +26,7 @@ enum Command {
     Collect(CollectArgs),
     Report(ReportArgs),
     Profile(ProfileArgs),
+    Constraints(ConstraintsArgs),
 }
 
 /// Print .msgpack summaries (files or folders) as tables. Exit status 1 if a file was
@@ -166,6 +167,10 @@ struct ReportArgs {
     /// the finest that covers the range in at most 1,500 windows.
     #[arg(long, value_name = "RES", default_value = "auto", value_parser = ["auto", "1m", "1h", "1d"])]
     resolution: String,
+    /// Check every window against these constraints (from `modelwatch constraints`, maybe
+    /// edited): violations are listed, consecutive windows grouped, and exit status 1.
+    #[arg(long, value_name = "FILE")]
+    constraints: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -214,6 +219,19 @@ struct ProfileArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     quiet: bool,
+}
+
+/// Suggest constraints from a baseline summary (a training profile): per feature,
+/// completeness, data type, range, known categories (hashed) and a distinct-count band, as
+/// an editable JSON file for `report --constraints` (schema: docs/baseline.md).
+#[derive(Args)]
+struct ConstraintsArgs {
+    /// The baseline summary (.msgpack), e.g. from `modelwatch profile`.
+    #[arg(value_name = "FILE")]
+    baseline: PathBuf,
+    /// Where to write the constraints (JSON); default: standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -322,6 +340,18 @@ fn run(command: Command) -> Result<i32, String> {
         }
         Command::Report(a) => report_command(a),
         Command::Profile(a) => profile_command(a),
+        Command::Constraints(a) => {
+            let base =
+                inspect::read(&a.baseline).map_err(|e| format!("{}: {e}", a.baseline.display()))?;
+            let c = modelwatch_cli::constraints::suggest(&base);
+            let text = serde_json::to_string_pretty(&c).map_err(|e| e.to_string())? + "\n";
+            match &a.output {
+                Some(f) => std::fs::write(f, text)
+                    .map_err(|e| format!("cannot write {}: {e}", f.display()))?,
+                None => emit(|out| out.write_all(text.as_bytes()))?,
+            }
+            Ok(0)
+        }
     }
 }
 
@@ -346,13 +376,23 @@ fn report_command(a: ReportArgs) -> Result<i32, String> {
     };
     let to = a.to.unwrap_or(i64::MAX);
     let deployment = a.deployment.as_deref();
-    let (reports, skipped, _) = report::run(
+    let constraints = match &a.constraints {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| e.to_string())
+                .and_then(|t| modelwatch_cli::constraints::parse(&t))
+                .map_err(|e| format!("{}: {e}", f.display()))?,
+        ),
+        None => None,
+    };
+    let (reports, skipped, _) = report::run_checked(
         &source,
         Resolution::from_name(&a.resolution),
         deployment,
         from,
         to,
         &baseline,
+        constraints.as_ref(),
     )?;
     for s in &skipped {
         eprintln!("modelwatch: skipped {}", sanitize(s));
@@ -378,7 +418,9 @@ fn report_command(a: ReportArgs) -> Result<i32, String> {
                 .try_for_each(|r| out.write_all(report::to_text(r).as_bytes()))
         }
     })?;
-    Ok(i32::from(reports.iter().any(|r| !r.incidents.is_empty())))
+    Ok(i32::from(reports.iter().any(|r| {
+        !r.incidents.is_empty() || r.violations.as_ref().is_some_and(|v| !v.is_empty())
+    })))
 }
 
 fn profile_command(a: ProfileArgs) -> Result<i32, String> {

@@ -251,7 +251,7 @@ impl Read for Generated {
                     i % 97,
                     i % 13,
                     i * 7919 % 100_003,
-                    if i % 50 == 0 {
+                    if i.is_multiple_of(50) {
                         String::new()
                     } else {
                         (i % 3).to_string()
