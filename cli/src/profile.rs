@@ -441,7 +441,12 @@ impl Prediction for CellPrediction<'_> {
 }
 
 fn is_missing(trimmed: &[u8]) -> bool {
-    trimmed.is_empty() || MISSING_TOKENS.iter().any(|t| t.as_bytes() == trimmed)
+    // The tokens are 2 to 8 bytes: longer cells (most numbers) skip the comparisons.
+    match trimmed.len() {
+        0 => true,
+        2..=8 => MISSING_TOKENS.iter().any(|t| t.as_bytes() == trimmed),
+        _ => false,
+    }
 }
 
 fn parse_bool(t: &[u8]) -> Option<bool> {
