@@ -363,18 +363,18 @@ impl Profiler {
             match c.role {
                 Role::Prediction => prediction = CellPrediction(row.value(i), true),
                 Role::Label => label = row.value(i),
-                Role::Segment => segment = Some(row.value(i)),
+                // A segment is a name whatever it looks like (region 3 is segment "3").
+                Role::Segment => {
+                    let cell = record.get(i).unwrap_or_default().trim_ascii();
+                    segment = (!is_missing(cell)).then(|| String::from_utf8_lossy(cell));
+                }
                 _ => {}
             }
         }
         self.builder.log_prediction(&row, &prediction);
         if self.options.label.is_some() {
-            let segment = match &segment {
-                Some(Value::Str(s)) => Some(s.as_ref()),
-                _ => None,
-            };
             self.builder
-                .log_ground_truth(label, prediction.0.borrowed(), segment);
+                .log_ground_truth(label, prediction.0.borrowed(), segment.as_deref());
         }
         self.counts.invalid_utf8 += row.invalid_utf8.get();
         self.counts.mistyped += row.mistyped.get();

@@ -427,3 +427,23 @@ fn report_compares_every_window_with_the_training_profile() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn labels_are_ground_truth_per_segment_and_not_features() {
+    let mut csv = String::from("x,region,score,truth\n");
+    for i in 0..40 {
+        csv += &format!("{i},{},{},{}\n", 1 + i % 2, i % 2, i % 2);
+    }
+    let mut o = Options::new("gt", KEY);
+    o.prediction = Some("score".into());
+    o.label = Some("truth".into());
+    o.segment = Some("region".into());
+    let p = read(csv.as_bytes(), &o);
+    let names: Vec<_> = p.summary.features().map(|(n, _)| n).collect();
+    assert_eq!(names, ["x"]);
+    // Integer-looking segments are segment names all the same.
+    for region in ["1", "2"] {
+        let g = p.summary.ground_truth(region).unwrap();
+        assert_eq!((g.count(), g.accuracy()), (20, Some(1.0)), "{region}");
+    }
+}
