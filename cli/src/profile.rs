@@ -281,6 +281,15 @@ impl Profiler {
                 }
             })
             .collect();
+        // Two columns of one name would be folded into one feature, each row counted twice.
+        for (i, c) in columns.iter().enumerate() {
+            if c.role != Role::Excluded && columns[..i].iter().any(|d| d.name == c.name) {
+                return Err(format!(
+                    "two columns are named {:?}: rename one, or --exclude the name",
+                    c.name
+                ));
+            }
+        }
         for (what, name) in [
             ("prediction", &o.prediction),
             ("label", &o.label),
@@ -632,6 +641,15 @@ mod tests {
         assert_eq!(parse_cell(b"N/A", ColumnType::Int).0, Value::Null);
         let (v, bad, mistyped) = parse_cell(b"a\xffb", ColumnType::Int);
         assert_eq!((v, bad, mistyped), (Value::from("a\u{fffd}b"), true, true));
+    }
+
+    #[test]
+    fn a_header_with_a_name_twice_is_refused() {
+        let mut p = Profiler::new(&Options::new("d", [0; 16]));
+        assert!(p
+            .read(&b"a,b,a\n1,2,3\n"[..])
+            .unwrap_err()
+            .contains("\"a\""));
     }
 
     #[test]
