@@ -8,31 +8,33 @@ mod common;
 use modelwatch::{SummaryBuilder, Value, WindowSummary};
 use modelwatch_cli::profile::{self, ColumnType, Options, Profiler};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 const KEY: [u8; 16] = *b"profile-test-key";
 const KEY_HEX: &str = "70726f66696c652d746573742d6b6579";
 const BIN: &str = env!("CARGO_BIN_EXE_modelwatch");
 
-/// Heap bytes held by the current thread, and their peak: tests run in parallel, so each
-/// measures its own thread (the profiler does not spawn any).
+/// Heap bytes held by the process, and their peak. The profiler splits CSV on a second
+/// thread, so the count is the process's: every test here takes [`serial`] first so that
+/// no other test allocates while one measures.
 struct Counting;
 
-thread_local! {
-    static HELD: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
+static HELD: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn note(delta: isize) {
-    // try_with: the thread-local may be gone while a thread exits.
-    let _ = HELD.try_with(|h| {
-        h.set(h.get() + delta);
-        let _ = PEAK.try_with(|p| p.set(p.get().max(h.get())));
-    });
+    let held = HELD.fetch_add(delta, Ordering::Relaxed) + delta;
+    PEAK.fetch_max(held, Ordering::Relaxed);
 }
 
 unsafe impl GlobalAlloc for Counting {
@@ -72,6 +74,7 @@ fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
 
 #[test]
 fn the_workload_csv_profiles_as_its_rows_logged_through_the_library() {
+    let _serial = serial();
     let p = profile::profile_files(&[workload_file()], &workload_options()).unwrap();
     assert_eq!(
         p.counts,
@@ -180,6 +183,7 @@ fn read(bytes: &[u8], options: &Options) -> profile::Profile {
 
 #[test]
 fn broken_rows_bad_cells_and_invalid_utf8_are_counted_not_fatal() {
+    let _serial = serial();
     let mut o = Options::new("x", KEY);
     // k = 10 would keep the few values of these columns out of the sketches; counts ship anyway.
     let p = read(BROKEN, &o);
@@ -215,6 +219,7 @@ fn broken_rows_bad_cells_and_invalid_utf8_are_counted_not_fatal() {
 
 #[test]
 fn a_huge_cell_and_an_empty_file_are_read_without_a_panic() {
+    let _serial = serial();
     let o = Options::new("x", KEY);
     let mut csv = b"a,b\n1,".to_vec();
     csv.extend(std::iter::repeat_n(b'x', 5 << 20));
@@ -273,8 +278,8 @@ impl Read for Generated {
 /// Peak heap bytes this thread held while profiling `rows` generated rows.
 fn peak_profiling(rows: u64) -> (usize, u64) {
     let o = Options::new("gen", KEY);
-    let before = HELD.with(Cell::get);
-    PEAK.with(|p| p.set(before));
+    let before = HELD.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
     let mut p = Profiler::new(&o);
     p.read(Generated {
         rows,
@@ -286,7 +291,7 @@ fn peak_profiling(rows: u64) -> (usize, u64) {
     let n = p.counts().rows;
     let summary: WindowSummary = p.finish().summary;
     assert_eq!(summary.predictions(), rows);
-    ((PEAK.with(Cell::get) - before) as usize, n)
+    ((PEAK.load(Ordering::Relaxed) - before) as usize, n)
 }
 
 /// The bound (docs/baseline.md): the sketches, bounded per column by the library, plus the
@@ -295,6 +300,7 @@ fn peak_profiling(rows: u64) -> (usize, u64) {
 /// sketches' growth: a profiler that held the file, or a String per cell of it, would not.
 #[test]
 fn memory_is_bounded_whatever_the_length_of_the_file() {
+    let _serial = serial();
     let (small, _) = peak_profiling(40_000);
     let (large, n) = peak_profiling(400_000);
     assert_eq!(n, 400_000);
@@ -308,6 +314,7 @@ fn memory_is_bounded_whatever_the_length_of_the_file() {
 
 #[test]
 fn the_command_writes_a_profile_with_the_deployments_key() {
+    let _serial = serial();
     let dir = common::temp_dir("profile-cmd");
     let out = dir.join("base.msgpack");
     let csv = dir.join("train.csv");
@@ -368,6 +375,7 @@ fn production(dir: &std::path::Path, shifted_from: usize, shift: f64) {
 
 #[test]
 fn report_compares_every_window_with_the_training_profile() {
+    let _serial = serial();
     let dir = common::temp_dir("profile-report");
     let windows = dir.join("windows");
     std::fs::create_dir_all(&windows).unwrap();
@@ -430,6 +438,7 @@ fn report_compares_every_window_with_the_training_profile() {
 
 #[test]
 fn labels_are_ground_truth_per_segment_and_not_features() {
+    let _serial = serial();
     let mut csv = String::from("x,region,score,truth\n");
     for i in 0..40 {
         csv += &format!("{i},{},{},{}\n", 1 + i % 2, i % 2, i % 2);
@@ -446,4 +455,32 @@ fn labels_are_ground_truth_per_segment_and_not_features() {
         let g = p.summary.ground_truth(region).unwrap();
         assert_eq!((g.count(), g.accuracy()), (20, Some(1.0)), "{region}");
     }
+}
+
+#[test]
+fn past_the_sample_broken_rows_are_counted_too() {
+    let _serial = serial();
+    let mut csv = b"n,s\n".to_vec();
+    for i in 0..(profile::SAMPLE_ROWS + 5_000) {
+        match i {
+            11_000 => csv.extend(b"1,2,3\n"),
+            11_500 => csv.extend(b"x,caf\xe9\n"),
+            _ => csv.extend(format!("{i},s{}\n", i % 7).as_bytes()),
+        }
+    }
+    let p = read(&csv, &Options::new("x", KEY));
+    assert_eq!(
+        p.counts,
+        profile::Counts {
+            rows: profile::SAMPLE_ROWS as u64 + 4_999,
+            bad_rows: 1,
+            invalid_utf8: 1,
+            mistyped: 1,
+        }
+    );
+    let n = p.summary.feature("n").unwrap();
+    assert_eq!(
+        (n.ints(), n.strings()),
+        (profile::SAMPLE_ROWS as u64 + 4_998, 1)
+    );
 }
