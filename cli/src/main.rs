@@ -219,6 +219,10 @@ struct ProfileArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     quiet: bool,
+    /// Threads that parse and fold records, besides the one splitting the CSV [default:
+    /// the cores, at most 8].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
 /// Suggest constraints from a baseline summary (a training profile): per feature,
@@ -436,6 +440,9 @@ fn profile_command(a: ProfileArgs) -> Result<i32, String> {
     options.exclude = a.exclude;
     options.types = a.types;
     options.progress = !a.quiet && std::io::stderr().is_terminal();
+    if let Some(n) = a.threads {
+        options.threads = usize::from(n);
+    }
     let started = std::time::Instant::now();
     let p = profile::profile_files(&a.files, &options)?;
     std::fs::write(&a.output, p.summary.encode())

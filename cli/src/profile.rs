@@ -103,6 +103,10 @@ pub struct Options {
     pub window_ms: u64,
     /// Show a progress bar (on a terminal only; the caller decides).
     pub progress: bool,
+    /// Threads that parse and fold records (besides the one that splits the CSV); default:
+    /// the cores. Each has its own builder: a column with fewer than k values (10) in one
+    /// thread's share ships only its counts from that share.
+    pub threads: usize,
 }
 
 impl Options {
@@ -118,6 +122,7 @@ impl Options {
             window_start_ms: 0,
             window_ms: 60_000,
             progress: false,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
         }
     }
 }
@@ -167,7 +172,7 @@ pub fn profile_files(files: &[PathBuf], options: &Options) -> Result<Profile, St
         }
         result.map_err(|e| format!("{}: {e}", f.display()))?;
     }
-    Ok(p.finish())
+    p.finish()
 }
 
 fn progress_bar(show: bool, size: u64, file: &Path) -> Option<indicatif::ProgressBar> {
@@ -227,6 +232,8 @@ pub struct Profiler {
     counts: Counts,
     types: Vec<(String, ColumnType)>,
     known: HashMap<String, ColumnType>,
+    /// The builders of the other folding threads, merged at the end.
+    extra: Vec<(SummaryBuilder, Counts)>,
 }
 
 impl Profiler {
@@ -244,6 +251,7 @@ impl Profiler {
             counts: Counts::default(),
             types: Vec::new(),
             known,
+            extra: Vec::new(),
         }
     }
 
@@ -341,29 +349,45 @@ impl Profiler {
         if done {
             return Ok(());
         }
-        // The rest in two stages on two threads: one splits CSV into records, this one
-        // parses cells and folds them (about even halves of the work). Records travel in
-        // chunks that go back to the reader to be refilled: no allocation per record, and
-        // at most CHUNKS × CHUNK records in flight.
+        // The rest in two stages: one thread splits the CSV into records, `folders` threads
+        // (this one and more) parse cells and fold them, each into its own builder, merged at
+        // the end as a collector merges instances. Records travel in chunks that go back to
+        // the splitter to be refilled: no allocation per record, and at most
+        // `chunks` × CHUNK records in flight.
         const CHUNK: usize = 1024;
-        const CHUNKS: usize = 3;
-        let (full_tx, full_rx) =
-            std::sync::mpsc::sync_channel::<(Vec<csv::ByteRecord>, usize)>(CHUNKS);
-        let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<csv::ByteRecord>>(CHUNKS);
-        for _ in 0..CHUNKS {
+        let folders = self.options.threads.max(1);
+        let chunks = 2 * folders + 1;
+        type Chunk = (Vec<csv::ByteRecord>, usize);
+        let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<csv::ByteRecord>>(chunks);
+        for _ in 0..chunks {
             let _ = empty_tx.send(vec![csv::ByteRecord::new(); CHUNK]);
         }
+        let (mut full_txs, mut full_rxs) = (Vec::new(), Vec::new());
+        for _ in 0..folders {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
+            full_txs.push(tx);
+            full_rxs.push(rx);
+        }
+        while self.extra.len() + 1 < folders {
+            let o = &self.options;
+            let b = SummaryBuilder::new(&o.deployment, o.window_start_ms, o.window_ms, o.hash_key);
+            self.extra.push((b, Counts::default()));
+        }
+        let with_label = self.options.label.is_some();
+        let columns = &columns;
         let read = std::thread::scope(|scope| {
             let splitter = scope.spawn(move || {
                 let mut bad_rows = 0;
+                let mut next = 0;
                 while let Ok(mut chunk) = empty_rx.recv() {
                     let mut n = 0;
+                    let mut end = false;
                     while n < chunk.len() {
                         match reader.read_byte_record(&mut chunk[n]) {
                             Ok(true) => n += 1,
                             Ok(false) => {
-                                let _ = full_tx.send((chunk, n));
-                                return Ok(bad_rows);
+                                end = true;
+                                break;
                             }
                             Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
                                 return Err(format!("cannot read: {e}"))
@@ -371,19 +395,34 @@ impl Profiler {
                             Err(_) => bad_rows += 1,
                         }
                     }
-                    if full_tx.send((chunk, n)).is_err() {
+                    if full_txs[next].send((chunk, n)).is_err() || end {
                         break;
                     }
+                    next = (next + 1) % full_txs.len();
                 }
                 Ok(bad_rows)
             });
-            for (chunk, n) in full_rx {
+            let mut rxs = full_rxs.into_iter();
+            let first = rxs.next();
+            for ((builder, counts), rx) in self.extra.iter_mut().zip(rxs) {
+                let empty_tx = empty_tx.clone();
+                scope.spawn(move || {
+                    for (chunk, n) in rx {
+                        for r in &chunk[..n] {
+                            fold(builder, counts, columns, r, with_label);
+                        }
+                        let _ = empty_tx.send(chunk);
+                    }
+                });
+            }
+            for (chunk, n) in first.into_iter().flatten() {
                 for r in &chunk[..n] {
-                    self.log(&columns, r);
+                    fold(&mut self.builder, &mut self.counts, columns, r, with_label);
                 }
                 // The splitter may have finished: then the chunk is dropped here.
                 let _ = empty_tx.send(chunk);
             }
+            drop(empty_tx);
             splitter
                 .join()
                 .unwrap_or_else(|_| Err("the CSV reader thread failed".into()))
@@ -404,50 +443,75 @@ impl Profiler {
     }
 
     fn log(&mut self, columns: &[Column], record: &csv::ByteRecord) {
-        let row = Row {
-            columns,
-            record,
-            invalid_utf8: Cell::new(0),
-            mistyped: Cell::new(0),
-        };
-        let mut prediction = CellPrediction(Value::Null, false);
-        let mut label = Value::Null;
-        let mut segment = None;
-        for (i, c) in columns.iter().enumerate() {
-            match c.role {
-                Role::Prediction => prediction = CellPrediction(row.value(i), true),
-                Role::Label => label = row.value(i),
-                // A segment is a name whatever it looks like (region 3 is segment "3").
-                Role::Segment => {
-                    let cell = record.get(i).unwrap_or_default().trim_ascii();
-                    segment = (!is_missing(cell)).then(|| String::from_utf8_lossy(cell));
-                }
-                _ => {}
-            }
-        }
-        self.builder.log_prediction(&row, &prediction);
-        if self.options.label.is_some() {
-            self.builder
-                .log_ground_truth(label, prediction.0.borrowed(), segment.as_deref());
-        }
-        self.counts.invalid_utf8 += row.invalid_utf8.get();
-        self.counts.mistyped += row.mistyped.get();
-        self.counts.rows += 1;
+        let label = self.options.label.is_some();
+        fold(&mut self.builder, &mut self.counts, columns, record, label);
     }
 
-    pub fn counts(&self) -> &Counts {
-        &self.counts
+    /// What was read so far, over every folding thread.
+    pub fn counts(&self) -> Counts {
+        let mut counts = self.counts.clone();
+        for (_, c) in &self.extra {
+            counts.rows += c.rows;
+            counts.invalid_utf8 += c.invalid_utf8;
+            counts.mistyped += c.mistyped;
+        }
+        counts
     }
 
-    pub fn finish(mut self) -> Profile {
+    /// The profile: the folding threads' summaries merged. An error only if a merge
+    /// failed, which summaries of one deployment and key never do.
+    pub fn finish(mut self) -> Result<Profile, String> {
+        let counts = self.counts();
         self.builder
-            .log_metadata("modelwatch.profile.rows", &self.counts.rows.to_string());
-        Profile {
-            summary: self.builder.build(),
-            counts: self.counts,
+            .log_metadata("modelwatch.profile.rows", &counts.rows.to_string());
+        let mut summary = self.builder.build();
+        for (b, _) in self.extra {
+            summary.merge(&b.build()).map_err(|e| e.to_string())?;
+        }
+        Ok(Profile {
+            summary,
+            counts,
             types: self.types,
+        })
+    }
+}
+
+/// Folds one record into `builder`, counting what was not as typed into `counts`.
+fn fold(
+    builder: &mut SummaryBuilder,
+    counts: &mut Counts,
+    columns: &[Column],
+    record: &csv::ByteRecord,
+    with_label: bool,
+) {
+    let row = Row {
+        columns,
+        record,
+        invalid_utf8: Cell::new(0),
+        mistyped: Cell::new(0),
+    };
+    let mut prediction = CellPrediction(Value::Null, false);
+    let mut label = Value::Null;
+    let mut segment = None;
+    for (i, c) in columns.iter().enumerate() {
+        match c.role {
+            Role::Prediction => prediction = CellPrediction(row.value(i), true),
+            Role::Label => label = row.value(i),
+            // A segment is a name whatever it looks like (region 3 is segment "3").
+            Role::Segment => {
+                let cell = record.get(i).unwrap_or_default().trim_ascii();
+                segment = (!is_missing(cell)).then(|| String::from_utf8_lossy(cell));
+            }
+            _ => {}
         }
     }
+    builder.log_prediction(&row, &prediction);
+    if with_label {
+        builder.log_ground_truth(label, prediction.0.borrowed(), segment.as_deref());
+    }
+    counts.invalid_utf8 += row.invalid_utf8.get();
+    counts.mistyped += row.mistyped.get();
+    counts.rows += 1;
 }
 
 /// One record viewed as features: cells parsed as the builder asks for them.

@@ -24,7 +24,7 @@ fn profile_csv(csv: &[u8], deployment: &str) -> WindowSummary {
     }
     let mut p = Profiler::new(&o);
     p.read(csv).unwrap();
-    p.finish().summary
+    p.finish().unwrap().summary
 }
 
 /// The reference workload's CSV text, header first.
