@@ -4,8 +4,9 @@
 //!
 //! Streamed: the file is read one record at a time, so memory is the sketches (bounded per
 //! column by the library, see its crate docs), the type-inference sample (at most
-//! [`SAMPLE_ROWS`] records and [`SAMPLE_BYTES`] bytes), then 3 chunks of 1,024 records
-//! passed from the thread that splits the CSV to the one that folds it. No String
+//! [`SAMPLE_ROWS`] records and [`SAMPLE_BYTES`] bytes), then 2 × threads + 1 chunks of
+//! 1,024 records passed from the thread that splits the CSV to those that fold it (one
+//! builder each, merged at the end). No String
 //! is made per cell: cells are parsed in place from the csv crate's byte records.
 //!
 //! Column types are decided once per column from the sample, as a careful data scientist
