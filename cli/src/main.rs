@@ -438,6 +438,7 @@ fn profile_command(a: ProfileArgs) -> Result<i32, String> {
     options.label = a.label;
     options.segment = a.segment;
     options.exclude = a.exclude;
+    let overrides: Vec<String> = a.types.iter().map(|(n, _)| n.clone()).collect();
     options.types = a.types;
     options.progress = !a.quiet && std::io::stderr().is_terminal();
     if let Some(n) = a.threads {
@@ -447,6 +448,15 @@ fn profile_command(a: ProfileArgs) -> Result<i32, String> {
     let p = profile::profile_files(&a.files, &options)?;
     std::fs::write(&a.output, p.summary.encode())
         .map_err(|e| format!("cannot write {}: {e}", a.output.display()))?;
+    for name in overrides
+        .iter()
+        .filter(|n| !p.types.iter().any(|(t, _)| t == *n))
+    {
+        eprintln!(
+            "modelwatch profile: warning: --type names {:?}, which no file has (or which is excluded)",
+            sanitize(name)
+        );
+    }
     let c = &p.counts;
     let types: Vec<String> = p
         .types
