@@ -1,4 +1,4 @@
-//! `modelwatch inspect | collect | report`. Run `modelwatch help` or `modelwatch COMMAND
+//! `modelwatch inspect | collect | report | profile | constraints`. Run `modelwatch help` or `modelwatch COMMAND
 //! --help` for the options.
 
 use clap::{Args, Parser, Subcommand};
