@@ -307,6 +307,26 @@ fn the_commands_suggest_and_report_violations() {
     let v = &json[0]["violations"];
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v[0]["windows"], 2);
+    let (_, out, _) = run(&["report", "--json", "--dir", "windows"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        json[0]["violations"].is_null(),
+        "no constraints, no verdict"
+    );
+    let (_, _, err) = run(&[
+        "report",
+        "--dir",
+        "windows",
+        "--constraints",
+        "constraints.json",
+        "--html",
+        "r.html",
+    ]);
+    let html = std::fs::read_to_string(dir.join("r.html")).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert!(html.contains("<h3>1 constraint violation(s)</h3>"));
+    assert!(html.contains(
+        "<td>age</td><td>data_type_check</td><td>expected int, only 0.0 % is int</td><td>2</td>"
+    ));
 
     // An edited file with a mistake is refused with the field named.
     std::fs::write(
