@@ -163,7 +163,9 @@ pub fn profile_files(files: &[PathBuf], options: &Options) -> Result<Profile, St
             inner: file,
             bar: bar.clone(),
         };
-        let result = if f.extension().is_some_and(|e| e == "gz") {
+        let result = if f.extension().is_some_and(|e| e == "parquet") {
+            p.read_parquet(f)
+        } else if f.extension().is_some_and(|e| e == "gz") {
             p.read(flate2::read::MultiGzDecoder::new(reader))
         } else {
             p.read(reader)
@@ -267,50 +269,11 @@ impl Profiler {
             .byte_headers()
             .map_err(|e| format!("cannot read the header: {e}"))?
             .clone();
-        let o = &self.options;
-        let mut columns: Vec<Column> = header
-            .iter()
-            .map(|h| {
-                let name = String::from_utf8_lossy(h).into_owned();
-                let is = |c: &Option<String>| c.as_deref() == Some(name.as_str());
-                let role = if o.exclude.contains(&name) {
-                    Role::Excluded
-                } else if is(&o.prediction) {
-                    Role::Prediction
-                } else if is(&o.label) {
-                    Role::Label
-                } else if is(&o.segment) {
-                    Role::Segment
-                } else {
-                    Role::Feature
-                };
-                Column {
-                    name,
-                    role,
-                    ty: ColumnType::Auto,
-                }
-            })
-            .collect();
-        // Two columns of one name would be folded into one feature, each row counted twice.
-        for (i, c) in columns.iter().enumerate() {
-            if c.role != Role::Excluded && columns[..i].iter().any(|d| d.name == c.name) {
-                return Err(format!(
-                    "two columns are named {:?}: rename one, or --exclude the name",
-                    c.name
-                ));
-            }
-        }
-        for (what, name) in [
-            ("prediction", &o.prediction),
-            ("label", &o.label),
-            ("segment", &o.segment),
-        ] {
-            if let Some(name) = name {
-                if !columns.iter().any(|c| &c.name == name) {
-                    return Err(format!("no {what} column {name:?} in the header"));
-                }
-            }
-        }
+        let mut columns = self.columns_of(
+            header
+                .iter()
+                .map(|h| String::from_utf8_lossy(h).into_owned()),
+        )?;
 
         // The sample: records held until the types are known.
         let mut sample = Vec::new();
@@ -432,6 +395,68 @@ impl Profiler {
         Ok(())
     }
 
+    /// Reads a Parquet file (needs the `parquet` feature). Column types come from its
+    /// schema, not inference: integers, floats, booleans, strings and dictionary-encoded
+    /// strings (pandas categoricals); a column of another type must be `--exclude`d.
+    #[cfg(feature = "parquet")]
+    pub fn read_parquet(&mut self, path: &Path) -> Result<(), String> {
+        parquet_input::read(self, path)
+    }
+
+    /// Without the `parquet` feature: an error that says how to get it.
+    #[cfg(not(feature = "parquet"))]
+    pub fn read_parquet(&mut self, _path: &Path) -> Result<(), String> {
+        Err("Parquet input needs modelwatch-cli built with `--features parquet` (off by default for its build time); or export CSV".into())
+    }
+
+    /// The columns of a header, each with its role; an error for a prediction, label or
+    /// segment column missing, or a name given twice.
+    fn columns_of(&self, names: impl Iterator<Item = String>) -> Result<Vec<Column>, String> {
+        let o = &self.options;
+        let columns: Vec<Column> = names
+            .map(|name| {
+                let is = |c: &Option<String>| c.as_deref() == Some(name.as_str());
+                let role = if o.exclude.contains(&name) {
+                    Role::Excluded
+                } else if is(&o.prediction) {
+                    Role::Prediction
+                } else if is(&o.label) {
+                    Role::Label
+                } else if is(&o.segment) {
+                    Role::Segment
+                } else {
+                    Role::Feature
+                };
+                Column {
+                    name,
+                    role,
+                    ty: ColumnType::Auto,
+                }
+            })
+            .collect();
+        // Two columns of one name would be folded into one feature, each row counted twice.
+        for (i, c) in columns.iter().enumerate() {
+            if c.role != Role::Excluded && columns[..i].iter().any(|d| d.name == c.name) {
+                return Err(format!(
+                    "two columns are named {:?}: rename one, or --exclude the name",
+                    c.name
+                ));
+            }
+        }
+        for (what, name) in [
+            ("prediction", &o.prediction),
+            ("label", &o.label),
+            ("segment", &o.segment),
+        ] {
+            if let Some(name) = name {
+                if !columns.iter().any(|c| &c.name == name) {
+                    return Err(format!("no {what} column {name:?} in the header"));
+                }
+            }
+        }
+        Ok(columns)
+    }
+
     /// A record the reader rejected is skipped and counted; an I/O error ends the stream.
     fn bad_record(&mut self, e: csv::Error) -> Result<(), String> {
         match e.kind() {
@@ -475,6 +500,242 @@ impl Profiler {
             types: self.types,
         })
     }
+}
+
+#[cfg(feature = "parquet")]
+mod parquet_input {
+    use super::{fold_cells, ColumnType, Profiler, Role};
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{
+        Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type,
+        UInt32Type, UInt64Type, UInt8Type,
+    };
+    use arrow_array::{Array, ArrayRef, RecordBatchReader};
+    use modelwatch::Value;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::path::Path;
+
+    /// One column of a batch, typed once per batch.
+    enum Col<'a> {
+        I8(&'a arrow_array::Int8Array),
+        I16(&'a arrow_array::Int16Array),
+        I32(&'a arrow_array::Int32Array),
+        I64(&'a arrow_array::Int64Array),
+        U8(&'a arrow_array::UInt8Array),
+        U16(&'a arrow_array::UInt16Array),
+        U32(&'a arrow_array::UInt32Array),
+        U64(&'a arrow_array::UInt64Array),
+        F32(&'a arrow_array::Float32Array),
+        F64(&'a arrow_array::Float64Array),
+        Bool(&'a arrow_array::BooleanArray),
+        Str(&'a arrow_array::StringArray),
+        LargeStr(&'a arrow_array::LargeStringArray),
+        View(&'a arrow_array::StringViewArray),
+        /// Dictionary-encoded strings: the keys as indexes (`None` for null) and the values.
+        Dict(Vec<Option<usize>>, &'a arrow_array::StringArray),
+    }
+
+    fn typed(a: &ArrayRef) -> Option<Col<'_>> {
+        dictionary(a).or_else(|| other(a))
+    }
+
+    fn dictionary(a: &ArrayRef) -> Option<Col<'_>> {
+        let d = a.as_any_dictionary_opt()?;
+        let values = d.values().as_string_opt::<i32>()?;
+        let keys = d.normalized_keys();
+        let present: Vec<Option<usize>> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| (!d.keys().is_null(i)).then_some(k))
+            .collect();
+        Some(Col::Dict(present, values))
+    }
+
+    fn other(a: &ArrayRef) -> Option<Col<'_>> {
+        if let Some(x) = a.as_primitive_opt::<Int8Type>() {
+            return Some(Col::I8(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<Int16Type>() {
+            return Some(Col::I16(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<Int32Type>() {
+            return Some(Col::I32(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<Int64Type>() {
+            return Some(Col::I64(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<UInt8Type>() {
+            return Some(Col::U8(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<UInt16Type>() {
+            return Some(Col::U16(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<UInt32Type>() {
+            return Some(Col::U32(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<UInt64Type>() {
+            return Some(Col::U64(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<Float32Type>() {
+            return Some(Col::F32(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<Float64Type>() {
+            return Some(Col::F64(x));
+        }
+        if let Some(x) = a.as_boolean_opt() {
+            return Some(Col::Bool(x));
+        }
+        if let Some(x) = a.as_string_opt::<i32>() {
+            return Some(Col::Str(x));
+        }
+        if let Some(x) = a.as_string_opt::<i64>() {
+            return Some(Col::LargeStr(x));
+        }
+        a.as_string_view_opt().map(Col::View)
+    }
+
+    impl Col<'_> {
+        fn column_type(&self) -> ColumnType {
+            match self {
+                Col::I8(_) | Col::I16(_) | Col::I32(_) | Col::I64(_) => ColumnType::Int,
+                Col::U8(_) | Col::U16(_) | Col::U32(_) | Col::U64(_) => ColumnType::Int,
+                Col::F32(_) | Col::F64(_) => ColumnType::Float,
+                Col::Bool(_) => ColumnType::Bool,
+                _ => ColumnType::String,
+            }
+        }
+
+        fn value(&self, i: usize) -> Value<'_> {
+            macro_rules! get {
+                ($a:expr, $f:expr) => {
+                    if $a.is_null(i) {
+                        Value::Null
+                    } else {
+                        $f($a.value(i))
+                    }
+                };
+            }
+            match self {
+                Col::I8(a) => get!(a, Value::from),
+                Col::I16(a) => get!(a, Value::from),
+                Col::I32(a) => get!(a, Value::from),
+                Col::I64(a) => get!(a, Value::from),
+                Col::U8(a) => get!(a, Value::from),
+                Col::U16(a) => get!(a, Value::from),
+                Col::U32(a) => get!(a, Value::from),
+                Col::U64(a) => get!(a, Value::from),
+                Col::F32(a) => get!(a, Value::from),
+                Col::F64(a) => get!(a, Value::from),
+                Col::Bool(a) => get!(a, Value::from),
+                Col::Str(a) => get!(a, Value::from),
+                Col::LargeStr(a) => get!(a, Value::from),
+                Col::View(a) => get!(a, Value::from),
+                Col::Dict(keys, values) => match keys.get(i).copied().flatten() {
+                    Some(k) if !values.is_null(k) => Value::from(values.value(k)),
+                    _ => Value::Null,
+                },
+            }
+        }
+    }
+
+    pub(super) fn read(p: &mut Profiler, path: &Path) -> Result<(), String> {
+        let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.with_batch_size(8192).build())
+            .map_err(|e| format!("not a Parquet file this command reads: {e}"))?;
+        let schema = reader.schema();
+        let mut columns = p.columns_of(schema.fields().iter().map(|f| f.name().clone()))?;
+        let with_label = p.options.label.is_some();
+        let mut typed_once = false;
+        for batch in reader {
+            let batch = batch.map_err(|e| format!("cannot read: {e}"))?;
+            let mut cols = Vec::with_capacity(columns.len());
+            for (c, array) in columns.iter_mut().zip(batch.columns()) {
+                if c.role == Role::Excluded {
+                    cols.push(None);
+                    continue;
+                }
+                let col = typed(array).ok_or_else(|| {
+                    format!(
+                        "column {:?} has type {}, which profile does not read: --exclude it",
+                        c.name,
+                        array.data_type()
+                    )
+                })?;
+                c.ty = col.column_type();
+                cols.push(Some(col));
+            }
+            if !typed_once {
+                typed_once = true;
+                for c in columns.iter().filter(|c| c.role != Role::Excluded) {
+                    if !p.types.iter().any(|(n, _)| n == &c.name) {
+                        p.types.push((c.name.clone(), c.ty));
+                    }
+                }
+            }
+            for i in 0..batch.num_rows() {
+                let cell = |c: usize| cols[c].as_ref().map_or(Value::Null, |col| col.value(i));
+                fold_cells(&mut p.builder, &mut p.counts, &columns, with_label, cell);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Folds one row given cell by cell (`cell(i)` is column `i`'s value), for inputs that
+/// come typed (Parquet).
+#[cfg(feature = "parquet")]
+fn fold_cells<'a>(
+    builder: &mut SummaryBuilder,
+    counts: &mut Counts,
+    columns: &[Column],
+    with_label: bool,
+    cell: impl Fn(usize) -> Value<'a>,
+) {
+    struct Cells<'c, F> {
+        columns: &'c [Column],
+        cell: F,
+    }
+    impl<'a, F: Fn(usize) -> Value<'a>> Features for Cells<'_, F> {
+        fn for_each_feature(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+            for (i, c) in self.columns.iter().enumerate() {
+                if c.role == Role::Feature {
+                    f(&c.name, (self.cell)(i));
+                }
+            }
+        }
+    }
+    let mut prediction = CellPrediction(Value::Null, false);
+    let mut label = Value::Null;
+    let mut segment: Option<Cow<'_, str>> = None;
+    for (i, c) in columns.iter().enumerate() {
+        match c.role {
+            Role::Prediction => prediction = CellPrediction(cell(i), true),
+            Role::Label => label = cell(i),
+            // A segment is a name whatever its type (region 3 is segment "3").
+            Role::Segment => {
+                segment = match cell(i) {
+                    Value::Null => None,
+                    Value::Str(s) => Some(s),
+                    Value::Int(n) => Some(Cow::Owned(n.to_string())),
+                    Value::Float(x) => Some(Cow::Owned(x.to_string())),
+                    Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+                }
+            }
+            _ => {}
+        }
+    }
+    builder.log_prediction(
+        Cells {
+            columns,
+            cell: &cell,
+        },
+        &prediction,
+    );
+    if with_label {
+        builder.log_ground_truth(label, prediction.0.borrowed(), segment.as_deref());
+    }
+    counts.rows += 1;
 }
 
 /// Folds one record into `builder`, counting what was not as typed into `counts`.
