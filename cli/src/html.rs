@@ -183,6 +183,9 @@ pub fn page(reports: &[Report]) -> String {
         );
         let _ = write!(s, "<h2>Incidents</h2>");
         s.push_str(&crate::incidents::html(&r.incidents, esc));
+        if let Some(v) = &r.violations {
+            s.push_str(&crate::constraints::html(v, esc));
+        }
         let x = |w: &Window| (w.start - r.windows[0].start) as f64 / 1000.0;
         let alerts: Vec<f64> = r
             .windows

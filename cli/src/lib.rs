@@ -1,18 +1,22 @@
 //! The `modelwatch` command, as a library so that its parts are testable and the demo can
 //! print a report: `inspect` reads summary files, `collect` receives summaries over HTTP
-//! into SQLite, `report` finds issues against a baseline and renders text, JSON or HTML.
+//! into SQLite, `report` finds issues against a baseline and renders text, JSON or HTML,
+//! `profile` folds a training dataset into a baseline summary and `constraints` suggests
+//! and checks constraints from one (`docs/baseline.md`).
 //!
 //! It lives in its own crate so that its dependencies (an HTTP server, SQLite, JSON) never
 //! reach the library's users.
 
 pub mod alerts;
 pub mod collect;
+pub mod constraints;
 pub mod html;
 pub mod incidents;
 pub mod inspect;
 pub mod json;
 pub mod keys;
 pub mod metrics;
+pub mod profile;
 pub mod protobuf;
 pub mod report;
 pub mod retention;

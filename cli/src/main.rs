@@ -1,4 +1,4 @@
-//! `modelwatch inspect | collect | report`. Run `modelwatch help` or `modelwatch COMMAND
+//! `modelwatch inspect | collect | report | profile | constraints`. Run `modelwatch help` or `modelwatch COMMAND
 //! --help` for the options.
 
 use clap::{Args, Parser, Subcommand};
@@ -25,6 +25,8 @@ enum Command {
     Inspect(InspectArgs),
     Collect(CollectArgs),
     Report(ReportArgs),
+    Profile(ProfileArgs),
+    Constraints(ConstraintsArgs),
 }
 
 /// Print .msgpack summaries (files or folders) as tables. Exit status 1 if a file was
@@ -153,25 +155,92 @@ struct ReportArgs {
         long,
         value_name = "N",
         default_value_t = 3,
-        conflicts_with = "baseline_from"
+        conflicts_with_all = ["baseline_from", "baseline_file"]
     )]
     baseline_windows: usize,
     /// The baseline: windows starting from T (with --baseline-to).
-    #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_to")]
+    #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_to", conflicts_with = "baseline_file")]
     baseline_from: Option<i64>,
     /// The baseline: windows starting before T (with --baseline-from).
     #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_from")]
     baseline_to: Option<i64>,
+    /// The baseline: a summary file (a training profile from `modelwatch profile`, a saved
+    /// window merge); every window is compared with it.
+    #[arg(long, value_name = "FILE")]
+    baseline_file: Option<PathBuf>,
     /// What to read from a store: 1m (the windows as sent), 1h or 1d (rollups), or auto:
     /// the finest that covers the range in at most 1,500 windows.
     #[arg(long, value_name = "RES", default_value = "auto", value_parser = ["auto", "1m", "1h", "1d"])]
     resolution: String,
+    /// Check every window against these constraints (from `modelwatch constraints`, maybe
+    /// edited): violations are listed, consecutive windows grouped, and exit status 1.
+    #[arg(long, value_name = "FILE")]
+    constraints: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
     /// Also write the report as one self-contained HTML page.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+}
+
+/// Profile a training (or validation) dataset, CSV files (.csv.gz too), into one summary
+/// made with the deployment's hash key: a baseline for `report --baseline-file` and
+/// `collect --baseline-file`, and the input of `constraints` (docs/baseline.md).
+///
+/// Prints the column types it used and what it could not read as given (records skipped,
+/// cells not of their column's type, bytes not UTF-8).
+#[derive(Args)]
+struct ProfileArgs {
+    /// CSV files with a header row, read in order into one profile.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// The deployment the profile is a baseline of.
+    #[arg(long, value_name = "NAME")]
+    deployment: String,
+    /// The column of the model's prediction (an output, not a feature).
+    #[arg(long, value_name = "COL")]
+    prediction: Option<String>,
+    /// The column of the ground truth (with --prediction: logged as ground truth).
+    #[arg(long, value_name = "COL", requires = "prediction")]
+    label: Option<String>,
+    /// The column naming each row's ground-truth segment.
+    #[arg(long, value_name = "COL", requires = "label")]
+    segment: Option<String>,
+    /// A column to leave out; repeatable.
+    #[arg(long, value_name = "COL")]
+    exclude: Vec<String>,
+    /// A column's type instead of the inferred one: int, float, bool, string or auto;
+    /// repeatable.
+    #[arg(long = "type", value_name = "COL=TYPE", value_parser = modelwatch_cli::profile::parse_type_override)]
+    types: Vec<(String, modelwatch_cli::profile::ColumnType)>,
+    /// The deployment's hash key file (its data folder's .hash-key, or that folder);
+    /// default: MODELWATCH_HASH_KEY (32 hex characters).
+    #[arg(long, value_name = "FILE")]
+    hash_key_file: Option<PathBuf>,
+    /// Where to write the profile (a .msgpack summary).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    quiet: bool,
+    /// Threads that parse and fold records, besides the one splitting the CSV [default:
+    /// the cores, at most 8].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+}
+
+/// Suggest constraints from a baseline summary (a training profile): per feature,
+/// completeness, data type, range, known categories (hashed) and a distinct-count band, as
+/// an editable JSON file for `report --constraints` (schema: docs/baseline.md).
+#[derive(Args)]
+struct ConstraintsArgs {
+    /// The baseline summary (.msgpack), e.g. from `modelwatch profile`.
+    #[arg(value_name = "FILE")]
+    baseline: PathBuf,
+    /// Where to write the constraints (JSON); default: standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -284,6 +353,19 @@ fn run(command: Command) -> Result<i32, String> {
             ))
         }
         Command::Report(a) => report_command(a),
+        Command::Profile(a) => profile_command(a),
+        Command::Constraints(a) => {
+            let base =
+                inspect::read(&a.baseline).map_err(|e| format!("{}: {e}", a.baseline.display()))?;
+            let c = modelwatch_cli::constraints::suggest(&base);
+            let text = serde_json::to_string_pretty(&c).map_err(|e| e.to_string())? + "\n";
+            match &a.output {
+                Some(f) => std::fs::write(f, text)
+                    .map_err(|e| format!("cannot write {}: {e}", f.display()))?,
+                None => emit(|out| out.write_all(text.as_bytes()))?,
+            }
+            Ok(0)
+        }
     }
 }
 
@@ -295,8 +377,11 @@ fn report_command(a: ReportArgs) -> Result<i32, String> {
         (None, false) => Source::Files(dirs),
         _ => return Err("report needs --store FILE or --dir PATH (see --help)".into()),
     };
-    let baseline = match (a.baseline_from, a.baseline_to) {
-        (Some(f), Some(t)) => Baseline::Range(f, t),
+    let baseline = match (a.baseline_from, a.baseline_to, &a.baseline_file) {
+        (_, _, Some(file)) => Baseline::Summary(Box::new(
+            inspect::read(file).map_err(|e| format!("{}: {e}", file.display()))?,
+        )),
+        (Some(f), Some(t), None) => Baseline::Range(f, t),
         _ => Baseline::FirstWindows(a.baseline_windows),
     };
     let from = match a.since {
@@ -305,13 +390,23 @@ fn report_command(a: ReportArgs) -> Result<i32, String> {
     };
     let to = a.to.unwrap_or(i64::MAX);
     let deployment = a.deployment.as_deref();
-    let (reports, skipped, _) = report::run(
+    let constraints = match &a.constraints {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| e.to_string())
+                .and_then(|t| modelwatch_cli::constraints::parse(&t))
+                .map_err(|e| format!("{}: {e}", f.display()))?,
+        ),
+        None => None,
+    };
+    let (reports, skipped, _) = report::run_checked(
         &source,
         Resolution::from_name(&a.resolution),
         deployment,
         from,
         to,
         &baseline,
+        constraints.as_ref(),
     )?;
     for s in &skipped {
         eprintln!("modelwatch: skipped {}", sanitize(s));
@@ -337,5 +432,59 @@ fn report_command(a: ReportArgs) -> Result<i32, String> {
                 .try_for_each(|r| out.write_all(report::to_text(r).as_bytes()))
         }
     })?;
-    Ok(i32::from(reports.iter().any(|r| !r.incidents.is_empty())))
+    Ok(i32::from(reports.iter().any(|r| {
+        !r.incidents.is_empty() || r.violations.as_ref().is_some_and(|v| !v.is_empty())
+    })))
+}
+
+fn profile_command(a: ProfileArgs) -> Result<i32, String> {
+    use modelwatch_cli::profile;
+    use std::io::IsTerminal;
+    let mut options = profile::Options::new(
+        &a.deployment,
+        profile::hash_key(a.hash_key_file.as_deref())?,
+    );
+    options.prediction = a.prediction;
+    options.label = a.label;
+    options.segment = a.segment;
+    options.exclude = a.exclude;
+    let overrides: Vec<String> = a.types.iter().map(|(n, _)| n.clone()).collect();
+    options.types = a.types;
+    options.progress = !a.quiet && std::io::stderr().is_terminal();
+    if let Some(n) = a.threads {
+        options.threads = usize::from(n);
+    }
+    let started = std::time::Instant::now();
+    let p = profile::profile_files(&a.files, &options)?;
+    std::fs::write(&a.output, p.summary.encode())
+        .map_err(|e| format!("cannot write {}: {e}", a.output.display()))?;
+    for name in overrides
+        .iter()
+        .filter(|n| !p.types.iter().any(|(t, _)| t == *n))
+    {
+        eprintln!(
+            "modelwatch profile: warning: --type names {:?}, which no file has (or which is excluded)",
+            sanitize(name)
+        );
+    }
+    let c = &p.counts;
+    let types: Vec<String> = p
+        .types
+        .iter()
+        .map(|(n, t)| format!("{}={}", sanitize(n), t.name()))
+        .collect();
+    eprintln!(
+        "modelwatch profile: {} rows in {:.1} s into {}; types: {}",
+        c.rows,
+        started.elapsed().as_secs_f64(),
+        a.output.display(),
+        types.join(" ")
+    );
+    if c.bad_rows + c.mistyped + c.invalid_utf8 > 0 {
+        eprintln!(
+            "modelwatch profile: {} record(s) skipped (malformed), {} cell(s) not of their column's type (logged as strings), {} cell(s) not UTF-8",
+            c.bad_rows, c.mistyped, c.invalid_utf8
+        );
+    }
+    Ok(0)
 }

@@ -5,6 +5,7 @@
 //! only fires past a threshold that grows as the window gets smaller, so that small windows
 //! do not raise false alarms: see `docs/cli.md` for each rule.
 
+use crate::constraints::{Checker, Constraints};
 use crate::store::{Resolution, Store};
 use crate::text::sanitize;
 use crate::{inspect, Source};
@@ -22,6 +23,9 @@ pub enum Baseline {
     FirstWindows(usize),
     /// Windows starting in [from, to).
     Range(i64, i64),
+    /// A summary from a file, such as a training profile (`modelwatch profile`): every
+    /// window is compared with it.
+    Summary(Box<WindowSummary>),
 }
 
 /// The report of one deployment.
@@ -42,6 +46,9 @@ pub struct Report {
     pub analysed_merged: Option<WindowSummary>,
     /// What `windows` are: the windows as sent, or hourly or daily rollups.
     pub resolution: Resolution,
+    /// Constraints violated (`--constraints`), consecutive windows of one check grouped;
+    /// `None` when no constraints were given.
+    pub violations: Option<Vec<crate::constraints::Violation>>,
 }
 
 /// The most windows a report reads when it picks the resolution: a day of one-minute
@@ -103,6 +110,20 @@ pub fn run(
     to: i64,
     baseline: &Baseline,
 ) -> Result<(Vec<Report>, Vec<String>, Resolution), String> {
+    run_checked(source, resolution, deployment, from, to, baseline, None)
+}
+
+/// [`run`], every window also checked against `constraints` (all windows, the baseline's
+/// too: constraints do not depend on the report's baseline).
+pub fn run_checked(
+    source: &Source,
+    resolution: Option<Resolution>,
+    deployment: Option<&str>,
+    from: i64,
+    to: i64,
+    baseline: &Baseline,
+    constraints: Option<&Constraints>,
+) -> Result<(Vec<Report>, Vec<String>, Resolution), String> {
     let mut skipped = Vec::new();
     if let Source::Store(path) = source {
         // Windows stored since the collector last rolled up go into the rollups first; a
@@ -120,7 +141,7 @@ pub fn run(
         (None, Source::Store(path)) => pick_resolution(&open(path)?, deployment, from, to)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
     };
-    let mut reports = Reports::new(baseline);
+    let mut reports = Reports::new(baseline).constraints(constraints.cloned());
     stream(source, resolution, deployment, from, to, |row| match row {
         Ok(s) => reports.push(s),
         Err(e) => skipped.push(e),
@@ -276,6 +297,7 @@ pub fn build(mut summaries: Vec<WindowSummary>, baseline: &Baseline) -> Vec<Repo
 /// a month of hourly rollups is read in bounded memory.
 pub struct Reports {
     baseline: Baseline,
+    constraints: Option<Constraints>,
     current: Option<Builder>,
     done: Vec<Report>,
 }
@@ -284,9 +306,16 @@ impl Reports {
     pub fn new(baseline: &Baseline) -> Reports {
         Reports {
             baseline: baseline.clone(),
+            constraints: None,
             current: None,
             done: Vec::new(),
         }
+    }
+
+    /// Checks every window against these constraints too.
+    pub fn constraints(mut self, constraints: Option<Constraints>) -> Reports {
+        self.constraints = constraints;
+        self
     }
 
     /// Adds a summary; they must come grouped by deployment, by window start within one.
@@ -300,7 +329,11 @@ impl Reports {
                 .extend(self.current.take().and_then(Builder::finish));
         }
         self.current
-            .get_or_insert_with(|| Builder::new(s.deployment(), &self.baseline))
+            .get_or_insert_with(|| {
+                let mut b = Builder::new(s.deployment(), &self.baseline);
+                b.checker = self.constraints.clone().map(Checker::new);
+                b
+            })
             .push(s);
     }
 
@@ -341,6 +374,26 @@ struct Builder {
     analysed_merged: Option<WindowSummary>,
     /// A merge of the range failed: no report, as no merged summary can be shown.
     broken: bool,
+    /// Constraints checked on every window, if given.
+    checker: Option<Checker>,
+}
+
+/// What a baseline file is, and what makes it a poor one for this deployment: another
+/// deployment's name, or another hash key (then string features cannot be compared: their
+/// hashes differ, and every category would look new).
+fn summary_description(s: &WindowSummary, deployment: &str, key: Option<u32>) -> String {
+    let mut d = format!(
+        "a summary file of {:?} ({} prediction(s))",
+        s.deployment(),
+        s.predictions()
+    );
+    if s.deployment() != deployment {
+        d += &format!("; made for another deployment than {deployment:?}");
+    }
+    if key.is_some_and(|k| k != s.key_fingerprint()) {
+        d += "; made with another hash key than these windows: string features do not line up (profile with the deployment's key)";
+    }
+    d
 }
 
 /// Merges `s` into `into`, or starts it; false if the merge failed.
@@ -356,6 +409,10 @@ fn merge_into(into: &mut Option<WindowSummary>, s: &WindowSummary) -> bool {
 
 impl Builder {
     fn new(deployment: &str, baseline: &Baseline) -> Builder {
+        let base = match baseline {
+            Baseline::Summary(s) => Some((**s).clone()),
+            _ => None,
+        };
         Builder {
             deployment: deployment.to_owned(),
             baseline: baseline.clone(),
@@ -365,7 +422,7 @@ impl Builder {
             key_since: 0,
             pending: None,
             held: Vec::new(),
-            base: None,
+            base,
             base_windows: 0,
             windows: Vec::new(),
             analysed_from: None,
@@ -374,6 +431,7 @@ impl Builder {
             merged: None,
             analysed_merged: None,
             broken: false,
+            checker: None,
         }
     }
 
@@ -381,8 +439,11 @@ impl Builder {
         if self.key != Some(s.key_fingerprint()) {
             if self.key.is_some() {
                 let other_keys = self.other_keys + self.with_key;
+                // Violations are per window: they outlive the restart.
+                let checker = self.checker.take();
                 *self = Builder::new(&self.deployment, &self.baseline);
                 self.other_keys = other_keys;
+                self.checker = checker;
             }
             self.key = Some(s.key_fingerprint());
             self.key_since = s.window_start();
@@ -410,7 +471,15 @@ impl Builder {
         };
         self.broken |= !merge_into(&mut self.merged, &w);
         self.windows.push(Window::of(&w));
+        if let Some(c) = &mut self.checker {
+            c.observe(&w);
+        }
         match self.baseline {
+            Baseline::Summary(_) => {
+                let i = self.windows.len() - 1;
+                self.analysed_from.get_or_insert(i);
+                self.analyse(&w, i);
+            }
             Baseline::FirstWindows(n) => {
                 if self.base.is_some() {
                     let i = self.windows.len() - 1;
@@ -478,7 +547,7 @@ impl Builder {
                 self.settle_first_windows(n);
             }
         }
-        let description = match self.baseline {
+        let description = match &self.baseline {
             Baseline::FirstWindows(_) => format!(
                 "the first {} window(s)",
                 self.analysed_from.unwrap_or(self.windows.len())
@@ -486,9 +555,10 @@ impl Builder {
             Baseline::Range(from, to) => format!(
                 "{} window(s) from {} to {}",
                 self.base_windows,
-                format_utc(from),
-                format_utc(to)
+                format_utc(*from),
+                format_utc(*to)
             ),
+            Baseline::Summary(s) => summary_description(s, &self.deployment, self.key),
         };
         let key_note = if self.other_keys > 0 {
             format!(
@@ -517,6 +587,7 @@ impl Builder {
             merged: self.merged?,
             analysed_merged: self.analysed_merged,
             resolution: Resolution::Window,
+            violations: self.checker.map(Checker::finish),
         })
     }
 }
@@ -643,6 +714,7 @@ pub fn to_json(r: &Report) -> Value {
         "resolution": r.resolution.name(),
         "baseline": r.baseline_description,
         "incidents": crate::incidents::json(&r.incidents),
+        "violations": r.violations.as_deref().map(crate::constraints::json),
         "timeline": r.windows.iter().map(timeline_json).collect::<Vec<_>>(),
         "merged": crate::json::summary(&r.merged),
     })
@@ -673,6 +745,9 @@ pub fn to_text(r: &Report) -> String {
         r.baseline_description
     );
     let _ = write!(t, "\n{}", crate::incidents::text(&r.incidents));
+    if let Some(v) = &r.violations {
+        let _ = write!(t, "\n{}", crate::constraints::text(v));
+    }
     let _ = writeln!(t, "\nTimeline:");
     let _ = writeln!(
         t,

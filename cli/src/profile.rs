@@ -1,0 +1,1035 @@
+//! `modelwatch profile`: folds a training (or validation) dataset, CSV, into one
+//! [`WindowSummary`] with the same sketches and the deployment's hash key as production
+//! windows, so that it can serve as their baseline (`docs/baseline.md`).
+//!
+//! Streamed: the file is read one record at a time, so memory is the sketches (bounded per
+//! column by the library, see its crate docs), the type-inference sample (at most
+//! [`SAMPLE_ROWS`] records and [`SAMPLE_BYTES`] bytes), then 2 × threads + 1 chunks of
+//! 1,024 records passed from the thread that splits the CSV to those that fold it (one
+//! builder each, merged at the end). No String
+//! is made per cell: cells are parsed in place from the csv crate's byte records.
+//!
+//! Column types are decided once per column from the sample, as a careful data scientist
+//! would (see [`infer`]); `--type col=string` overrides them. A cell that does not parse as
+//! its column's type is logged as what it is (a string in an integer column is counted as a
+//! string, which the constraints' type check then sees).
+
+use modelwatch::{Features, Prediction, SummaryBuilder, Value, WindowSummary};
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Records held to infer the column types before any is logged.
+pub const SAMPLE_ROWS: usize = 10_000;
+/// Bytes of records held for the sample at most (the sample stops earlier past them).
+pub const SAMPLE_BYTES: usize = 16 << 20;
+
+/// Texts read as missing besides the empty cell: pandas' default `na_values`, the list most
+/// training exports were written (and read) with.
+pub const MISSING_TOKENS: [&str; 18] = [
+    "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+    "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+];
+
+/// A column's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    /// Integers (i64); a float in the column is still logged as a float.
+    Int,
+    /// Numbers, integers included, logged as floats.
+    Float,
+    /// `true`/`false` in any case.
+    Bool,
+    /// Text, whatever it looks like (identifiers, zip codes).
+    String,
+    /// No evidence in the sample (every cell missing): each cell is logged as what it
+    /// parses as.
+    Auto,
+}
+
+impl ColumnType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Int => "int",
+            ColumnType::Float => "float",
+            ColumnType::Bool => "bool",
+            ColumnType::String => "string",
+            ColumnType::Auto => "auto",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<ColumnType, String> {
+        Ok(match text.to_ascii_lowercase().as_str() {
+            "int" | "integer" => ColumnType::Int,
+            "float" | "double" | "number" => ColumnType::Float,
+            "bool" | "boolean" => ColumnType::Bool,
+            "string" | "str" | "text" | "category" => ColumnType::String,
+            "auto" => ColumnType::Auto,
+            other => {
+                return Err(format!(
+                    "unknown type {other:?}: int, float, bool, string or auto"
+                ))
+            }
+        })
+    }
+}
+
+/// `NAME=TYPE`, for `--type`.
+pub fn parse_type_override(text: &str) -> Result<(String, ColumnType), String> {
+    let (name, ty) = text
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{text:?}: expected COLUMN=TYPE"))?;
+    Ok((name.to_owned(), ColumnType::parse(ty)?))
+}
+
+/// What to profile and how.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub deployment: String,
+    /// The column holding the model's prediction (an output, not a feature).
+    pub prediction: Option<String>,
+    /// The column holding the ground truth (logged as ground truth with the prediction).
+    pub label: Option<String>,
+    /// The column naming each row's ground-truth segment.
+    pub segment: Option<String>,
+    /// Columns left out.
+    pub exclude: Vec<String>,
+    /// Types given by the user, over inference.
+    pub types: Vec<(String, ColumnType)>,
+    pub hash_key: [u8; 16],
+    /// The summary's window start (Unix ms); its length is the profile's whole span.
+    pub window_start_ms: i64,
+    pub window_ms: u64,
+    /// Show a progress bar (on a terminal only; the caller decides).
+    pub progress: bool,
+    /// Threads that parse and fold records (besides the one that splits the CSV); default:
+    /// the cores. Each has its own builder: a column with fewer than k values (10) in one
+    /// thread's share ships only its counts from that share.
+    pub threads: usize,
+}
+
+impl Options {
+    pub fn new(deployment: &str, hash_key: [u8; 16]) -> Options {
+        Options {
+            deployment: deployment.to_owned(),
+            prediction: None,
+            label: None,
+            segment: None,
+            exclude: Vec::new(),
+            types: Vec::new(),
+            hash_key,
+            window_start_ms: 0,
+            window_ms: 60_000,
+            progress: false,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+        }
+    }
+}
+
+/// What a profile read, besides the summary: every record or cell not logged as given is
+/// counted here, never a panic or a silent loss.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Records logged.
+    pub rows: u64,
+    /// Records the CSV reader rejected (a field count unlike the header's, an I/O error
+    /// inside the file); skipped.
+    pub bad_rows: u64,
+    /// Cells whose bytes were not UTF-8: logged as text with U+FFFD in place of the bad bytes.
+    pub invalid_utf8: u64,
+    /// Cells that did not parse as their column's type, logged as strings.
+    pub mistyped: u64,
+}
+
+/// The profile of some files.
+pub struct Profile {
+    pub summary: WindowSummary,
+    pub counts: Counts,
+    /// Each column's type, in the order first seen.
+    pub types: Vec<(String, ColumnType)>,
+}
+
+/// Profiles CSV files (`.gz` ones decompressed) into one summary.
+pub fn profile_files(files: &[PathBuf], options: &Options) -> Result<Profile, String> {
+    let mut p = Profiler::new(options);
+    for f in files {
+        let file =
+            std::fs::File::open(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let bar = progress_bar(options.progress, size, f);
+        let reader = ProgressRead {
+            inner: file,
+            bar: bar.clone(),
+        };
+        let result = if f.extension().is_some_and(|e| e == "parquet") {
+            p.read_parquet(f)
+        } else if f.extension().is_some_and(|e| e == "gz") {
+            p.read(flate2::read::MultiGzDecoder::new(reader))
+        } else {
+            p.read(reader)
+        };
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        result.map_err(|e| format!("{}: {e}", f.display()))?;
+    }
+    p.finish()
+}
+
+fn progress_bar(show: bool, size: u64, file: &Path) -> Option<indicatif::ProgressBar> {
+    // Small files are done before a bar would be read.
+    if !show || size < 16 << 20 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(size);
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}, {eta} left",
+    )
+    .map(|s| s.progress_chars("=> "));
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar.set_message(file.display().to_string());
+    Some(bar)
+}
+
+/// Counts the (compressed) bytes read for the progress bar.
+struct ProgressRead<R> {
+    inner: R,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl<R: Read> Read for ProgressRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(b) = &self.bar {
+            b.inc(n as u64);
+        }
+        Ok(n)
+    }
+}
+
+/// What each CSV column is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Feature,
+    Prediction,
+    Label,
+    Segment,
+    Excluded,
+}
+
+struct Column {
+    name: String,
+    role: Role,
+    ty: ColumnType,
+}
+
+/// Folds CSV streams into one summary; the column types are fixed by the first stream that
+/// has the column, so that several files of one dataset are read alike.
+pub struct Profiler {
+    options: Options,
+    builder: SummaryBuilder,
+    counts: Counts,
+    types: Vec<(String, ColumnType)>,
+    known: HashMap<String, ColumnType>,
+    /// The builders of the other folding threads, merged at the end.
+    extra: Vec<(SummaryBuilder, Counts)>,
+}
+
+impl Profiler {
+    pub fn new(options: &Options) -> Profiler {
+        let builder = SummaryBuilder::new(
+            &options.deployment,
+            options.window_start_ms,
+            options.window_ms,
+            options.hash_key,
+        );
+        let known = options.types.iter().cloned().collect();
+        Profiler {
+            options: options.clone(),
+            builder,
+            counts: Counts::default(),
+            types: Vec::new(),
+            known,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Reads one CSV stream with a header row.
+    pub fn read(&mut self, input: impl Read + Send) -> Result<(), String> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(false)
+            .buffer_capacity(1 << 16)
+            .from_reader(input);
+        let header = reader
+            .byte_headers()
+            .map_err(|e| format!("cannot read the header: {e}"))?
+            .clone();
+        let mut columns = self.columns_of(
+            header
+                .iter()
+                .map(|h| String::from_utf8_lossy(h).into_owned()),
+        )?;
+
+        // The sample: records held until the types are known.
+        let mut sample = Vec::new();
+        let mut bytes = 0;
+        let mut record = csv::ByteRecord::new();
+        let mut done = false;
+        while sample.len() < SAMPLE_ROWS && bytes < SAMPLE_BYTES {
+            match reader.read_byte_record(&mut record) {
+                Ok(true) => {
+                    bytes += record.as_slice().len() + 16 * record.len();
+                    sample.push(record.clone());
+                }
+                Ok(false) => {
+                    done = true;
+                    break;
+                }
+                Err(e) => self.bad_record(e)?,
+            }
+        }
+        for (i, c) in columns.iter_mut().enumerate() {
+            c.ty = match self.known.get(&c.name) {
+                Some(t) => *t,
+                None => {
+                    let t = infer(sample.iter().filter_map(|r| r.get(i)));
+                    self.known.insert(c.name.clone(), t);
+                    t
+                }
+            };
+            if c.role != Role::Excluded && !self.types.iter().any(|(n, _)| n == &c.name) {
+                self.types.push((c.name.clone(), c.ty));
+            }
+        }
+        for r in &sample {
+            self.log(&columns, r);
+        }
+        drop(sample);
+        if done {
+            return Ok(());
+        }
+        // The rest in two stages: one thread splits the CSV into records, `folders` threads
+        // (this one and more) parse cells and fold them, each into its own builder, merged at
+        // the end as a collector merges instances. Records travel in chunks that go back to
+        // the splitter to be refilled: no allocation per record, and at most
+        // `chunks` × CHUNK records in flight.
+        const CHUNK: usize = 1024;
+        let folders = self.options.threads.max(1);
+        let chunks = 2 * folders + 1;
+        type Chunk = (Vec<csv::ByteRecord>, usize);
+        let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<csv::ByteRecord>>(chunks);
+        for _ in 0..chunks {
+            let _ = empty_tx.send(vec![csv::ByteRecord::new(); CHUNK]);
+        }
+        let (mut full_txs, mut full_rxs) = (Vec::new(), Vec::new());
+        for _ in 0..folders {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
+            full_txs.push(tx);
+            full_rxs.push(rx);
+        }
+        while self.extra.len() + 1 < folders {
+            let o = &self.options;
+            let b = SummaryBuilder::new(&o.deployment, o.window_start_ms, o.window_ms, o.hash_key);
+            self.extra.push((b, Counts::default()));
+        }
+        let with_label = self.options.label.is_some();
+        let columns = &columns;
+        let read = std::thread::scope(|scope| {
+            let splitter = scope.spawn(move || {
+                let mut bad_rows = 0;
+                let mut next = 0;
+                while let Ok(mut chunk) = empty_rx.recv() {
+                    let mut n = 0;
+                    let mut end = false;
+                    while n < chunk.len() {
+                        match reader.read_byte_record(&mut chunk[n]) {
+                            Ok(true) => n += 1,
+                            Ok(false) => {
+                                end = true;
+                                break;
+                            }
+                            Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
+                                return Err(format!("cannot read: {e}"))
+                            }
+                            Err(_) => bad_rows += 1,
+                        }
+                    }
+                    if full_txs[next].send((chunk, n)).is_err() || end {
+                        break;
+                    }
+                    next = (next + 1) % full_txs.len();
+                }
+                Ok(bad_rows)
+            });
+            let mut rxs = full_rxs.into_iter();
+            let first = rxs.next();
+            for ((builder, counts), rx) in self.extra.iter_mut().zip(rxs) {
+                let empty_tx = empty_tx.clone();
+                scope.spawn(move || {
+                    for (chunk, n) in rx {
+                        for r in &chunk[..n] {
+                            fold(builder, counts, columns, r, with_label);
+                        }
+                        let _ = empty_tx.send(chunk);
+                    }
+                });
+            }
+            for (chunk, n) in first.into_iter().flatten() {
+                for r in &chunk[..n] {
+                    fold(&mut self.builder, &mut self.counts, columns, r, with_label);
+                }
+                // The splitter may have finished: then the chunk is dropped here.
+                let _ = empty_tx.send(chunk);
+            }
+            drop(empty_tx);
+            splitter
+                .join()
+                .unwrap_or_else(|_| Err("the CSV reader thread failed".into()))
+        });
+        self.counts.bad_rows += read?;
+        Ok(())
+    }
+
+    /// Reads a Parquet file (needs the `parquet` feature). Column types come from its
+    /// schema, not inference: integers, floats, booleans, strings and dictionary-encoded
+    /// strings (pandas categoricals); a column of another type must be `--exclude`d.
+    #[cfg(feature = "parquet")]
+    pub fn read_parquet(&mut self, path: &Path) -> Result<(), String> {
+        parquet_input::read(self, path)
+    }
+
+    /// Without the `parquet` feature: an error that says how to get it.
+    #[cfg(not(feature = "parquet"))]
+    pub fn read_parquet(&mut self, _path: &Path) -> Result<(), String> {
+        Err("Parquet input needs modelwatch-cli built with `--features parquet` (off by default for its build time); or export CSV".into())
+    }
+
+    /// The columns of a header, each with its role; an error for a prediction, label or
+    /// segment column missing, or a name given twice.
+    fn columns_of(&self, names: impl Iterator<Item = String>) -> Result<Vec<Column>, String> {
+        let o = &self.options;
+        let columns: Vec<Column> = names
+            .map(|name| {
+                let is = |c: &Option<String>| c.as_deref() == Some(name.as_str());
+                let role = if o.exclude.contains(&name) {
+                    Role::Excluded
+                } else if is(&o.prediction) {
+                    Role::Prediction
+                } else if is(&o.label) {
+                    Role::Label
+                } else if is(&o.segment) {
+                    Role::Segment
+                } else {
+                    Role::Feature
+                };
+                Column {
+                    name,
+                    role,
+                    ty: ColumnType::Auto,
+                }
+            })
+            .collect();
+        // Two columns of one name would be folded into one feature, each row counted twice.
+        for (i, c) in columns.iter().enumerate() {
+            if c.role != Role::Excluded && columns[..i].iter().any(|d| d.name == c.name) {
+                return Err(format!(
+                    "two columns are named {:?}: rename one, or --exclude the name",
+                    c.name
+                ));
+            }
+        }
+        for (what, name) in [
+            ("prediction", &o.prediction),
+            ("label", &o.label),
+            ("segment", &o.segment),
+        ] {
+            if let Some(name) = name {
+                if !columns.iter().any(|c| &c.name == name) {
+                    return Err(format!("no {what} column {name:?} in the header"));
+                }
+            }
+        }
+        Ok(columns)
+    }
+
+    /// A record the reader rejected is skipped and counted; an I/O error ends the stream.
+    fn bad_record(&mut self, e: csv::Error) -> Result<(), String> {
+        match e.kind() {
+            csv::ErrorKind::Io(_) => Err(format!("cannot read: {e}")),
+            _ => {
+                self.counts.bad_rows += 1;
+                Ok(())
+            }
+        }
+    }
+
+    fn log(&mut self, columns: &[Column], record: &csv::ByteRecord) {
+        let label = self.options.label.is_some();
+        fold(&mut self.builder, &mut self.counts, columns, record, label);
+    }
+
+    /// What was read so far, over every folding thread.
+    pub fn counts(&self) -> Counts {
+        let mut counts = self.counts.clone();
+        for (_, c) in &self.extra {
+            counts.rows += c.rows;
+            counts.invalid_utf8 += c.invalid_utf8;
+            counts.mistyped += c.mistyped;
+        }
+        counts
+    }
+
+    /// The profile: the folding threads' summaries merged. An error only if a merge
+    /// failed, which summaries of one deployment and key never do.
+    pub fn finish(mut self) -> Result<Profile, String> {
+        let counts = self.counts();
+        self.builder
+            .log_metadata("modelwatch.profile.rows", &counts.rows.to_string());
+        let mut summary = self.builder.build();
+        for (b, _) in self.extra {
+            summary.merge(&b.build()).map_err(|e| e.to_string())?;
+        }
+        Ok(Profile {
+            summary,
+            counts,
+            types: self.types,
+        })
+    }
+}
+
+#[cfg(feature = "parquet")]
+mod parquet_input {
+    use super::{fold_cells, ColumnType, Profiler, Role};
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{
+        Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type,
+        UInt32Type, UInt64Type, UInt8Type,
+    };
+    use arrow_array::{Array, ArrayRef, RecordBatchReader};
+    use modelwatch::Value;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::path::Path;
+
+    /// One column of a batch, typed once per batch.
+    enum Col<'a> {
+        I8(&'a arrow_array::Int8Array),
+        I16(&'a arrow_array::Int16Array),
+        I32(&'a arrow_array::Int32Array),
+        I64(&'a arrow_array::Int64Array),
+        U8(&'a arrow_array::UInt8Array),
+        U16(&'a arrow_array::UInt16Array),
+        U32(&'a arrow_array::UInt32Array),
+        U64(&'a arrow_array::UInt64Array),
+        F32(&'a arrow_array::Float32Array),
+        F64(&'a arrow_array::Float64Array),
+        Bool(&'a arrow_array::BooleanArray),
+        Str(&'a arrow_array::StringArray),
+        LargeStr(&'a arrow_array::LargeStringArray),
+        View(&'a arrow_array::StringViewArray),
+        /// Dictionary-encoded strings: the keys as indexes (`None` for null) and the values.
+        Dict(Vec<Option<usize>>, &'a arrow_array::StringArray),
+    }
+
+    fn typed(a: &ArrayRef) -> Option<Col<'_>> {
+        dictionary(a).or_else(|| other(a))
+    }
+
+    fn dictionary(a: &ArrayRef) -> Option<Col<'_>> {
+        let d = a.as_any_dictionary_opt()?;
+        let values = d.values().as_string_opt::<i32>()?;
+        let keys = d.normalized_keys();
+        let present: Vec<Option<usize>> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| (!d.keys().is_null(i)).then_some(k))
+            .collect();
+        Some(Col::Dict(present, values))
+    }
+
+    fn other(a: &ArrayRef) -> Option<Col<'_>> {
+        if let Some(x) = a.as_primitive_opt::<Int8Type>() {
+            return Some(Col::I8(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<Int16Type>() {
+            return Some(Col::I16(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<Int32Type>() {
+            return Some(Col::I32(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<Int64Type>() {
+            return Some(Col::I64(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<UInt8Type>() {
+            return Some(Col::U8(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<UInt16Type>() {
+            return Some(Col::U16(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<UInt32Type>() {
+            return Some(Col::U32(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<UInt64Type>() {
+            return Some(Col::U64(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<Float32Type>() {
+            return Some(Col::F32(x));
+        }
+        if let Some(x) = a.as_primitive_opt::<Float64Type>() {
+            return Some(Col::F64(x));
+        }
+        if let Some(x) = a.as_boolean_opt() {
+            return Some(Col::Bool(x));
+        }
+        if let Some(x) = a.as_string_opt::<i32>() {
+            return Some(Col::Str(x));
+        }
+        if let Some(x) = a.as_string_opt::<i64>() {
+            return Some(Col::LargeStr(x));
+        }
+        a.as_string_view_opt().map(Col::View)
+    }
+
+    impl Col<'_> {
+        fn column_type(&self) -> ColumnType {
+            match self {
+                Col::I8(_) | Col::I16(_) | Col::I32(_) | Col::I64(_) => ColumnType::Int,
+                Col::U8(_) | Col::U16(_) | Col::U32(_) | Col::U64(_) => ColumnType::Int,
+                Col::F32(_) | Col::F64(_) => ColumnType::Float,
+                Col::Bool(_) => ColumnType::Bool,
+                _ => ColumnType::String,
+            }
+        }
+
+        fn value(&self, i: usize) -> Value<'_> {
+            macro_rules! get {
+                ($a:expr, $f:expr) => {
+                    if $a.is_null(i) {
+                        Value::Null
+                    } else {
+                        $f($a.value(i))
+                    }
+                };
+            }
+            match self {
+                Col::I8(a) => get!(a, Value::from),
+                Col::I16(a) => get!(a, Value::from),
+                Col::I32(a) => get!(a, Value::from),
+                Col::I64(a) => get!(a, Value::from),
+                Col::U8(a) => get!(a, Value::from),
+                Col::U16(a) => get!(a, Value::from),
+                Col::U32(a) => get!(a, Value::from),
+                Col::U64(a) => get!(a, Value::from),
+                Col::F32(a) => get!(a, Value::from),
+                Col::F64(a) => get!(a, Value::from),
+                Col::Bool(a) => get!(a, Value::from),
+                Col::Str(a) => get!(a, Value::from),
+                Col::LargeStr(a) => get!(a, Value::from),
+                Col::View(a) => get!(a, Value::from),
+                Col::Dict(keys, values) => match keys.get(i).copied().flatten() {
+                    Some(k) if !values.is_null(k) => Value::from(values.value(k)),
+                    _ => Value::Null,
+                },
+            }
+        }
+    }
+
+    pub(super) fn read(p: &mut Profiler, path: &Path) -> Result<(), String> {
+        let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.with_batch_size(8192).build())
+            .map_err(|e| format!("not a Parquet file this command reads: {e}"))?;
+        let schema = reader.schema();
+        let mut columns = p.columns_of(schema.fields().iter().map(|f| f.name().clone()))?;
+        let with_label = p.options.label.is_some();
+        let mut typed_once = false;
+        for batch in reader {
+            let batch = batch.map_err(|e| format!("cannot read: {e}"))?;
+            let mut cols = Vec::with_capacity(columns.len());
+            for (c, array) in columns.iter_mut().zip(batch.columns()) {
+                if c.role == Role::Excluded {
+                    cols.push(None);
+                    continue;
+                }
+                let col = typed(array).ok_or_else(|| {
+                    format!(
+                        "column {:?} has type {}, which profile does not read: --exclude it",
+                        c.name,
+                        array.data_type()
+                    )
+                })?;
+                c.ty = col.column_type();
+                cols.push(Some(col));
+            }
+            if !typed_once {
+                typed_once = true;
+                for c in columns.iter().filter(|c| c.role != Role::Excluded) {
+                    if !p.types.iter().any(|(n, _)| n == &c.name) {
+                        p.types.push((c.name.clone(), c.ty));
+                    }
+                }
+            }
+            for i in 0..batch.num_rows() {
+                let cell = |c: usize| cols[c].as_ref().map_or(Value::Null, |col| col.value(i));
+                fold_cells(&mut p.builder, &mut p.counts, &columns, with_label, cell);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Folds one row given cell by cell (`cell(i)` is column `i`'s value), for inputs that
+/// come typed (Parquet).
+#[cfg(feature = "parquet")]
+fn fold_cells<'a>(
+    builder: &mut SummaryBuilder,
+    counts: &mut Counts,
+    columns: &[Column],
+    with_label: bool,
+    cell: impl Fn(usize) -> Value<'a>,
+) {
+    struct Cells<'c, F> {
+        columns: &'c [Column],
+        cell: F,
+    }
+    impl<'a, F: Fn(usize) -> Value<'a>> Features for Cells<'_, F> {
+        fn for_each_feature(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+            for (i, c) in self.columns.iter().enumerate() {
+                if c.role == Role::Feature {
+                    f(&c.name, (self.cell)(i));
+                }
+            }
+        }
+    }
+    let mut prediction = CellPrediction(Value::Null, false);
+    let mut label = Value::Null;
+    let mut segment: Option<Cow<'_, str>> = None;
+    for (i, c) in columns.iter().enumerate() {
+        match c.role {
+            Role::Prediction => prediction = CellPrediction(cell(i), true),
+            Role::Label => label = cell(i),
+            // A segment is a name whatever its type (region 3 is segment "3").
+            Role::Segment => {
+                segment = match cell(i) {
+                    Value::Null => None,
+                    Value::Str(s) => Some(s),
+                    Value::Int(n) => Some(Cow::Owned(n.to_string())),
+                    Value::Float(x) => Some(Cow::Owned(x.to_string())),
+                    Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+                }
+            }
+            _ => {}
+        }
+    }
+    builder.log_prediction(
+        Cells {
+            columns,
+            cell: &cell,
+        },
+        &prediction,
+    );
+    if with_label {
+        builder.log_ground_truth(label, prediction.0.borrowed(), segment.as_deref());
+    }
+    counts.rows += 1;
+}
+
+/// Folds one record into `builder`, counting what was not as typed into `counts`.
+fn fold(
+    builder: &mut SummaryBuilder,
+    counts: &mut Counts,
+    columns: &[Column],
+    record: &csv::ByteRecord,
+    with_label: bool,
+) {
+    let row = Row {
+        columns,
+        record,
+        invalid_utf8: Cell::new(0),
+        mistyped: Cell::new(0),
+    };
+    let mut prediction = CellPrediction(Value::Null, false);
+    let mut label = Value::Null;
+    let mut segment = None;
+    for (i, c) in columns.iter().enumerate() {
+        match c.role {
+            Role::Prediction => prediction = CellPrediction(row.value(i), true),
+            Role::Label => label = row.value(i),
+            // A segment is a name whatever it looks like (region 3 is segment "3").
+            Role::Segment => {
+                let cell = record.get(i).unwrap_or_default().trim_ascii();
+                segment = (!is_missing(cell)).then(|| String::from_utf8_lossy(cell));
+            }
+            _ => {}
+        }
+    }
+    builder.log_prediction(&row, &prediction);
+    if with_label {
+        builder.log_ground_truth(label, prediction.0.borrowed(), segment.as_deref());
+    }
+    counts.invalid_utf8 += row.invalid_utf8.get();
+    counts.mistyped += row.mistyped.get();
+    counts.rows += 1;
+}
+
+/// One record viewed as features: cells parsed as the builder asks for them.
+/// The counts are cells because the builder walks the features through `&self`.
+struct Row<'a> {
+    columns: &'a [Column],
+    record: &'a csv::ByteRecord,
+    invalid_utf8: Cell<u64>,
+    mistyped: Cell<u64>,
+}
+
+impl<'a> Row<'a> {
+    fn value(&self, i: usize) -> Value<'a> {
+        let cell = self.record.get(i).unwrap_or_default();
+        let (v, bad_utf8, mistyped) = parse_cell(cell, self.columns[i].ty);
+        self.invalid_utf8
+            .set(self.invalid_utf8.get() + u64::from(bad_utf8));
+        self.mistyped.set(self.mistyped.get() + u64::from(mistyped));
+        v
+    }
+}
+
+impl Features for Row<'_> {
+    fn for_each_feature(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        for (i, c) in self.columns.iter().enumerate() {
+            if c.role == Role::Feature {
+                f(&c.name, self.value(i));
+            }
+        }
+    }
+}
+
+/// The prediction cell as the summary's output; `false`: no prediction column, no output.
+struct CellPrediction<'a>(Value<'a>, bool);
+
+impl Prediction for CellPrediction<'_> {
+    fn for_each_output(&self, f: &mut dyn FnMut(&str, Value<'_>)) {
+        if self.1 {
+            f(modelwatch::PREDICTION, self.0.borrowed())
+        }
+    }
+    fn predicted(&self) -> Value<'_> {
+        self.0.borrowed()
+    }
+}
+
+fn is_missing(trimmed: &[u8]) -> bool {
+    // The tokens are 2 to 8 bytes: longer cells (most numbers) skip the comparisons.
+    match trimmed.len() {
+        0 => true,
+        2..=8 => MISSING_TOKENS.iter().any(|t| t.as_bytes() == trimmed),
+        _ => false,
+    }
+}
+
+fn parse_bool(t: &[u8]) -> Option<bool> {
+    if t.eq_ignore_ascii_case(b"true") {
+        Some(true)
+    } else if t.eq_ignore_ascii_case(b"false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// An integer as a data scientist reads one: optional sign, digits, no leading zero (a
+/// "007" is an identifier or a code, not seven).
+fn parse_int(t: &[u8]) -> Option<i64> {
+    let digits = t
+        .strip_prefix(b"-")
+        .or_else(|| t.strip_prefix(b"+"))
+        .unwrap_or(t);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if digits.len() > 1 && digits[0] == b'0' {
+        return None;
+    }
+    std::str::from_utf8(t).ok()?.parse().ok()
+}
+
+/// A float: what Rust parses (decimal, exponent, inf), without leading zeros on the integer
+/// part ("0012.5" is a code).
+fn parse_float(t: &[u8]) -> Option<f64> {
+    let digits = t
+        .strip_prefix(b"-")
+        .or_else(|| t.strip_prefix(b"+"))
+        .unwrap_or(t);
+    if digits.len() > 1 && digits[0] == b'0' && digits[1].is_ascii_digit() {
+        return None;
+    }
+    std::str::from_utf8(t).ok()?.parse().ok()
+}
+
+fn text(cell: &[u8]) -> (Value<'_>, bool) {
+    match std::str::from_utf8(cell) {
+        Ok(s) => (Value::Str(Cow::Borrowed(s)), false),
+        Err(_) => (Value::Str(String::from_utf8_lossy(cell)), true),
+    }
+}
+
+/// A cell as its column's type: (value, bytes not UTF-8, not of the type).
+fn parse_cell(cell: &[u8], ty: ColumnType) -> (Value<'_>, bool, bool) {
+    let t = cell.trim_ascii();
+    if is_missing(t) {
+        return (Value::Null, false, false);
+    }
+    let parsed = match ty {
+        ColumnType::String => None,
+        ColumnType::Int => parse_int(t)
+            .map(Value::Int)
+            .or_else(|| parse_float(t).map(Value::Float)),
+        ColumnType::Float => parse_float(t).map(Value::Float),
+        ColumnType::Bool => parse_bool(t).map(Value::Bool),
+        ColumnType::Auto => parse_int(t)
+            .map(Value::Int)
+            .or_else(|| parse_float(t).map(Value::Float))
+            .or_else(|| parse_bool(t).map(Value::Bool)),
+    };
+    match parsed {
+        Some(v) => (v, false, false),
+        None => {
+            let (v, bad) = text(cell);
+            (v, bad, !matches!(ty, ColumnType::String | ColumnType::Auto))
+        }
+    }
+}
+
+/// A column's type from its sample cells, missing ones ignored: booleans if every cell is
+/// `true`/`false`; integers if every cell is one; floats if every cell is a number
+/// (integers mixed with decimals); else strings. No cell present: [`ColumnType::Auto`].
+/// Strict on purpose: one text among numbers makes the column text, which the user sees in
+/// the printed types and can override with `--type`.
+pub fn infer<'a>(cells: impl Iterator<Item = &'a [u8]>) -> ColumnType {
+    let (mut any, mut bools, mut ints, mut floats) = (false, true, true, true);
+    for cell in cells {
+        let t = cell.trim_ascii();
+        if is_missing(t) {
+            continue;
+        }
+        any = true;
+        bools &= parse_bool(t).is_some();
+        let int = parse_int(t).is_some();
+        ints &= int;
+        floats &= int || parse_float(t).is_some();
+        if !bools && !floats {
+            return ColumnType::String;
+        }
+    }
+    match (any, bools, ints, floats) {
+        (false, ..) => ColumnType::Auto,
+        (_, true, ..) => ColumnType::Bool,
+        (_, _, true, _) => ColumnType::Int,
+        (_, _, _, true) => ColumnType::Float,
+        _ => ColumnType::String,
+    }
+}
+
+/// The hash key: from a key file (a data folder's `.hash-key`, or that folder) or else
+/// `MODELWATCH_HASH_KEY`, both 32 hex characters. There is no default: a profile made with
+/// another key than production's would never line up with it.
+pub fn hash_key(file: Option<&Path>) -> Result<[u8; 16], String> {
+    let (text, from) = match file {
+        Some(f) => {
+            let f = if f.is_dir() {
+                f.join(modelwatch::HASH_KEY_FILE)
+            } else {
+                f.to_owned()
+            };
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| format!("cannot read the hash key file {}: {e}", f.display()))?;
+            (text, f.display().to_string())
+        }
+        None => match std::env::var(modelwatch::HASH_KEY_ENV) {
+            Ok(text) if !text.trim().is_empty() => (text, modelwatch::HASH_KEY_ENV.to_owned()),
+            _ => {
+                return Err(format!(
+                    "a profile needs the deployment's hash key: --hash-key-file (its data folder's {}) or {}",
+                    modelwatch::HASH_KEY_FILE,
+                    modelwatch::HASH_KEY_ENV
+                ))
+            }
+        },
+    };
+    parse_hex(&text).ok_or_else(|| {
+        // A secret: say what is wrong with it, never what it is.
+        format!("{from} must hold 32 hex characters (16 bytes)")
+    })
+}
+
+fn parse_hex(text: &str) -> Option<[u8; 16]> {
+    let t = text.trim().as_bytes();
+    if t.len() != 32 || !t.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut key = [0u8; 16];
+    for (b, pair) in key.iter_mut().zip(t.chunks(2)) {
+        *b = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ty(cells: &[&str]) -> ColumnType {
+        infer(cells.iter().map(|c| c.as_bytes()))
+    }
+
+    #[test]
+    fn inference_reads_as_a_data_scientist_would() {
+        assert_eq!(ty(&["1", "-2", "", "30"]), ColumnType::Int);
+        assert_eq!(ty(&["1", "2.5", "NA", "1e3"]), ColumnType::Float);
+        assert_eq!(ty(&["true", "False", "TRUE", ""]), ColumnType::Bool);
+        assert_eq!(ty(&["0", "1", "1"]), ColumnType::Int);
+        assert_eq!(ty(&["02139", "10001"]), ColumnType::String); // zip codes
+        assert_eq!(ty(&["1", "2", "three"]), ColumnType::String);
+        assert_eq!(ty(&["", "nan", "NULL"]), ColumnType::Auto);
+        assert_eq!(ty(&["99999999999999999999"]), ColumnType::Float); // past i64
+    }
+
+    #[test]
+    fn cells_parse_as_their_column_type_or_count_as_mistyped() {
+        assert_eq!(parse_cell(b"3", ColumnType::Float).0, Value::Float(3.0));
+        assert_eq!(parse_cell(b"3", ColumnType::String).0, Value::from("3"));
+        assert_eq!(parse_cell(b" 3 ", ColumnType::Int).0, Value::Int(3));
+        assert_eq!(
+            parse_cell(b"2.5", ColumnType::Int),
+            (Value::Float(2.5), false, false)
+        );
+        assert_eq!(
+            parse_cell(b"x", ColumnType::Int),
+            (Value::from("x"), false, true)
+        );
+        assert_eq!(parse_cell(b"N/A", ColumnType::Int).0, Value::Null);
+        let (v, bad, mistyped) = parse_cell(b"a\xffb", ColumnType::Int);
+        assert_eq!((v, bad, mistyped), (Value::from("a\u{fffd}b"), true, true));
+    }
+
+    #[test]
+    fn a_header_with_a_name_twice_is_refused() {
+        let mut p = Profiler::new(&Options::new("d", [0; 16]));
+        assert!(p
+            .read(&b"a,b,a\n1,2,3\n"[..])
+            .unwrap_err()
+            .contains("\"a\""));
+    }
+
+    #[test]
+    fn hash_keys_are_32_hex_characters() {
+        assert_eq!(
+            parse_hex(" 000102030405060708090a0b0c0d0e0f\n").unwrap()[15],
+            15
+        );
+        assert!(parse_hex("+00102030405060708090a0b0c0d0e0f").is_none());
+        assert!(parse_hex("0001").is_none());
+    }
+}
