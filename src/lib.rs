@@ -102,7 +102,7 @@ mod error;
 pub use agent::config::{Config, DEFAULT_DATA_DIR};
 pub use agent::global::{configure, flush, flush_async, session, Guard};
 pub use agent::hash_key::{HASH_KEY_ENV, HASH_KEY_FILE};
-pub use agent::session::{FeedbackToken, InferenceTimer, Session};
+pub use agent::session::{FeedbackToken, InferenceTimer, NamedTimer, Session};
 pub use agent::sink::{FolderSink, Sink};
 pub use agent::{Agent, Completion, Stats, BYTES_PER_SESSION};
 pub use core::monitor::drift::{Drift, NewCategories};

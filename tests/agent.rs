@@ -441,3 +441,48 @@ fn sessions_past_max_sessions_are_inert_and_counted() {
     let e = Agent::start(Config::new("k").no_data_dir().sink(sink).max_sessions(0)).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidConfig);
 }
+
+/// Counters, named values and named timers (the book's three metric types): exact totals
+/// across logging threads and across a merge of two summaries, values as histograms,
+/// names past `max_metrics` counted as dropped.
+#[test]
+fn counters_values_and_timers_travel_in_the_summary_and_merge() {
+    let (agent, sink) = common::memory_agent_with(3600, |c| {
+        let mut limits = modelwatch::Limits::default();
+        limits.max_metrics = 3;
+        c.limits(limits)
+    });
+    let sess = agent.session("m");
+    std::thread::scope(|scope| {
+        for t in 0..4u64 {
+            let sess = sess.clone();
+            scope.spawn(move || {
+                for i in 0..250u64 {
+                    sess.count("cache_hits", 2);
+                    sess.record_value("queue_length", (t * 250 + i) as f64);
+                }
+            });
+        }
+    });
+    {
+        let _t = sess.time("lookup_seconds");
+    }
+    sess.count("one_too_many", 1);
+    agent.flush(WAIT).unwrap();
+    let s = sink.merged();
+    assert_eq!(s.counter("cache_hits"), Some(2_000));
+    let q = s.value("queue_length").unwrap();
+    assert_eq!(q.count(), 1_000);
+    assert_eq!(q.mean(), Some(499.5));
+    let median = q.quantile(0.5).unwrap();
+    assert!((median - 499.0).abs() <= 499.0 * modelwatch::RELATIVE_ERROR, "{median}");
+    assert_eq!(s.value("lookup_seconds").unwrap().count(), 1);
+    assert_eq!(s.counter("one_too_many"), None);
+    assert_eq!(s.dropped().metrics_over_cap, 1);
+    // Through the wire, and merged with itself: totals double.
+    let mut twice = WindowSummary::decode(&s.encode()).unwrap();
+    twice.merge(&s).unwrap();
+    assert_eq!(twice.counter("cache_hits"), Some(4_000));
+    assert_eq!(twice.value("queue_length").unwrap().count(), 2_000);
+    assert!(format!("{s}").contains("counter cache_hits: 2000"));
+}

@@ -3,6 +3,7 @@
 
 use modelwatch::{FeatureSummary, GroundTruthSummary, WindowSummary};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
 pub fn column(f: &FeatureSummary) -> Value {
     let q = |p: f64| f.quantile(p);
@@ -86,6 +87,8 @@ pub fn summary(s: &WindowSummary) -> Value {
         "ground_truth_overall": s.ground_truth_overall().map(ground_truth),
         "exceptions": exceptions,
         "latency_seconds": s.latency().map(column),
+        "counters": s.counters().collect::<BTreeMap<_, _>>(),
+        "values": s.values().map(|(n, v)| (n, column(v))).collect::<BTreeMap<_, _>>(),
         "dropped": serde_json::to_value(s.dropped()).unwrap_or_default(),
         "feedback": serde_json::to_value(s.feedback()).unwrap_or_default(),
         "privacy": serde_json::to_value(s.privacy()).unwrap_or_default(),

@@ -529,6 +529,54 @@ impl Session {
         }
     }
 
+    /// Adds `n` to the counter `name` of the current window (cache hits, fallbacks to a
+    /// default model, requests refused): the book's counter metric. Counters travel in the
+    /// summary ([`WindowSummary::counter`](crate::WindowSummary::counter)) and add up when
+    /// summaries merge. At most `max_metrics` counters and values per window, past which
+    /// new names are counted as dropped.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join("modelwatch-doc-count");
+    /// # let agent = modelwatch::Agent::start(modelwatch::Config::new("k").data_dir(&dir))?;
+    /// let sess = agent.session("m");
+    /// sess.count("feature_store_fallbacks", 1);
+    /// # Ok::<(), modelwatch::Error>(())
+    /// ```
+    pub fn count(&self, name: &str, n: u64) {
+        self.with_shard(|w, s| w.count(name, n, &s.limits));
+    }
+
+    /// Records `x` in the named value `name` of the current window (a queue length, a
+    /// score, a batch size): the book's value metric, kept as a histogram like a feature
+    /// ([`WindowSummary::value`](crate::WindowSummary::value)). Not k-anonymized, like
+    /// latency: meant for the server's own measurements, not for data about a person
+    /// (log those as features).
+    pub fn record_value(&self, name: &str, x: f64) {
+        self.with_shard(|w, s| w.record_value(name, x, &s.limits));
+    }
+
+    /// A timer that records the seconds until it drops in the named value `name` (the
+    /// book's timer metric; [`time_inference`](Self::time_inference) is the one for
+    /// inference latency).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join("modelwatch-doc-time");
+    /// # let agent = modelwatch::Agent::start(modelwatch::Config::new("k").data_dir(&dir))?;
+    /// # let sess = agent.session("m");
+    /// {
+    ///     let _t = sess.time("feature_lookup_seconds");
+    ///     // call the feature store
+    /// }
+    /// # Ok::<(), modelwatch::Error>(())
+    /// ```
+    pub fn time<'s>(&'s self, name: &'s str) -> NamedTimer<'s> {
+        NamedTimer {
+            session: self,
+            name,
+            start: Instant::now(),
+        }
+    }
+
     /// Records an inference latency measured elsewhere (the host's own timer, a span), as
     /// [`time_inference`](Self::time_inference) does when its guard drops.
     ///
@@ -579,6 +627,21 @@ impl FeedbackToken {
 impl std::fmt::Display for FeedbackToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Records the seconds it lived in a named value when dropped. See [`Session::time`].
+#[must_use = "the time is recorded when the timer drops"]
+pub struct NamedTimer<'s> {
+    session: &'s Session,
+    name: &'s str,
+    start: Instant,
+}
+
+impl Drop for NamedTimer<'_> {
+    fn drop(&mut self) {
+        self.session
+            .record_value(self.name, self.start.elapsed().as_secs_f64());
     }
 }
 

@@ -70,11 +70,14 @@ pub struct DropCounts {
     pub summaries_dropped_backlog: u64,
     /// Earlier summaries the collector refused with a 4xx other than 429.
     pub summaries_rejected: u64,
+    /// Counters and named values with a new name past `max_metrics`.
+    pub metrics_over_cap: u64,
 }
 
 impl DropCounts {
     pub(crate) fn add(&mut self, o: &DropCounts) {
         self.features_over_cap = self.features_over_cap.saturating_add(o.features_over_cap);
+        self.metrics_over_cap = self.metrics_over_cap.saturating_add(o.metrics_over_cap);
         self.outputs_over_cap = self.outputs_over_cap.saturating_add(o.outputs_over_cap);
         self.names_too_long = self.names_too_long.saturating_add(o.names_too_long);
         self.segments_over_cap = self.segments_over_cap.saturating_add(o.segments_over_cap);
@@ -391,6 +394,12 @@ pub struct WindowSummary {
     pub(crate) exceptions: Vec<ExceptionSummary>,
     pub(crate) metadata: BTreeMap<String, String>,
     pub(crate) latency: Option<FeatureSummary>,
+    /// Added in schema 2 (absent when empty): `Session::count` totals by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) counters: BTreeMap<String, u64>,
+    /// Added in schema 2 (absent when empty): `Session::record_value` and named timers.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) values: BTreeMap<String, FeatureSummary>,
     pub(crate) dropped: DropCounts,
     pub(crate) feedback: FeedbackCounts,
     pub(crate) privacy: PrivacyCounts,
@@ -550,6 +559,13 @@ impl WindowSummary {
                 .0
                 .merge(&l.0);
         }
+        for (name, n) in &other.counters {
+            let c = self.counters.entry(name.clone()).or_default();
+            *c = c.saturating_add(*n);
+        }
+        for (name, v) in &other.values {
+            self.values.entry(name.clone()).or_default().0.merge(&v.0);
+        }
         self.dropped.add(&other.dropped);
         self.feedback.add(&other.feedback);
         self.privacy.add(&other.privacy);
@@ -676,6 +692,27 @@ impl WindowSummary {
     pub fn metadata(&self) -> &BTreeMap<String, String> {
         &self.metadata
     }
+    /// The total of a counter ([`Session::count`](crate::Session::count)) in this window.
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        self.counters.get(name).copied()
+    }
+
+    /// Every counter, by name.
+    pub fn counters(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.counters.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
+    /// The statistics of a named value ([`Session::record_value`](crate::Session::record_value),
+    /// [`Session::time`](crate::Session::time): seconds).
+    pub fn value(&self, name: &str) -> Option<&FeatureSummary> {
+        self.values.get(name)
+    }
+
+    /// Every named value, by name.
+    pub fn values(&self) -> impl Iterator<Item = (&str, &FeatureSummary)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
     /// Inference latency, in seconds (from `Session::time_inference`).
     pub fn latency(&self) -> Option<&FeatureSummary> {
         self.latency.as_ref()

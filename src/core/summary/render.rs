@@ -268,6 +268,21 @@ impl Display for WindowSummary {
                 duration(l.max())
             )?;
         }
+        for (name, n) in self.counters() {
+            writeln!(f, "  counter {}: {n}", escape_text(name))?;
+        }
+        for (name, v) in self.values() {
+            writeln!(
+                f,
+                "  value {}: n={} mean={} p50={} p99={} max={}",
+                escape_text(name),
+                v.count(),
+                v.mean().map_or("-".into(), |x| format!("{x:.4}")),
+                v.quantile(0.5).map_or("-".into(), |x| format!("{x:.4}")),
+                v.quantile(0.99).map_or("-".into(), |x| format!("{x:.4}")),
+                v.max().map_or("-".into(), |x| format!("{x:.4}")),
+            )?;
+        }
         let fb = self.feedback();
         if *fb != Default::default() {
             writeln!(

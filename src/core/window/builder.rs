@@ -128,6 +128,16 @@ impl SummaryBuilder {
         );
     }
 
+    /// As [`Session::count`](crate::Session::count).
+    pub fn count(&mut self, name: &str, n: u64) {
+        self.window.count(name, n, &self.limits);
+    }
+
+    /// As [`Session::record_value`](crate::Session::record_value).
+    pub fn record_value(&mut self, name: &str, x: f64) {
+        self.window.record_value(name, x, &self.limits);
+    }
+
     /// As [`Session::log_exception`](crate::Session::log_exception).
     pub fn log_exception(&mut self, message: &str, tags: impl Features) {
         self.window.log_exception(message, &tags, &self.limits);

@@ -40,6 +40,8 @@ pub struct Limits {
     pub max_tags: usize,
     /// Metadata entries per session (default 64).
     pub max_metadata: usize,
+    /// Counters and named values per window, together (default 64).
+    pub max_metrics: usize,
 }
 
 impl Default for Limits {
@@ -55,6 +57,7 @@ impl Default for Limits {
             max_text_bytes: 256,
             max_tags: 16,
             max_metadata: 64,
+            max_metrics: 64,
         }
     }
 }
@@ -244,6 +247,8 @@ pub(crate) struct WindowAcc {
     /// lookup, however high `max_exceptions` is raised.
     exception_index: HashMap<Box<str>, usize>,
     latency: ShardColumn,
+    counters: HashMap<Box<str>, u64>,
+    values: HashMap<Box<str>, ShardColumn>,
     drops: DropCounts,
 }
 
@@ -385,6 +390,39 @@ impl WindowAcc {
         });
     }
 
+    /// Adds `n` to the counter `name`.
+    pub(crate) fn count(&mut self, name: &str, n: u64, limits: &Limits) {
+        if let Some(c) = self.counters.get_mut(name) {
+            *c = c.saturating_add(n);
+        } else if self.admits_metric(name, limits) {
+            self.counters.insert(name.into(), n);
+        }
+    }
+
+    /// Records `x` in the named value `name` (NaN is missing, infinities are counted).
+    pub(crate) fn record_value(&mut self, name: &str, x: f64, limits: &Limits) {
+        if let Some(c) = self.values.get_mut(name) {
+            c.record_number(x);
+        } else if self.admits_metric(name, limits) {
+            let mut c = ShardColumn::default();
+            c.record_number(x);
+            self.values.insert(name.into(), c);
+        }
+    }
+
+    /// Whether a new counter or value name fits the limits; counts the refusal if not.
+    fn admits_metric(&mut self, name: &str, limits: &Limits) -> bool {
+        if name.len() > limits.max_name_bytes {
+            self.drops.names_too_long += 1;
+            false
+        } else if self.counters.len() + self.values.len() >= limits.max_metrics {
+            self.drops.metrics_over_cap += 1;
+            false
+        } else {
+            true
+        }
+    }
+
     /// Records one inference latency, in seconds (NaN is missing, infinities are counted).
     pub(crate) fn record_latency(&mut self, seconds: f64) {
         self.latency.record_number(seconds);
@@ -396,6 +434,8 @@ impl WindowAcc {
             && self.overall.is_none()
             && self.exceptions.is_empty()
             && self.latency.counts.count == 0
+            && self.counters.is_empty()
+            && self.values.is_empty()
             && self.drops == DropCounts::default()
     }
 
@@ -437,6 +477,13 @@ impl WindowAcc {
             self.latency
                 .add_to(&mut s.latency.get_or_insert_with(FeatureSummary::default).0);
         }
+        for (name, n) in &self.counters {
+            let c = s.counters.entry(name.to_string()).or_default();
+            *c = c.saturating_add(*n);
+        }
+        for (name, v) in &self.values {
+            v.add_to(&mut s.values.entry(name.to_string()).or_default().0);
+        }
         s.dropped.add(&self.drops);
     }
 
@@ -450,6 +497,8 @@ impl WindowAcc {
         self.exceptions.clear();
         self.exception_index.clear();
         self.latency.clear();
+        self.counters.clear();
+        self.values.clear();
         self.drops = DropCounts::default();
     }
 }
