@@ -475,7 +475,10 @@ fn counters_values_and_timers_travel_in_the_summary_and_merge() {
     assert_eq!(q.count(), 1_000);
     assert_eq!(q.mean(), Some(499.5));
     let median = q.quantile(0.5).unwrap();
-    assert!((median - 499.0).abs() <= 499.0 * modelwatch::RELATIVE_ERROR, "{median}");
+    assert!(
+        (median - 499.0).abs() <= 499.0 * modelwatch::RELATIVE_ERROR,
+        "{median}"
+    );
     assert_eq!(s.value("lookup_seconds").unwrap().count(), 1);
     assert_eq!(s.counter("one_too_many"), None);
     assert_eq!(s.dropped().metrics_over_cap, 1);

@@ -89,23 +89,8 @@ struct CollectArgs {
     /// rollups; a span (7d, 90d, 5y) or `forever`; a resolution left out keeps its default.
     #[arg(long, value_name = "RES=SPAN,...", default_value = retention::DEFAULT, value_parser = Retention::parse)]
     retain: Retention,
-    /// Each deployment's baseline: its first N windows (docs/monitoring.md).
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 60,
-        conflicts_with_all = ["baseline_from", "baseline_file"]
-    )]
-    baseline_windows: usize,
-    /// The baseline: windows starting from T (with --baseline-to).
-    #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_to", conflicts_with = "baseline_file")]
-    baseline_from: Option<i64>,
-    /// The baseline: windows starting before T (with --baseline-from).
-    #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_from")]
-    baseline_to: Option<i64>,
-    /// The baseline: a summary file (a profile of training data, a saved window merge).
-    #[arg(long, value_name = "FILE")]
-    baseline_file: Option<PathBuf>,
+    #[command(flatten)]
+    baseline: BaselineArgs,
     /// Seconds after a window's end before it is evaluated, its instances' summaries in.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds)]
     evaluate_after: Duration,
@@ -150,24 +135,8 @@ struct ReportArgs {
     /// Windows of the last SPAN: 24h, 30d, 2w, 1mo, 1y (UTC calendar).
     #[arg(long, value_name = "SPAN", value_parser = time::parse_span)]
     since: Option<jiff::Span>,
-    /// The baseline: the first N windows.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 3,
-        conflicts_with_all = ["baseline_from", "baseline_file"]
-    )]
-    baseline_windows: usize,
-    /// The baseline: windows starting from T (with --baseline-to).
-    #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_to", conflicts_with = "baseline_file")]
-    baseline_from: Option<i64>,
-    /// The baseline: windows starting before T (with --baseline-from).
-    #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_from")]
-    baseline_to: Option<i64>,
-    /// The baseline: a summary file (a training profile from `modelwatch profile`, a saved
-    /// window merge); every window is compared with it.
-    #[arg(long, value_name = "FILE")]
-    baseline_file: Option<PathBuf>,
+    #[command(flatten)]
+    baseline: BaselineArgs,
     /// What to read from a store: 1m (the windows as sent), 1h or 1d (rollups), or auto:
     /// the finest that covers the range in at most 1,500 windows.
     #[arg(long, value_name = "RES", default_value = "auto", value_parser = ["auto", "1m", "1h", "1d"])]
@@ -241,6 +210,43 @@ struct ConstraintsArgs {
     /// Where to write the constraints (JSON); default: standard output.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+}
+
+/// The baseline flags `collect` and `report` share; the default number of first windows
+/// differs (60 for a collector's watch, 3 for a report).
+#[derive(Args)]
+struct BaselineArgs {
+    /// The baseline: the first N windows [default: 60 for collect, 3 for report]
+    /// (docs/monitoring.md).
+    #[arg(long, value_name = "N", conflicts_with_all = ["baseline_from", "baseline_file"])]
+    baseline_windows: Option<usize>,
+    /// The baseline: windows starting from T (with --baseline-to).
+    #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_to", conflicts_with = "baseline_file")]
+    baseline_from: Option<i64>,
+    /// The baseline: windows starting before T (with --baseline-from).
+    #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_from")]
+    baseline_to: Option<i64>,
+    /// The baseline: a summary file (a training profile from `modelwatch profile`, a saved
+    /// window merge); every window is compared with it.
+    #[arg(long, value_name = "FILE")]
+    baseline_file: Option<PathBuf>,
+}
+
+impl BaselineArgs {
+    /// The baseline the flags name, as the library's monitor takes it.
+    fn baseline(&self, default_windows: usize) -> Result<modelwatch::Baseline, String> {
+        Ok(
+            match (self.baseline_from, self.baseline_to, &self.baseline_file) {
+                (_, _, Some(file)) => modelwatch::Baseline::Summary(Box::new(
+                    inspect::read(file).map_err(|e| format!("{}: {e}", file.display()))?,
+                )),
+                (Some(f), Some(t), None) => modelwatch::Baseline::Range(f, t),
+                _ => modelwatch::Baseline::FirstWindows(
+                    self.baseline_windows.unwrap_or(default_windows),
+                ),
+            },
+        )
+    }
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -332,15 +338,8 @@ fn run(command: Command) -> Result<i32, String> {
                 alertmanagers: a.alertmanager.clone(),
                 ..Default::default()
             };
-            let baseline = match (a.baseline_from, a.baseline_to, &a.baseline_file) {
-                (_, _, Some(file)) => modelwatch::Baseline::Summary(Box::new(
-                    inspect::read(file).map_err(|e| format!("{}: {e}", file.display()))?,
-                )),
-                (Some(f), Some(t), None) => modelwatch::Baseline::Range(f, t),
-                _ => modelwatch::Baseline::FirstWindows(a.baseline_windows),
-            };
             let watch = modelwatch_cli::watch::WatchConfig {
-                baseline,
+                baseline: a.baseline.baseline(60)?,
                 evaluate_after: a.evaluate_after,
             };
             let monitoring = collect::Monitoring {
@@ -377,12 +376,11 @@ fn report_command(a: ReportArgs) -> Result<i32, String> {
         (None, false) => Source::Files(dirs),
         _ => return Err("report needs --store FILE or --dir PATH (see --help)".into()),
     };
-    let baseline = match (a.baseline_from, a.baseline_to, &a.baseline_file) {
-        (_, _, Some(file)) => Baseline::Summary(Box::new(
-            inspect::read(file).map_err(|e| format!("{}: {e}", file.display()))?,
-        )),
-        (Some(f), Some(t), None) => Baseline::Range(f, t),
-        _ => Baseline::FirstWindows(a.baseline_windows),
+    let baseline = match a.baseline.baseline(3)? {
+        modelwatch::Baseline::Summary(s) => Baseline::Summary(s),
+        modelwatch::Baseline::Range(f, t) => Baseline::Range(f, t),
+        modelwatch::Baseline::FirstWindows(n) => Baseline::FirstWindows(n),
+        other => return Err(format!("report cannot use the baseline {other:?}")),
     };
     let from = match a.since {
         Some(span) => time::before(time::now_ms(), span)?,
