@@ -93,11 +93,7 @@ impl Series {
                 .collect(),
             drift: baseline.map_or_else(Vec::new, |b| {
                 features()
-                    .filter_map(|(n, f)| {
-                        let base = b.feature(n)?;
-                        let drift = f.numeric_drift(base).or_else(|| f.category_drift(base))?;
-                        Some((n.to_owned(), drift.psi))
-                    })
+                    .filter_map(|(n, f)| Some((n.to_owned(), f.drift_score(b.feature(n)?)?)))
                     .collect()
             }),
             accuracy: per_segment(&|g| g.accuracy()),

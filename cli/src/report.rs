@@ -616,15 +616,7 @@ fn drift_scores(w: &WindowSummary, base: &WindowSummary) -> BTreeMap<String, f64
                 .map(|(n, f)| (format!("output {n}"), f, base.output(n))),
         );
     columns
-        .filter_map(|(name, f, b)| {
-            let b = b?;
-            let psi = [f.numeric_drift(b), f.category_drift(b)]
-                .into_iter()
-                .flatten()
-                .map(|d| d.psi)
-                .reduce(f64::max)?;
-            Some((name, psi))
-        })
+        .filter_map(|(name, f, b)| Some((name, f.drift_score(b?)?)))
         .collect()
 }
 

@@ -164,6 +164,17 @@ impl FeatureSummary {
         })
     }
 
+    /// The drift score of this column against a baseline's: the PSI of its numbers or of
+    /// its categories, the larger when it has both; `None` when neither can be computed.
+    /// What the report's timeline and `/metrics` show per feature.
+    pub fn drift_score(&self, baseline: &FeatureSummary) -> Option<f64> {
+        [self.numeric_drift(baseline), self.category_drift(baseline)]
+            .into_iter()
+            .flatten()
+            .map(|d| d.psi)
+            .reduce(f64::max)
+    }
+
     /// The Good-Turing estimate of the share of new strings that fall in a hashed bucket
     /// this summary never saw: buckets seen once over strings seen. `None` without strings.
     pub(crate) fn unseen_mass(&self) -> Option<f64> {
