@@ -1,11 +1,12 @@
-//! Logging speed on the reference workload (13 features, one float prediction).
+//! Logging speed on the reference workload (13 features, one float prediction), and of a
+//! realistic request struct logged through `Record`.
 //! Results and the machine are recorded in docs/benchmarks.md.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use modelwatch::{Agent, Value};
+use modelwatch::{Agent, Record, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -58,6 +59,23 @@ fn benches(c: &mut Criterion) {
                 i = if i + 1 == rows.len() { 0 } else { i + 1 };
             }
             total
+        })
+    });
+    g.finish();
+
+    // A server's own request struct, logged as it is: nested, optional fields, an enum,
+    // a 64-dimensional embedding (docs/features.md).
+    let mut g = c.benchmark_group("log_prediction_record");
+    g.throughput(Throughput::Elements(1));
+    let (a, _sink) = agent();
+    let sess = a.session("bench");
+    let requests: Vec<Request> = (0..1024).map(Request::generated).collect();
+    let mut i = 0;
+    g.bench_function("fraud_request_64dim_embedding", |b| {
+        b.iter(|| {
+            let r = &requests[i];
+            sess.log_prediction(Record(r), r.score);
+            i = (i + 1) % requests.len();
         })
     });
     g.finish();
@@ -126,6 +144,58 @@ fn benches(c: &mut Criterion) {
         workers.into_iter().for_each(|w| w.join().unwrap());
     }
     g.finish();
+}
+
+#[derive(serde::Serialize)]
+struct Device {
+    os: &'static str,
+    app_version: u32,
+}
+
+#[derive(serde::Serialize)]
+enum Payment {
+    Card { bin: u32, country: &'static str },
+    Wallet(&'static str),
+}
+
+#[derive(serde::Serialize)]
+struct Request {
+    amount: f64,
+    currency: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    age: Option<u32>,
+    device: Option<Device>,
+    payment: Payment,
+    embedding: Vec<f32>,
+    #[serde(skip)]
+    score: f64,
+}
+
+impl Request {
+    fn generated(i: usize) -> Request {
+        let x = (i as f64 * 0.618_033_988_7).fract();
+        Request {
+            amount: 5.0 + 500.0 * x * x,
+            currency: ["EUR", "USD", "GBP"][i % 3],
+            age: (!i.is_multiple_of(4)).then_some(18 + (i % 60) as u32),
+            device: (!i.is_multiple_of(5)).then_some(Device {
+                os: ["ios", "android"][i % 2],
+                app_version: 300 + (i % 12) as u32,
+            }),
+            payment: if i.is_multiple_of(3) {
+                Payment::Wallet("apple")
+            } else {
+                Payment::Card {
+                    bin: 400_000 + (i % 1000) as u32,
+                    country: ["NL", "DE", "FR"][i % 3],
+                }
+            },
+            embedding: (0..64)
+                .map(|d| ((i * 31 + d * 17) % 97) as f32 / 97.0 - 0.5)
+                .collect(),
+            score: x,
+        }
+    }
 }
 
 criterion_group! {

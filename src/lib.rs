@@ -117,6 +117,7 @@ pub use core::record::value::{
 };
 pub use core::sketch::exponential::{MAX_BUCKETS, RELATIVE_ERROR};
 pub use core::sketch::hll::{NUMBER_DISTINCT_STANDARD_ERROR, STRING_DISTINCT_STANDARD_ERROR};
+pub use core::sketch::vector::MAX_VECTOR_DIMS;
 pub use core::summary::anonymity::DEFAULT_MIN_VALUES_PER_WINDOW;
 pub use core::summary::error::{SummaryError, SummaryErrorKind};
 pub use core::summary::ground_truth::{
@@ -126,11 +127,12 @@ pub use core::summary::ground_truth::{
 pub use core::summary::guard::TEXT_TOKEN_PREFIX;
 pub use core::summary::render::{escape_text, format_duration, format_utc};
 pub use core::summary::{
-    DropCounts, ExceptionSummary, FeatureSummary, FeedbackCounts, PrivacyCounts, WindowSummary,
-    DECODE_BUDGET_BASE, DECODE_BUDGET_FACTOR, HISTOGRAM_SCALE, MAX_SUMMARY_BYTES, SCHEMA_VERSION,
+    DropCounts, ExceptionSummary, FeatureSummary, FeatureType, FeedbackCounts, PrivacyCounts,
+    WindowSummary, DECODE_BUDGET_BASE, DECODE_BUDGET_FACTOR, DEFAULT_PLAIN_CATEGORY_MIN_COUNT,
+    HISTOGRAM_SCALE, MAX_NAMED_DROPS, MAX_SUMMARY_BYTES, SCHEMA_VERSION,
 };
 pub use core::window::builder::SummaryBuilder;
-pub use core::window::join::BYTES_PER_JOIN_ENTRY;
+pub use core::window::join::{BYTES_PER_JOIN_ENTRY, BYTES_PER_JOIN_SEGMENT};
 pub use core::window::Limits;
 pub use error::{Error, ErrorKind, Undelivered};
 

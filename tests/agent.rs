@@ -279,13 +279,16 @@ fn every_input_form_is_accepted_and_bad_values_are_counted() {
     assert_eq!(age.negative_infinities(), 1);
     assert_eq!((age.ints(), age.floats()), (2, 5));
     assert_eq!(s.feature("address.country").unwrap().strings(), 1);
-    assert_eq!(s.feature("income").unwrap().missing(), 1);
+    // One record had `income: None`, seven had no `income`: all eight are missing.
+    let income = s.feature("income").unwrap();
+    assert_eq!((income.count(), income.missing()), (8, 8));
     let out = s.output(modelwatch::PREDICTION).unwrap();
     assert_eq!(out.positive_infinities(), 1);
+    let class_1 = s.output("1").unwrap();
     assert_eq!(
-        s.output("1").unwrap().count(),
-        1,
-        "probability vectors are outputs 0, 1, ..."
+        (class_1.count(), class_1.floats(), class_1.missing()),
+        (8, 1, 7),
+        "probability vectors are outputs 0, 1, ...; the other records lack them"
     );
     assert_eq!(s.dropped().batch_unpaired, 1);
     let latency = s.latency().unwrap();

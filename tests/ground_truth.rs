@@ -55,7 +55,7 @@ fn keyed_feedback_in_shuffled_order_matches_scikit_learn() {
     let (agent, sink) = memory_agent(3600);
     let sess = agent.session("breast_cancer");
     for (i, r) in rows.iter().enumerate() {
-        sess.log_prediction_keyed(&format!("patient-{i}"), &r.features, r.prediction);
+        sess.log_prediction_keyed(&format!("patient-{i}"), &r.features, r.prediction, ());
     }
     let mut order: Vec<usize> = (0..rows.len()).collect();
     shuffle(&mut order, 0x5eed);
@@ -252,7 +252,7 @@ fn keyed_predictions_expire_and_are_evicted_by_capacity() {
     .unwrap();
     let sess = agent.session("bounded");
     for i in 0..1000 {
-        sess.log_prediction_keyed(&format!("k{i}"), [("x", i)], i % 2 == 0);
+        sess.log_prediction_keyed(&format!("k{i}"), [("x", i)], i % 2 == 0, ());
     }
     for i in 0..1000 {
         sess.log_feedback(&format!("k{i}"), true, ["s"]);
@@ -270,12 +270,12 @@ fn the_worked_example_in_the_docs_prints_what_they_show() {
     // As the example says: two pairs are under the default k, so it sets k = 1.
     let (agent, sink) = memory_agent_k1(3600);
     let sess = agent.session("fraud");
-    sess.log_prediction_keyed("t1", [("amount", 120.0)], true);
-    sess.log_prediction_keyed("t2", [("amount", 15.0)], false);
-    sess.log_prediction_keyed("t3", [("amount", 990.0)], true);
-    sess.log_feedback("t1", true, ["web"]);
-    sess.log_feedback("t3", false, ["web"]);
-    sess.log_feedback("t9", true, ["web"]);
+    sess.log_prediction_keyed("t1", [("amount", 120.0)], true, ["web"]);
+    sess.log_prediction_keyed("t2", [("amount", 15.0)], false, ["web"]);
+    sess.log_prediction_keyed("t3", [("amount", 990.0)], true, ["web"]);
+    sess.log_feedback("t1", true, ());
+    sess.log_feedback("t3", false, ());
+    sess.log_feedback("t9", true, ());
     agent.flush(FLUSH).unwrap();
     let table = sink.merged().to_string();
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ground-truth.md"))
@@ -354,4 +354,35 @@ fn an_expired_token_is_counted_not_folded() {
     let s = sink.merged();
     assert_eq!(s.feedback().token_expired, 1);
     assert!(s.ground_truth_overall().is_none_or(|g| g.count() == 0));
+}
+
+/// The longest single `log_prediction_keyed` call while the join store fills to a million
+/// entries: the pause a request thread would see when the store's hash map grows. A
+/// measurement, printed (timing is never asserted in tests): run it with
+/// `cargo test --release --test ground_truth join_store_pauses -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn join_store_pauses() {
+    for capacity in [100_000usize, 1_000_000] {
+        let (agent, _sink) = common::memory_agent_with(3600, |c| c.join_capacity(capacity));
+        let sess = agent.session("pauses");
+        let mut key = String::new();
+        let mut times = Vec::with_capacity(capacity);
+        for i in 0..capacity {
+            use std::fmt::Write;
+            key.clear();
+            let _ = write!(key, "record-{i}");
+            let t0 = std::time::Instant::now();
+            sess.log_prediction_keyed(&key, [("x", 1.0)], true, ["web"]);
+            times.push(t0.elapsed());
+        }
+        times.sort();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+        println!(
+            "capacity {capacity}: median {:?}, p99.99 {:?}, longest {:?}",
+            at(0.5),
+            at(0.9999),
+            times[times.len() - 1]
+        );
+    }
 }

@@ -4,6 +4,7 @@ use super::debug::DebugTo;
 use super::sink::Sink;
 use crate::core::sketch::keyed_hash::HashKey;
 use crate::core::summary::anonymity::DEFAULT_MIN_VALUES_PER_WINDOW;
+use crate::core::summary::DEFAULT_PLAIN_CATEGORY_MIN_COUNT;
 use crate::core::window::Limits;
 use crate::error::{Error, ErrorKind};
 use std::collections::HashSet;
@@ -30,6 +31,8 @@ pub struct Config {
     pub(crate) limits: Limits,
     pub(crate) min_values: u64,
     pub(crate) allowed_texts: HashSet<String>,
+    pub(crate) plain_categories: HashSet<String>,
+    pub(crate) plain_min: u64,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) sinks: Vec<Box<dyn Sink>>,
     pub(crate) join_capacity: usize,
@@ -52,6 +55,8 @@ impl std::fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("min_values_per_window", &self.min_values)
             .field("allowed_texts", &self.allowed_texts.len())
+            .field("plain_categories", &self.plain_categories)
+            .field("plain_category_min_count", &self.plain_min)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("sinks", &self.sinks.len())
             .finish()
@@ -83,6 +88,8 @@ impl Config {
             limits: Limits::default(),
             min_values: DEFAULT_MIN_VALUES_PER_WINDOW,
             allowed_texts: HashSet::new(),
+            plain_categories: HashSet::new(),
+            plain_min: DEFAULT_PLAIN_CATEGORY_MIN_COUNT,
             shutdown_timeout: Duration::from_secs(5),
             sinks: Vec::new(),
             join_capacity: 100_000,
@@ -232,16 +239,50 @@ impl Config {
         self
     }
 
+    /// Features whose categories ship **by name**, not only hashed: a category of one of
+    /// these features seen at least [`plain_category_min_count`](Self::plain_category_min_count)
+    /// times in a window (default 10) travels as text with its count
+    /// ([`FeatureSummary::categories`](crate::FeatureSummary::categories)), so that a report
+    /// can say "country NL went from 5 % to 40 %"; rarer ones stay hashed. Names pass the
+    /// text guard ([`allow_text`](Self::allow_text)) like every text. Opt in only for
+    /// features whose values are not personal (country, device type, plan): what this
+    /// reveals is in `docs/privacy.md`. Default: none; calls add up.
+    ///
+    /// ```
+    /// let config = modelwatch::Config::new("api-key").plain_categories(["country", "device.os"]);
+    /// # let _ = config;
+    /// ```
+    pub fn plain_categories<S: Into<String>>(
+        mut self,
+        features: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.plain_categories
+            .extend(features.into_iter().map(Into::into));
+        self
+    }
+
+    /// How many times a category must occur in a window to ship by name
+    /// ([`plain_categories`](Self::plain_categories)). Default:
+    /// [`DEFAULT_PLAIN_CATEGORY_MIN_COUNT`](crate::DEFAULT_PLAIN_CATEGORY_MIN_COUNT) (10);
+    /// values below 1 count as 1.
+    pub fn plain_category_min_count(mut self, k: u64) -> Self {
+        self.plain_min = k.max(1);
+        self
+    }
+
     /// How long dropping the agent waits to seal and deliver the last window. Default: 5 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
     }
 
-    /// Keyed predictions remembered per session for [`Session::log_feedback`](crate::Session::log_feedback),
-    /// at most; past it the oldest unanswered ones are evicted and counted. Each entry takes
-    /// at most [`BYTES_PER_JOIN_ENTRY`](crate::BYTES_PER_JOIN_ENTRY) bytes plus a class name
-    /// of up to `max_text_bytes`. Default: 100,000.
+    /// Keyed predictions waiting for [`Session::log_feedback`](crate::Session::log_feedback)
+    /// per session, at most; past it the oldest unanswered ones are evicted and counted
+    /// (answered ones leave at once). Each entry takes at most
+    /// [`BYTES_PER_JOIN_ENTRY`](crate::BYTES_PER_JOIN_ENTRY) bytes plus a class name of up
+    /// to `max_text_bytes` and its segment names
+    /// ([`BYTES_PER_JOIN_SEGMENT`](crate::BYTES_PER_JOIN_SEGMENT) plus the name each).
+    /// Default: 100,000.
     pub fn join_capacity(mut self, entries: usize) -> Self {
         self.join_capacity = entries;
         self

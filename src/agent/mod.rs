@@ -235,6 +235,8 @@ impl Agent {
             limits: config.limits,
             min_values: config.min_values,
             allowed_texts: config.allowed_texts,
+            plain: config.plain_categories,
+            plain_min: config.plain_min,
             window_ms,
             join_capacity: config.join_capacity,
             join_ttl_ms: config.join_ttl.as_millis().min(i64::MAX as u128) as i64,

@@ -5,9 +5,10 @@ use crate::core::record::segments::Segments;
 use crate::core::record::value::{Features, Prediction, Value};
 use crate::core::sketch::keyed_hash::HashKey;
 use crate::core::summary::anonymity::Carry;
+use crate::core::summary::FeatureType;
 use crate::core::window::join::{JoinStore, Remembered};
 use crate::core::window::token::{self, TokenContent};
-use crate::core::window::{Limits, WindowAcc};
+use crate::core::window::{declared_schema, Limits, Rules, Sealing, WindowAcc};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -36,11 +37,36 @@ pub(crate) struct Shared {
     pub(crate) min_values: u64,
     /// Texts the text guard lets through (`Config::allow_text`).
     pub(crate) allowed_texts: HashSet<String>,
+    /// Features whose categories ship by name (`Config::plain_categories`), and how often
+    /// a category must occur in a window to ship so.
+    pub(crate) plain: HashSet<String>,
+    pub(crate) plain_min: u64,
     pub(crate) window_ms: i64,
     pub(crate) join_capacity: usize,
     pub(crate) join_ttl_ms: i64,
     /// Logging calls that found their shard locked (by another thread or the worker).
     pub(crate) contended: AtomicU64,
+}
+
+impl Shared {
+    /// What folding a record follows besides the key.
+    pub(crate) fn rules(&self) -> Rules<'_> {
+        Rules {
+            limits: &self.limits,
+            plain: &self.plain,
+        }
+    }
+
+    /// What sealing a summary follows.
+    pub(crate) fn sealing(&self) -> Sealing<'_> {
+        Sealing {
+            key: &self.key,
+            allowed_texts: &self.allowed_texts,
+            min_values: self.min_values,
+            plain_min: self.plain_min,
+            limits: &self.limits,
+        }
+    }
 }
 
 /// One shard's windows. Each logging thread maps to one shard, so locks are uncontended.
@@ -115,6 +141,8 @@ pub(crate) struct SessionInner {
     tokens: [AtomicU64; 3],
     /// The decision threshold of probabilities of `true`, as f64 bits.
     threshold: AtomicU64,
+    /// Declared features and their types (`Session::declare_features`).
+    pub(crate) schema: Mutex<BTreeMap<String, FeatureType>>,
     pub(crate) book: Mutex<Book>,
 }
 
@@ -134,6 +162,7 @@ impl SessionInner {
             join: Mutex::new(None),
             tokens: Default::default(),
             threshold: AtomicU64::new(0.5f64.to_bits()),
+            schema: Mutex::new(BTreeMap::new()),
             book: Mutex::new(Book {
                 sequence: 0,
                 active_ms: now_ms(),
@@ -180,7 +209,7 @@ impl SessionInner {
             .join
             .lock()
             .as_mut()
-            .map(JoinStore::take_counts)
+            .map(|j| j.take_counts(now_ms()))
             .unwrap_or_default();
         let [matched, forged, expired] = &self.tokens;
         c.token_matched = matched.swap(0, Ordering::Relaxed);
@@ -271,7 +300,7 @@ impl Session {
     /// ```
     #[inline]
     pub fn log_prediction(&self, features: impl Features, prediction: impl Prediction) {
-        self.with_shard(|w, s| w.log_prediction(&features, &prediction, &s.key, &s.limits));
+        self.with_shard(|w, s| w.log_prediction(&features, &prediction, &s.key, &s.rules()));
     }
 
     /// Logs many predictions under one lock: `rows[i]` with `predictions[i]`. Rows or
@@ -286,7 +315,7 @@ impl Session {
     /// # Ok::<(), modelwatch::Error>(())
     /// ```
     pub fn log_prediction_batch<F: Features, P: Prediction>(&self, rows: &[F], predictions: &[P]) {
-        self.with_shard(|w, s| w.log_batch(rows, predictions, &s.key, &s.limits));
+        self.with_shard(|w, s| w.log_batch(rows, predictions, &s.key, &s.rules()));
     }
 
     /// Counts an exception by message; the tags of its first occurrence in a window are
@@ -338,18 +367,20 @@ impl Session {
     }
 
     /// Logs a prediction like [`log_prediction`](Self::log_prediction) and remembers its
-    /// predicted value (and confidence) under `key`, so that [`log_feedback`](Self::log_feedback)
-    /// can join the label later, from this process. The store keeps a keyed hash of the key,
-    /// never the key or any feature value; it holds at most `Config::join_capacity` entries
-    /// for at most `Config::join_ttl` (oldest out first, counted).
+    /// predicted value, confidence and `segments` under `key`, so that
+    /// [`log_feedback`](Self::log_feedback) can join the label later, from this process
+    /// (across processes and restarts, use [feedback tokens](Self::log_prediction_with_token)).
+    /// The store keeps a keyed hash of the key, never the key or any feature value; it holds
+    /// at most `Config::join_capacity` waiting predictions for at most `Config::join_ttl`
+    /// (oldest out first, counted); an answered one leaves at once.
     ///
     /// ```
     /// # let dir = std::env::temp_dir().join("modelwatch-doc-keyed");
     /// # let agent = modelwatch::Agent::start(modelwatch::Config::new("k").data_dir(&dir))?;
     /// let sess = agent.session("fraud");
-    /// sess.log_prediction_keyed("txn-1042", [("amount", 99.5)], true);
-    /// // Days later, when the investigation closes:
-    /// sess.log_feedback("txn-1042", false, ["web"]);
+    /// sess.log_prediction_keyed("txn-1042", [("amount", 99.5)], true, ["web"]);
+    /// // Days later, when the investigation closes (segments come from the prediction):
+    /// sess.log_feedback("txn-1042", false, ());
     /// # Ok::<(), modelwatch::Error>(())
     /// ```
     pub fn log_prediction_keyed(
@@ -357,15 +388,23 @@ impl Session {
         key: &str,
         features: impl Features,
         prediction: impl Prediction,
+        segments: impl Segments,
     ) {
         self.log_prediction(&features, &prediction);
         let Some(inner) = &self.inner else { return };
         let shared = &*inner.shared;
+        let max = shared.limits.max_name_bytes;
         let remembered = Remembered {
             predicted: prediction
                 .predicted()
                 .to_owned_cut(shared.limits.max_text_bytes),
             confidence: prediction.confidence(),
+            segments: segments
+                .names()
+                .filter(|s| s.len() <= max)
+                .take(shared.limits.max_segments)
+                .map(Into::into)
+                .collect(),
         };
         let key = JoinStore::key(&shared.key, key);
         inner.join_store().remember(key, remembered, now_ms());
@@ -373,8 +412,10 @@ impl Session {
 
     /// Logs the label of a prediction logged with [`log_prediction_keyed`](Self::log_prediction_keyed):
     /// the pair (label, remembered prediction) folds into the current window's ground truth,
-    /// per segment and overall. Feedback for an unknown, expired or already answered key is
-    /// counted ([`WindowSummary::feedback`](crate::WindowSummary::feedback)), not folded.
+    /// overall and per segment: the segments remembered with the prediction, and `segments`
+    /// besides (those known only with the label). Feedback for an unknown, expired or
+    /// already answered key is counted ([`WindowSummary::feedback`](crate::WindowSummary::feedback)),
+    /// not folded.
     pub fn log_feedback<'a>(
         &self,
         key: &str,
@@ -388,13 +429,17 @@ impl Session {
         };
         let label = label.into();
         let threshold = self.decision_threshold();
+        let remembered = r.segments.iter().map(|s| &**s);
+        let added = segments
+            .names()
+            .filter(|s| !r.segments.iter().any(|r| &**r == *s));
         self.with_shard(|w, s| {
             w.log_ground_truth(
                 &label,
                 &r.predicted,
                 r.confidence,
                 threshold,
-                segments.names(),
+                remembered.chain(added),
                 &s.limits,
             )
         });
@@ -510,6 +555,30 @@ impl Session {
                 &s.limits,
             )
         });
+    }
+
+    /// Declares the features this session's records should have, and their types: each
+    /// then appears in every summary, counted missing in the records (or whole windows)
+    /// that lack it, and values of another type are a type violation from the first
+    /// record, with no baseline needed (`docs/features.md`). Replaces any earlier
+    /// declaration. At most `max_features` names; longer or further ones are left out
+    /// with a warning. Undeclared features are still logged as usual.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join("modelwatch-doc-declare");
+    /// use modelwatch::{Agent, Config, FeatureType, Value};
+    /// let agent = Agent::start(Config::new("key").data_dir(&dir))?;
+    /// let sess = agent.session("fraud");
+    /// sess.declare_features([("amount", FeatureType::Float), ("country", FeatureType::String)]);
+    /// sess.log_prediction([("amount", Value::from(12.5))], false); // country: missing
+    /// # Ok::<(), modelwatch::Error>(())
+    /// ```
+    pub fn declare_features<S: AsRef<str>>(
+        &self,
+        schema: impl IntoIterator<Item = (S, FeatureType)>,
+    ) {
+        let Some(inner) = &self.inner else { return };
+        *inner.schema.lock() = declared_schema(schema, &inner.shared.limits);
     }
 
     /// Sets a metadata entry (model version, ...) shipped with every summary of this session.

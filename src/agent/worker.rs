@@ -214,6 +214,7 @@ impl Worker {
             key_fingerprint: session.shared.key.fingerprint(),
         };
         let mut summary = WindowSummary::new(header, session.metadata.lock().clone());
+        summary.schema = session.schema.lock().clone();
         summary.dropped.metadata_over_cap = session.metadata_dropped.swap(0, Ordering::Relaxed);
         summary.feedback = session.take_feedback_counts();
         if let Some(h) = &self.http {
@@ -226,10 +227,7 @@ impl Worker {
         }
         finish_summary(
             &mut summary,
-            &session.shared.key,
-            &session.shared.allowed_texts,
-            session.shared.min_values,
-            limits,
+            &session.shared.sealing(),
             &mut book.carry,
             seal,
         );

@@ -9,8 +9,9 @@
 //! not turn an irrelevant shift into an alarm.
 
 use super::IncidentKind;
+use crate::core::sketch::vector::cosine_distance;
 use crate::core::summary::render::duration;
-use crate::core::summary::{FeatureSummary, WindowSummary};
+use crate::core::summary::{FeatureSummary, FeatureType, WindowSummary};
 use crate::{GroundTruthSummary, OutputKind};
 
 /// What one check saw in one window.
@@ -33,14 +34,26 @@ pub(crate) struct Evidence {
 /// Every check of `w` against `base`.
 pub(crate) fn evaluate(w: &WindowSummary, base: &WindowSummary) -> Vec<Evidence> {
     let mut out = Vec::new();
+    // A baseline feature the window lacks was missing from every prediction of it.
+    let absent = FeatureSummary::all_missing(w.predictions());
+    let lacking = base
+        .features()
+        .filter(|(n, _)| w.feature(n).is_none() && w.predictions() > 0)
+        .map(|(n, b)| (n.to_owned(), &absent, Some(b)));
     let columns = w
         .features()
         .map(|(n, f)| (n.to_owned(), f, base.feature(n)))
+        .chain(lacking)
         .chain(
             w.outputs()
                 .map(|(n, f)| (format!("output {n}"), f, base.output(n))),
         );
     for (name, f, b) in columns {
+        match (w.declared_type(&name), b) {
+            (Some(t), _) => declared_type_check(&name, f, t, &mut out),
+            (None, Some(b)) => type_check(&name, f, b, &mut out),
+            (None, None) => {}
+        }
         if let Some(b) = b {
             column_checks(&name, f, b, &mut out);
         }
@@ -99,12 +112,13 @@ fn dominant_type(f: &FeatureSummary) -> Option<(&'static str, u64)> {
         .filter(|t| t.1 > 0)
 }
 
-fn type_counts(f: &FeatureSummary) -> [(&'static str, u64); 4] {
+fn type_counts(f: &FeatureSummary) -> [(&'static str, u64); 5] {
     [
         ("float", f.floats()),
         ("int", f.ints()),
         ("string", f.strings()),
         ("bool", f.bools()),
+        ("vector", f.vectors()),
     ]
 }
 
@@ -128,7 +142,47 @@ fn column_checks(name: &str, f: &FeatureSummary, b: &FeatureSummary, out: &mut V
             pct(m0 / n0)
         ),
     });
-    // Types: the baseline's dominant type losing ground (SageMaker's data_type_check).
+    distribution_checks(name, f, b, out);
+    centroid_check(name, f, b, out);
+}
+
+/// The checks that need no baseline: declared types (`Session::declare_features`).
+pub(crate) fn declared_checks(w: &WindowSummary) -> Vec<Evidence> {
+    let mut out = Vec::new();
+    for (name, t) in w.declared_features() {
+        if let Some(f) = w.feature(name) {
+            declared_type_check(name, f, t, &mut out);
+        }
+    }
+    out
+}
+
+/// A declared type losing ground: any share of values of another type past half a
+/// percent, with no baseline needed (`Session::declare_features`).
+fn declared_type_check(name: &str, f: &FeatureSummary, t: FeatureType, out: &mut Vec<Evidence>) {
+    let present = (f.count() - f.missing()) as f64;
+    if present == 0.0 {
+        return;
+    }
+    let other = present - t.count_in(f) as f64;
+    let (share, floor) = (other / present, 0.005);
+    let p = share.max(floor);
+    out.push(Evidence {
+        kind: IncidentKind::TypeMismatch,
+        subject: name.into(),
+        score: (share - floor) / (p * (1.0 - p) / present).sqrt(),
+        baseline_share: 0.0,
+        value: 1.0 - share,
+        baseline: 1.0,
+        text: format!(
+            "{name}: declared {t}, only {:.1}% is {t} ({other:.0} values of another type)",
+            (1.0 - share) * 100.0
+        ),
+    });
+}
+
+/// Types: the baseline's dominant type losing ground (SageMaker's data_type_check).
+fn type_check(name: &str, f: &FeatureSummary, b: &FeatureSummary, out: &mut Vec<Evidence>) {
     if let Some((t, c0)) = dominant_type(b) {
         let present0 = (b.count() - b.missing()) as f64;
         let present1 = (f.count() - f.missing()) as f64;
@@ -154,7 +208,62 @@ fn column_checks(name: &str, f: &FeatureSummary, b: &FeatureSummary, out: &mut V
             });
         }
     }
-    distribution_checks(name, f, b, out);
+}
+
+/// An embedding's centroid moving: per slot of the mean vector, the shift from the
+/// baseline's mean past a practical minimum of a tenth of the component's standard
+/// deviation, standardised and summed (at most χ² with a degree per slot when nothing
+/// changed); the size reported is the cosine distance between the means. A change of
+/// dimension is a type change.
+fn centroid_check(name: &str, f: &FeatureSummary, b: &FeatureSummary, out: &mut Vec<Evidence>) {
+    let (Some(vf), Some(vb)) = (f.0.vectors.as_deref(), b.0.vectors.as_deref()) else {
+        return;
+    };
+    if vf.n < 2 || vb.n < 2 {
+        return;
+    }
+    let (dims, base_dims) = ((vf.dim_min, vf.dim_max), (vb.dim_min, vb.dim_max));
+    out.push(Evidence {
+        kind: IncidentKind::TypeMismatch,
+        subject: name.into(),
+        // Dimensions are exact: a change is certain, none is a healthy window.
+        score: if dims == base_dims { -1.0 } else { 20.0 },
+        baseline_share: 0.0,
+        value: f64::from(vf.dim_max),
+        baseline: f64::from(vb.dim_max),
+        text: format!(
+            "{name}: vectors of dimension {}, the baseline's are {}",
+            dims.1, base_dims.1
+        ),
+    });
+    let (n0, n1) = (vb.n as f64, vf.n as f64);
+    let (m0, m1, v0, v1) = (vb.mean(), vf.mean(), vb.variance(), vf.variance());
+    let (mut x, mut df) = (0.0, 0usize);
+    for d in 0..m0.len().min(m1.len()) {
+        let var = (v0[d] * n0 + v1[d] * n1) / (n0 + n1);
+        if var <= 0.0 {
+            continue;
+        }
+        let shift = ((m1[d] - m0[d]).abs() - 0.1 * var.sqrt()).max(0.0);
+        x += shift * shift / (var * (1.0 / n0 + 1.0 / n1));
+        df += 1;
+    }
+    if df == 0 {
+        return;
+    }
+    let distance = cosine_distance(&m1, &m0).unwrap_or(0.0);
+    out.push(Evidence {
+        kind: IncidentKind::Drift,
+        subject: name.into(),
+        score: chi2_score(x, df as f64),
+        baseline_share: n1 / (n0 + n1),
+        value: distance,
+        baseline: 0.0,
+        text: format!(
+            "{name}: embedding centroid moved, cosine distance {distance:.3} from the baseline's mean ({} vs {} vectors)",
+            vf.n, vb.n
+        ),
+    });
 }
 
 /// Drift, values outside the baseline's range and new categories: one kind of incident
@@ -165,10 +274,9 @@ fn distribution_checks(
     b: &FeatureSummary,
     out: &mut Vec<Evidence>,
 ) {
-    for drift in [f.numeric_drift(b), f.category_drift(b)]
-        .into_iter()
-        .flatten()
-    {
+    let categorical = f.category_drift(b).map(|d| (d, plain_mover(f, b)));
+    let numeric = f.numeric_drift(b).map(|d| (d, None));
+    for (drift, mover) in [numeric, categorical].into_iter().flatten() {
         let (n, m) = (drift.baseline_values as f64, drift.current_values as f64);
         // PSI × nm/(n+m) is about χ²(bins − 1) for one distribution; below PSI 0.1 (the
         // conventional "no significant change") it counts as no evidence at all.
@@ -183,8 +291,9 @@ fn distribution_checks(
             value: drift.psi,
             baseline: drift.threshold,
             text: format!(
-                "{name}: distribution drift, PSI {:.3} ({} vs {} values), Jensen-Shannon distance {:.3}",
-                drift.psi, drift.current_values, drift.baseline_values, drift.js_distance
+                "{name}: distribution drift, PSI {:.3} ({} vs {} values), Jensen-Shannon distance {:.3}{}",
+                drift.psi, drift.current_values, drift.baseline_values, drift.js_distance,
+                mover.unwrap_or_default()
             ),
         });
     }
@@ -239,6 +348,26 @@ fn distribution_checks(
             });
         }
     }
+}
+
+/// For a feature whose categories ship by name (`Config::plain_categories`): the category
+/// whose share moved most, in words ("; NL went from 5.0% to 40.0%"). A name only one side
+/// has counts as 0 % on the other (it was rarer there than the shipping threshold).
+fn plain_mover(f: &FeatureSummary, b: &FeatureSummary) -> Option<String> {
+    let (n1, n0) = (f.strings() as f64, b.strings() as f64);
+    if n1 == 0.0 || n0 == 0.0 {
+        return None;
+    }
+    let share = |s: &FeatureSummary, n: f64, name: &str| {
+        s.categories()
+            .find(|c| c.0 == name)
+            .map_or(0.0, |c| c.1 as f64 / n)
+    };
+    f.categories()
+        .chain(b.categories())
+        .map(|(name, _)| (name, share(b, n0, name), share(f, n1, name)))
+        .max_by(|x, y| (x.2 - x.1).abs().total_cmp(&(y.2 - y.1).abs()))
+        .map(|(name, p0, p1)| format!("; {name} went from {} to {}", pct(p0), pct(p1)))
 }
 
 fn ground_truth_checks(

@@ -13,7 +13,7 @@
 //! An open incident closes after `close_after` windows in a row that score below 1 (no
 //! evidence of the change), and S restarts from 0.
 
-use super::checks::{evaluate, Evidence};
+use super::checks::{declared_checks, evaluate, Evidence};
 use crate::core::summary::render::format_utc;
 use crate::core::summary::WindowSummary;
 use crate::SummaryError;
@@ -320,16 +320,33 @@ impl Monitor {
             if self.baseline_wanted > 0 && self.baseline_windows >= self.baseline_wanted {
                 self.baseline_wanted = 0;
             }
+            // Declared types need no baseline: they are checked from the first window.
+            self.accumulate(declared_checks(w), w, &mut events);
             return events;
         }
         let Some(base) = &self.baseline else {
+            self.accumulate(declared_checks(w), w, &mut events);
             return events;
         };
         if self.range.is_some_and(|(_, to)| w.window_start() < to) {
+            self.accumulate(declared_checks(w), w, &mut events);
             return events;
         }
+        let evidence = evaluate(w, base);
+        self.accumulate(evidence, w, &mut events);
+        events
+    }
+
+    /// Adds one window's evidence to the CUSUM of each (kind, subject), opening and
+    /// closing incidents.
+    fn accumulate(
+        &mut self,
+        evidence: Vec<Evidence>,
+        w: &WindowSummary,
+        events: &mut Vec<IncidentEvent>,
+    ) {
         let mut best: BTreeMap<(IncidentKind, String), Evidence> = BTreeMap::new();
-        for e in evaluate(w, base) {
+        for e in evidence {
             // Several checks of one kind and subject (drift, range, new categories): the
             // strongest speaks for the window.
             let key = (e.kind, e.subject.clone());
@@ -392,7 +409,6 @@ impl Monitor {
                 }
             }
         }
-        events
     }
 
     fn folds_into_baseline(&self, w: &WindowSummary) -> bool {

@@ -2,10 +2,15 @@
 
 use super::value::{Features, Value};
 use serde::ser::{self, Impossible, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
-/// A `serde::Serialize` struct (or map) logged as features; nested fields are flattened
-/// as `outer.inner`, sequence items as `name.0`, `name.1`, ...
+/// A `serde::Serialize` struct (or map) logged as features: nested fields are flattened
+/// as `outer.inner`; a sequence of numbers (`Vec<f32>`, `[f64; N]`, a tuple of numbers) is
+/// one vector feature ([`Value::Vector`]); other sequences give `name.0`, `name.1`, ...;
+/// an enum gives its variant's name as a category at its path and the variant's fields
+/// under `path.Variant`. The full table of shapes is in `docs/features.md`; fields absent
+/// from a record count as missing there (see [`WindowSummary`](crate::WindowSummary)).
 ///
 /// A wrapper rather than a blanket implementation, because arrays and maps of pairs are
 /// `Serialize` too and must keep their own (faster, allocation-free) path.
@@ -52,6 +57,20 @@ impl ser::Error for Unsupported {
 pub(crate) struct Flattener<'f> {
     sink: &'f mut dyn FnMut(&str, Value<'_>),
     path: String,
+    /// Numbers of the sequences being walked, until each is known to hold only numbers.
+    numbers: Vec<Number>,
+    /// The components of a vector being emitted.
+    vector: Vec<f32>,
+    /// Set while an element of a sequence is tried as a number: leaves then go to
+    /// `numbers`, and anything else fails.
+    probing: bool,
+}
+
+/// A buffered number of a sequence, kept as logged in case the sequence turns out mixed.
+#[derive(Clone, Copy)]
+enum Number {
+    Int(i64),
+    Float(f64),
 }
 
 impl<'f> Flattener<'f> {
@@ -59,12 +78,43 @@ impl<'f> Flattener<'f> {
         Flattener {
             sink,
             path: String::new(),
+            numbers: Vec::new(),
+            vector: Vec::new(),
+            probing: false,
         }
     }
 
     fn leaf(&mut self, v: Value<'_>) -> Result<(), Unsupported> {
+        if self.probing {
+            self.numbers.push(match v {
+                Value::Int(i) => Number::Int(i),
+                Value::Float(x) => Number::Float(x),
+                _ => return Err(Unsupported),
+            });
+            return Ok(());
+        }
         (self.sink)(&self.path, v);
         Ok(())
+    }
+
+    /// Fails a value tried as a sequence's number that is a compound.
+    fn not_probing(&self) -> Result<(), Unsupported> {
+        if self.probing {
+            Err(Unsupported)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Pushes `.segment` onto the path; returns the length to restore.
+    fn push_segment(&mut self, segment: &dyn fmt::Display) -> usize {
+        use std::fmt::Write;
+        let len = self.path.len();
+        if len > 0 {
+            self.path.push('.');
+        }
+        let _ = write!(self.path, "{segment}");
+        len
     }
 
     /// Serializes `value` under `path.key`, then restores the path.
@@ -73,15 +123,18 @@ impl<'f> Flattener<'f> {
         key: &dyn fmt::Display,
         value: &T,
     ) -> Result<(), Unsupported> {
-        use std::fmt::Write;
-        let len = self.path.len();
-        if len > 0 {
-            self.path.push('.');
-        }
-        let _ = write!(self.path, "{key}");
+        let len = self.push_segment(key);
         let r = value.serialize(&mut *self);
         self.path.truncate(len);
         r
+    }
+
+    /// An enum's variant: its name as a category at the path, then its fields under
+    /// `path.Variant` (a [`Compound`] that restores the path when it ends).
+    fn variant(&mut self, variant: &'static str) -> Result<usize, Unsupported> {
+        self.not_probing()?;
+        self.leaf(Value::from(variant))?;
+        Ok(self.push_segment(&variant))
     }
 }
 
@@ -154,44 +207,56 @@ impl<'a, 'f> ser::Serializer for &'a mut Flattener<'f> {
         variant: &'static str,
         v: &T,
     ) -> Result<(), Unsupported> {
-        self.child(&variant, v)
+        let len = self.variant(variant)?;
+        let r = v.serialize(&mut *self);
+        self.path.truncate(len);
+        r
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Compound<'a, 'f>, Unsupported> {
-        Ok(Compound::new(self))
+        self.not_probing()?;
+        Ok(Compound::sequence(self))
     }
     fn serialize_tuple(self, _: usize) -> Result<Compound<'a, 'f>, Unsupported> {
-        Ok(Compound::new(self))
+        self.not_probing()?;
+        Ok(Compound::sequence(self))
     }
     fn serialize_tuple_struct(
         self,
         _: &'static str,
         _: usize,
     ) -> Result<Compound<'a, 'f>, Unsupported> {
-        Ok(Compound::new(self))
+        self.not_probing()?;
+        Ok(Compound::sequence(self))
     }
     fn serialize_tuple_variant(
         self,
         _: &'static str,
         _: u32,
-        _: &'static str,
+        variant: &'static str,
         _: usize,
     ) -> Result<Compound<'a, 'f>, Unsupported> {
-        Ok(Compound::new(self))
+        let restore = self.variant(variant)?;
+        Ok(Compound::fields(self, restore))
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Compound<'a, 'f>, Unsupported> {
-        Ok(Compound::new(self))
+        self.not_probing()?;
+        let restore = self.path.len();
+        Ok(Compound::fields(self, restore))
     }
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Compound<'a, 'f>, Unsupported> {
-        Ok(Compound::new(self))
+        self.not_probing()?;
+        let restore = self.path.len();
+        Ok(Compound::fields(self, restore))
     }
     fn serialize_struct_variant(
         self,
         _: &'static str,
         _: u32,
-        _: &'static str,
+        variant: &'static str,
         _: usize,
     ) -> Result<Compound<'a, 'f>, Unsupported> {
-        Ok(Compound::new(self))
+        let restore = self.variant(variant)?;
+        Ok(Compound::fields(self, restore))
     }
 }
 
@@ -200,21 +265,89 @@ pub(crate) struct Compound<'a, 'f> {
     outer: &'a mut Flattener<'f>,
     index: usize,
     key: Option<String>,
+    /// A sequence whose elements were all numbers so far: they wait in `outer.numbers`
+    /// from this index, to become one vector at its end.
+    numbers_from: Option<usize>,
+    /// The path's length to restore at the end (an enum variant pushed its name).
+    restore: usize,
 }
 
 impl<'a, 'f> Compound<'a, 'f> {
-    fn new(outer: &'a mut Flattener<'f>) -> Self {
+    /// A sequence: one vector feature if every element is a number, else `name.0`, ...
+    fn sequence(outer: &'a mut Flattener<'f>) -> Self {
+        let (start, restore) = (outer.numbers.len(), outer.path.len());
         Compound {
             outer,
             index: 0,
             key: None,
+            numbers_from: Some(start),
+            restore,
+        }
+    }
+
+    /// A struct, map or variant: each field under its name.
+    fn fields(outer: &'a mut Flattener<'f>, restore: usize) -> Self {
+        Compound {
+            outer,
+            index: 0,
+            key: None,
+            numbers_from: None,
+            restore,
         }
     }
 
     fn item<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unsupported> {
         let i = self.index;
         self.index += 1;
+        if self.numbers_from.is_some() {
+            self.outer.probing = true;
+            let number = v.serialize(&mut *self.outer);
+            self.outer.probing = false;
+            if number.is_ok() {
+                return Ok(());
+            }
+            self.spill_numbers();
+        }
         self.outer.child(&i, v)
+    }
+
+    /// A sequence turned out mixed: its numbers so far become `name.0`, `name.1`, ...
+    fn spill_numbers(&mut self) {
+        let Some(start) = self.numbers_from.take() else {
+            return;
+        };
+        for j in start..self.outer.numbers.len() {
+            let len = self.outer.push_segment(&(j - start));
+            let value = match self.outer.numbers[j] {
+                Number::Int(i) => Value::Int(i),
+                Number::Float(x) => Value::Float(x),
+            };
+            (self.outer.sink)(&self.outer.path, value);
+            self.outer.path.truncate(len);
+        }
+        self.outer.numbers.truncate(start);
+    }
+
+    fn end(self) -> Result<(), Unsupported> {
+        let outer = self.outer;
+        if let Some(start) = self.numbers_from {
+            if outer.numbers.len() == start {
+                // An empty sequence: nothing says what it would hold.
+                (outer.sink)(&outer.path, Value::Null);
+            } else {
+                outer.vector.clear();
+                outer
+                    .vector
+                    .extend(outer.numbers[start..].iter().map(|n| match *n {
+                        Number::Int(i) => i as f32,
+                        Number::Float(x) => x as f32,
+                    }));
+                outer.numbers.truncate(start);
+                (outer.sink)(&outer.path, Value::Vector(Cow::Borrowed(&outer.vector)));
+            }
+        }
+        outer.path.truncate(self.restore);
+        Ok(())
     }
 }
 
@@ -226,7 +359,7 @@ macro_rules! seq_like {
             fn $m<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unsupported> {
                 self.item(v)
             }
-            fn end(self) -> Result<(), Unsupported> { Ok(()) }
+            fn end(self) -> Result<(), Unsupported> { Compound::end(self) }
         }
     )*};
 }
@@ -245,7 +378,7 @@ macro_rules! struct_like {
             fn serialize_field<T: Serialize + ?Sized>(&mut self, k: &'static str, v: &T) -> Result<(), Unsupported> {
                 self.outer.child(&k, v)
             }
-            fn end(self) -> Result<(), Unsupported> { Ok(()) }
+            fn end(self) -> Result<(), Unsupported> { Compound::end(self) }
         }
     )*};
 }
@@ -265,7 +398,7 @@ impl ser::SerializeMap for Compound<'_, '_> {
         self.outer.child(&key, v)
     }
     fn end(self) -> Result<(), Unsupported> {
-        Ok(())
+        Compound::end(self)
     }
 }
 

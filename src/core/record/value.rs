@@ -24,6 +24,10 @@ pub enum Value<'a> {
     Float(f64),
     /// A string; it enters sketches only through the keyed hash.
     Str(Cow<'a, str>),
+    /// An embedding or any fixed-length vector of numbers: one feature, sketched as its
+    /// dimension, the distribution of its L2 norms and its per-dimension mean
+    /// (`docs/features.md`), never as one feature per component.
+    Vector(Cow<'a, [f32]>),
 }
 
 impl Value<'_> {
@@ -31,6 +35,7 @@ impl Value<'_> {
     pub(crate) fn to_owned_cut(&self, max_bytes: usize) -> Value<'static> {
         match self {
             Value::Str(s) => Value::Str(Cow::Owned(super::cut(s, max_bytes).to_owned())),
+            Value::Vector(v) => Value::Vector(Cow::Owned(v.to_vec())),
             Value::Null => Value::Null,
             Value::Bool(b) => Value::Bool(*b),
             Value::Int(i) => Value::Int(*i),
@@ -46,6 +51,7 @@ impl Value<'_> {
             Value::Int(i) => Value::Int(*i),
             Value::Float(f) => Value::Float(*f),
             Value::Str(s) => Value::Str(Cow::Borrowed(s)),
+            Value::Vector(v) => Value::Vector(Cow::Borrowed(v)),
         }
     }
 }
@@ -109,6 +115,22 @@ impl<'a> From<Cow<'a, str>> for Value<'a> {
         Value::Str(v)
     }
 }
+impl<'a> From<&'a [f32]> for Value<'a> {
+    fn from(v: &'a [f32]) -> Self {
+        Value::Vector(Cow::Borrowed(v))
+    }
+}
+impl From<Vec<f32>> for Value<'_> {
+    fn from(v: Vec<f32>) -> Self {
+        Value::Vector(Cow::Owned(v))
+    }
+}
+/// Components are stored as `f32`, an embedding's own precision.
+impl From<&[f64]> for Value<'_> {
+    fn from(v: &[f64]) -> Self {
+        Value::Vector(v.iter().map(|&x| x as f32).collect())
+    }
+}
 impl<'a, T: Into<Value<'a>>> From<Option<T>> for Value<'a> {
     fn from(v: Option<T>) -> Self {
         v.map_or(Value::Null, Into::into)
@@ -134,6 +156,18 @@ impl AsValue for str {
 impl AsValue for String {
     fn as_value(&self) -> Value<'_> {
         Value::Str(Cow::Borrowed(self))
+    }
+}
+/// An embedding: one vector feature.
+impl AsValue for [f32] {
+    fn as_value(&self) -> Value<'_> {
+        Value::Vector(Cow::Borrowed(self))
+    }
+}
+/// An embedding: one vector feature.
+impl AsValue for Vec<f32> {
+    fn as_value(&self) -> Value<'_> {
+        Value::Vector(Cow::Borrowed(self))
     }
 }
 impl<T: AsValue + ?Sized> AsValue for &T {

@@ -7,6 +7,7 @@ pub(crate) mod keyed_hash;
 pub(crate) mod moments;
 pub(crate) mod profile;
 pub(crate) mod varint;
+pub(crate) mod vector;
 
 use std::fmt;
 

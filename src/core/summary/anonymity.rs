@@ -255,7 +255,7 @@ mod tests {
         let (key, limits) = (HashKey::new([5; 16]), Limits::default());
         let mut w = WindowAcc::default();
         for &x in xs {
-            w.log_prediction(&[("x", x)], &0.5, &key, &limits);
+            w.log_prediction(&[("x", x)], &0.5, &key, &limits.rules());
         }
         for &(y, p) in pairs {
             let (y, p) = (Value::from(y), Value::from(p));
@@ -363,7 +363,7 @@ mod tests {
         let (key, limits) = (HashKey::new([5; 16]), Limits::default());
         let mut w = WindowAcc::default();
         for name in ["a", "b", "c", "d", "e", "f"] {
-            w.log_prediction(&[(name, 1.0)], &0.5, &key, &limits);
+            w.log_prediction(&[(name, 1.0)], &0.5, &key, &limits.rules());
         }
         w.log_exception("boom", &[("user", "u-1")], &limits);
         let mut s = WindowSummary::default();

@@ -4,8 +4,10 @@ use crate::core::sketch::exponential::{Histogram, SCALE};
 use crate::core::sketch::hll::{HllSummary, NUMBER_PRECISION, STRING_PRECISION};
 use crate::core::sketch::moments::Moments;
 use crate::core::sketch::profile::Profile;
-use crate::core::sketch::{charge, WireError};
+use crate::core::sketch::vector::{VectorSums, VectorWire};
+use crate::core::sketch::{charge, saturating_sum, WireError};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
 
 /// Exact counts of one column.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +34,9 @@ pub(crate) struct Counts {
     /// Strings longer than the cap: hashed on their first `max_string_bytes` bytes.
     #[serde(skip_serializing_if = "is_zero")]
     pub(crate) truncated: u64,
+    /// Vectors (embeddings), non-finite ones included.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) vectors: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -50,6 +55,7 @@ impl Counts {
         self.floats = self.floats.saturating_add(o.floats);
         self.strings = self.strings.saturating_add(o.strings);
         self.truncated = self.truncated.saturating_add(o.truncated);
+        self.vectors = self.vectors.saturating_add(o.vectors);
     }
 }
 
@@ -78,6 +84,12 @@ pub(crate) struct Column {
     pub(crate) unique_numbers: u64,
     pub(crate) distinct_strings: Option<HllSummary<STRING_PRECISION>>,
     pub(crate) strings: Option<Box<Strings>>,
+    /// Vector features: per-dimension sums of the finite vectors (their norms are the
+    /// column's numbers).
+    pub(crate) vectors: Option<Box<VectorSums>>,
+    /// Opted-in features (`Config::plain_categories`): the categories seen at least
+    /// `plain_category_min_count` times in a window, by name, with their counts.
+    pub(crate) plain: BTreeMap<String, u64>,
     /// k-anonymity (`summary/anonymity.rs`): values of this window held back, carried to
     /// a later summary; nothing else of them is here.
     pub(crate) withheld: u64,
@@ -162,6 +174,8 @@ impl Column {
         self.unique_numbers = 0;
         self.distinct_strings = None;
         self.strings = None;
+        self.vectors = None;
+        self.plain.clear();
         self.unsketched = self.counts.count;
     }
 
@@ -189,6 +203,13 @@ impl Column {
             s.profile.merge(&os.profile);
             s.lengths.merge(&os.lengths);
         }
+        if let Some(ov) = &o.vectors {
+            self.vectors.get_or_insert_with(Default::default).merge(ov);
+        }
+        for (name, n) in &o.plain {
+            let mine = self.plain.entry(name.clone()).or_default();
+            *mine = mine.saturating_add(*n);
+        }
         self.withheld = self.withheld.saturating_add(o.withheld);
         self.carried = self.carried.saturating_add(o.carried);
         self.unsketched = self.unsketched.saturating_add(o.unsketched);
@@ -214,6 +235,10 @@ impl Column {
                 .distinct_strings
                 .as_ref()
                 .map_or(0, HllSummary::heap_bytes)
+            + self
+                .vectors
+                .as_ref()
+                .map_or(0, |v| std::mem::size_of::<VectorSums>() + v.heap_bytes())
     }
 }
 
@@ -275,6 +300,11 @@ struct ColumnWire {
     #[serde(with = "serde_bytes")]
     profile: Option<Vec<u8>>,
     lengths: Option<HistogramWire>,
+    /// Not `vectors`: that is the count, flattened in from `counts`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vector_sums: Option<VectorWire>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    categories: BTreeMap<String, u64>,
     #[serde(skip_serializing_if = "is_zero")]
     withheld: u64,
     #[serde(skip_serializing_if = "is_zero")]
@@ -298,6 +328,8 @@ impl Serialize for Column {
             distinct_strings: self.distinct_strings.as_ref().map(HllSummary::to_bytes),
             profile: self.strings.as_ref().map(|st| st.profile.to_bytes()),
             lengths: self.strings.as_ref().map(|st| (&st.lengths).into()),
+            vector_sums: self.vectors.as_deref().map(Into::into),
+            categories: self.plain.clone(),
             withheld: self.withheld,
             carried: self.carried,
             unsketched: self.unsketched,
@@ -346,6 +378,27 @@ impl<'de> Deserialize<'de> for Column {
             (None, None) => None,
             _ => return Err(err(WireError::sketch("strings", "profile without lengths"))),
         };
+        let vectors = match w.vector_sums {
+            Some(v) => {
+                charge(std::mem::size_of::<VectorSums>()).map_err(err)?;
+                let v = VectorSums::try_from(v).map_err(err)?;
+                if v.n > w.counts.vectors {
+                    return Err(err(WireError::sketch(
+                        "vectors",
+                        "more vectors summed than counted",
+                    )));
+                }
+                Some(Box::new(v))
+            }
+            None => None,
+        };
+        let named: u64 = saturating_sum(w.categories.values().copied());
+        if named > w.counts.strings {
+            return Err(err(WireError::sketch(
+                "categories",
+                "more named categories than strings",
+            )));
+        }
         if w.unique_numbers > numbers.as_ref().map_or(0, |n| n.moments.n) {
             return Err(err(WireError::sketch(
                 "numbers",
@@ -367,6 +420,8 @@ impl<'de> Deserialize<'de> for Column {
                 .transpose()
                 .map_err(err)?,
             strings,
+            vectors,
+            plain: w.categories,
             withheld: w.withheld,
             carried: w.carried,
             unsketched: w.unsketched,

@@ -115,7 +115,7 @@ fn token(text: &str, key: &HashKey) -> String {
 /// Replaces, in a sealed summary, every text that [`looks_personal`] and is not in
 /// `allowed` by its keyed token, and counts the replacements in
 /// [`PrivacyCounts::texts_replaced`](super::PrivacyCounts::texts_replaced): feature and
-/// output names, segment names, class labels (segments and overall), exception messages,
+/// output names, plain category names, segment names, class labels (segments and overall), exception messages,
 /// tag keys and values, metadata keys and values. Two texts whose tokens coincide (or a
 /// token equal to a name) merge as one name would.
 pub(crate) fn guard_text(s: &mut WindowSummary, key: &HashKey, allowed: &HashSet<String>) {
@@ -128,6 +128,11 @@ pub(crate) fn guard_text(s: &mut WindowSummary, key: &HashKey, allowed: &HashSet
     };
     for columns in [&mut s.features, &mut s.outputs] {
         rename_keys(columns, &mut fix, |into, from| into.0.merge(&from.0));
+        for c in columns.values_mut() {
+            rename_keys(&mut c.0.plain, &mut fix, |into, from| {
+                *into = into.saturating_add(from)
+            });
+        }
     }
     rename_keys(&mut s.ground_truth, &mut fix, |into, from| {
         into.merge(&from, super::MERGE_MAX_CLASSES)

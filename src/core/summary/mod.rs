@@ -365,6 +365,69 @@ impl FeatureSummary {
     pub fn category_profile(&self) -> Option<Vec<u64>> {
         self.0.strings.as_deref().map(|s| s.profile.to_dense())
     }
+    /// A feature absent from all `n` predictions of a window.
+    pub(crate) fn all_missing(n: u64) -> FeatureSummary {
+        let mut f = FeatureSummary::default();
+        count_absent(&mut f, n);
+        f
+    }
+    /// Categories by name, with their counts, of a feature opted in with
+    /// [`Config::plain_categories`](crate::Config::plain_categories): those seen at least
+    /// `plain_category_min_count` times in a window (rarer ones are only in the hashed
+    /// profile, so after a merge these counts are lower bounds). Empty for other features.
+    ///
+    /// ```
+    /// use modelwatch::{SummaryBuilder, Value};
+    /// let mut b = SummaryBuilder::new("m", 0, 60_000, [7; 16]).plain_categories(["country"], 10);
+    /// for i in 0..100 {
+    ///     let country = if i < 60 { "NL" } else if i < 95 { "DE" } else { "LU" };
+    ///     b.log_prediction([("country", Value::from(country))], 0.5);
+    /// }
+    /// let s = b.build();
+    /// let named: Vec<_> = s.feature("country").unwrap().categories().collect();
+    /// assert_eq!(named, [("DE", 35), ("NL", 60)]); // LU: 5 < 10, hashed only
+    /// ```
+    pub fn categories(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.0.plain.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+    /// Vectors (embeddings) counted, those with a non-finite component included. A vector
+    /// feature's numbers ([`quantile`](Self::quantile), [`mean`](Self::mean), ...) are the
+    /// L2 norms of its finite vectors.
+    pub fn vectors(&self) -> u64 {
+        self.0.counts.vectors
+    }
+    /// Smallest and largest dimension of the finite vectors, `None` without any.
+    pub fn vector_dimensions(&self) -> Option<(usize, usize)> {
+        let v = self.0.vectors.as_deref().filter(|v| v.n > 0)?;
+        Some((v.dim_min as usize, v.dim_max as usize))
+    }
+    /// The mean vector of the finite vectors, component by component for the first
+    /// [`MAX_VECTOR_DIMS`](crate::MAX_VECTOR_DIMS) components; longer vectors are folded
+    /// into that many slots by the hashing trick, which keeps inner products and cosine
+    /// distances between means in expectation (`docs/features.md`).
+    pub fn vector_mean(&self) -> Option<Vec<f64>> {
+        let v = self.0.vectors.as_deref().filter(|v| v.n > 0)?;
+        Some(v.mean())
+    }
+    /// Cosine distance (0 = same direction, 1 = orthogonal, 2 = opposite) between this
+    /// feature's mean vector and `other`'s: how far an embedding's centroid moved.
+    ///
+    /// ```
+    /// use modelwatch::{SummaryBuilder, Value};
+    /// let window = |v: [f32; 2]| {
+    ///     let mut b = SummaryBuilder::new("m", 0, 60_000, [7; 16]);
+    ///     for _ in 0..20 {
+    ///         b.log_prediction([("emb", Value::from(&v[..]))], 0.5);
+    ///     }
+    ///     b.build()
+    /// };
+    /// let (a, b) = (window([1.0, 0.0]), window([0.0, 3.0]));
+    /// let d = a.feature("emb").unwrap().centroid_distance(b.feature("emb").unwrap());
+    /// assert!((d.unwrap() - 1.0).abs() < 1e-12); // orthogonal
+    /// ```
+    pub fn centroid_distance(&self, other: &FeatureSummary) -> Option<f64> {
+        crate::core::sketch::vector::cosine_distance(&self.vector_mean()?, &other.vector_mean()?)
+    }
 }
 
 /// The statistics of one window of one deployment: what leaves the process.
@@ -403,6 +466,84 @@ pub struct WindowSummary {
     pub(crate) dropped: DropCounts,
     pub(crate) feedback: FeedbackCounts,
     pub(crate) privacy: PrivacyCounts,
+    /// Added in schema 2 (absent when empty): the features the session declared, with
+    /// their types (`Session::declare_features`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) schema: BTreeMap<String, FeatureType>,
+    /// Added in schema 2 (absent when empty): the first names refused because the window
+    /// held `max_features` (or `max_outputs`) already, at most [`MAX_NAMED_DROPS`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) names_over_cap: Vec<String>,
+}
+
+/// How many times a category of a [plain-category feature](crate::Config::plain_categories)
+/// must occur in a window to ship by name, by default.
+pub const DEFAULT_PLAIN_CATEGORY_MIN_COUNT: u64 = 10;
+
+/// Names over the feature cap a summary lists (the rest are only counted).
+pub const MAX_NAMED_DROPS: usize = 16;
+
+/// The type a declared feature is expected to have
+/// ([`Session::declare_features`](crate::Session::declare_features)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum FeatureType {
+    /// `true` or `false`.
+    Bool,
+    /// Whole numbers.
+    Int,
+    /// Numbers with a fraction (integers count as floats too).
+    Float,
+    /// Text, hashed.
+    String,
+    /// A vector of numbers (an embedding).
+    Vector,
+}
+
+impl FeatureType {
+    /// The name used in summaries and reports: `bool`, `int`, `float`, `string`, `vector`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeatureType::Bool => "bool",
+            FeatureType::Int => "int",
+            FeatureType::Float => "float",
+            FeatureType::String => "string",
+            FeatureType::Vector => "vector",
+        }
+    }
+
+    /// How many of a feature's values have this type.
+    pub fn count_in(self, f: &FeatureSummary) -> u64 {
+        let c = &f.0.counts;
+        match self {
+            FeatureType::Bool => c.bools,
+            FeatureType::Int => c.ints,
+            FeatureType::Float => c.floats.saturating_add(c.ints),
+            FeatureType::String => c.strings,
+            FeatureType::Vector => c.vectors,
+        }
+    }
+}
+
+impl std::fmt::Display for FeatureType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Adds `name` to a list of names over the cap, unless there or the list is full.
+pub(crate) fn note_over_cap(names: &mut Vec<String>, name: &str) {
+    if names.len() < MAX_NAMED_DROPS && !names.iter().any(|n| n == name) {
+        names.push(name.to_owned());
+    }
+}
+
+/// Counts `n` records that lacked a feature as missing values of it.
+fn count_absent(f: &mut FeatureSummary, n: u64) {
+    let c = &mut f.0.counts;
+    c.count = c.count.saturating_add(n);
+    c.missing = c.missing.saturating_add(n);
 }
 
 /// Identity and time range of a summary, set by whoever seals the window.
@@ -529,14 +670,32 @@ impl WindowSummary {
         self.merged_windows = self
             .merged_windows
             .saturating_add(other.merged_windows.max(1));
+        let (mine_n, theirs_n) = (self.predictions, other.predictions);
         self.predictions = self.predictions.saturating_add(other.predictions);
         for (mine, theirs) in [
             (&mut self.features, &other.features),
             (&mut self.outputs, &other.outputs),
         ] {
-            for (name, f) in theirs {
-                mine.entry(name.clone()).or_default().0.merge(&f.0);
+            // A feature one side lacks was missing from all of that side's predictions.
+            for (name, f) in mine.iter_mut() {
+                if !theirs.contains_key(name) {
+                    count_absent(f, theirs_n);
+                }
             }
+            for (name, f) in theirs {
+                let entry = mine.entry(name.clone()).or_insert_with(|| {
+                    let mut absent = FeatureSummary::default();
+                    count_absent(&mut absent, mine_n);
+                    absent
+                });
+                entry.0.merge(&f.0);
+            }
+        }
+        for (name, t) in &other.schema {
+            self.schema.entry(name.clone()).or_insert(*t);
+        }
+        for name in &other.names_over_cap {
+            note_over_cap(&mut self.names_over_cap, name);
         }
         for (name, gt) in &other.ground_truth {
             self.ground_truth
@@ -655,6 +814,61 @@ impl WindowSummary {
     pub fn predictions(&self) -> u64 {
         self.predictions
     }
+    /// The type declared for a feature, if the session declared its features.
+    pub fn declared_type(&self, feature: &str) -> Option<FeatureType> {
+        self.schema.get(feature).copied()
+    }
+    /// The declared features and their types, by name.
+    pub fn declared_features(&self) -> impl Iterator<Item = (&str, FeatureType)> {
+        self.schema.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+    /// The first names (at most [`MAX_NAMED_DROPS`]) whose values were dropped because
+    /// the window held `max_features` or `max_outputs` names already
+    /// ([`DropCounts::features_over_cap`] counts them all).
+    pub fn names_over_cap(&self) -> &[String] {
+        &self.names_over_cap
+    }
+
+    /// Makes every feature and output account for every prediction of the window: a
+    /// record without it (a field skipped when `None`, one under a `None` parent, a key
+    /// absent from a map) counts as a missing value. Declared features absent from the
+    /// whole window get a column of missing values; an all-missing feature that other
+    /// features nest under (`device` of `device.os`: a `None` parent) is dropped.
+    pub(crate) fn account_absent(&mut self) {
+        for name in self.schema.keys() {
+            if !self.features.contains_key(name) {
+                self.features
+                    .insert(name.clone(), FeatureSummary::default());
+            }
+        }
+        let parents: Vec<String> = self
+            .features
+            .iter()
+            .filter(|(name, f)| {
+                f.0.counts.count == f.0.counts.missing
+                    && !self.schema.contains_key(*name)
+                    && self
+                        .features
+                        .range(format!("{name}.")..)
+                        .next()
+                        .is_some_and(|(child, _)| {
+                            child.len() > name.len()
+                                && child.starts_with(name.as_str())
+                                && child.as_bytes()[name.len()] == b'.'
+                        })
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in parents {
+            self.features.remove(&name);
+        }
+        let n = self.predictions;
+        for f in self.features.values_mut().chain(self.outputs.values_mut()) {
+            let absent = n.saturating_sub(f.0.counts.count);
+            count_absent(f, absent);
+        }
+    }
+
     /// Statistics of a feature.
     pub fn feature(&self, name: &str) -> Option<&FeatureSummary> {
         self.features.get(name)

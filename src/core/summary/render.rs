@@ -114,6 +114,20 @@ fn types(f: &FeatureSummary) -> String {
             let _ = write!(t, "{}{name}:{n}", if t.is_empty() { "" } else { " " });
         }
     }
+    if f.vectors() > 0 {
+        // A vector's numbers are its norms: say so, and its dimension.
+        let dims = match f.vector_dimensions() {
+            Some((lo, hi)) if lo == hi => format!("dim {hi}"),
+            Some((lo, hi)) => format!("dim {lo}..{hi}"),
+            None => "non-finite".into(),
+        };
+        let sep = if t.is_empty() { "" } else { " " };
+        let _ = write!(
+            t,
+            "{sep}vector:{} ({dims}; stats are L2 norms)",
+            f.vectors()
+        );
+    }
     held(&mut t, f.withheld(), f.carried(), f.unsketched());
     if t.is_empty() {
         t.push('-');
@@ -294,6 +308,21 @@ impl Display for WindowSummary {
         let d = self.dropped();
         if d.total() > 0 {
             writeln!(f, "  dropped: {d:?}")?;
+        }
+        if !self.names_over_cap().is_empty() {
+            let names: Vec<String> = self
+                .names_over_cap()
+                .iter()
+                .map(|n| escape_text(n).into_owned())
+                .collect();
+            writeln!(f, "  over the feature cap: {}", names.join(", "))?;
+        }
+        if self.declared_features().next().is_some() {
+            let declared: Vec<String> = self
+                .declared_features()
+                .map(|(n, t)| format!("{}:{t}", escape_text(n)))
+                .collect();
+            writeln!(f, "  declared: {}", declared.join(", "))?;
         }
         if *self.privacy() != Default::default() {
             writeln!(f, "  privacy: {:?}", self.privacy())?;

@@ -1,12 +1,12 @@
 //! Building a summary offline, with the window given explicitly: for backfills, batch
 //! jobs, tests and simulations. The agent uses the same accumulator with the clock.
 
-use super::{finish_summary, Limits, WindowAcc};
+use super::{declared_schema, finish_summary, Limits, Rules, Sealing, WindowAcc};
 use crate::core::record::segments::Segments;
 use crate::core::record::value::{Features, Prediction, Value};
 use crate::core::sketch::keyed_hash::HashKey;
 use crate::core::summary::anonymity::{Carry, Seal, DEFAULT_MIN_VALUES_PER_WINDOW};
-use crate::core::summary::{Header, WindowSummary};
+use crate::core::summary::{FeatureType, Header, WindowSummary, DEFAULT_PLAIN_CATEGORY_MIN_COUNT};
 use std::collections::{BTreeMap, HashSet};
 
 /// Folds records into one window's summary without an agent, a thread or a clock.
@@ -37,6 +37,9 @@ pub struct SummaryBuilder {
     min_values: u64,
     allowed_texts: HashSet<String>,
     threshold: f64,
+    schema: BTreeMap<String, FeatureType>,
+    plain: HashSet<String>,
+    plain_min: u64,
 }
 
 impl SummaryBuilder {
@@ -63,7 +66,33 @@ impl SummaryBuilder {
             min_values: DEFAULT_MIN_VALUES_PER_WINDOW,
             allowed_texts: HashSet::new(),
             threshold: 0.5,
+            schema: BTreeMap::new(),
+            plain: HashSet::new(),
+            plain_min: DEFAULT_PLAIN_CATEGORY_MIN_COUNT,
         }
+    }
+
+    /// As [`Config::plain_categories`](crate::Config::plain_categories) and
+    /// [`Config::plain_category_min_count`](crate::Config::plain_category_min_count)
+    /// (default: none; 10).
+    pub fn plain_categories<S: Into<String>>(
+        mut self,
+        features: impl IntoIterator<Item = S>,
+        min_count: u64,
+    ) -> Self {
+        self.plain.extend(features.into_iter().map(Into::into));
+        self.plain_min = min_count.max(1);
+        self
+    }
+
+    /// As [`Session::declare_features`](crate::Session::declare_features) (default: none
+    /// declared). Call it after [`limits`](Self::limits), which bound it.
+    pub fn declare_features<S: AsRef<str>>(
+        mut self,
+        schema: impl IntoIterator<Item = (S, FeatureType)>,
+    ) -> Self {
+        self.schema = declared_schema(schema, &self.limits);
+        self
     }
 
     /// As [`Session::set_decision_threshold`](crate::Session::set_decision_threshold)
@@ -106,8 +135,29 @@ impl SummaryBuilder {
 
     /// As [`Session::log_prediction`](crate::Session::log_prediction).
     pub fn log_prediction(&mut self, features: impl Features, prediction: impl Prediction) {
-        self.window
-            .log_prediction(&features, &prediction, &self.key, &self.limits);
+        self.window.log_prediction(
+            &features,
+            &prediction,
+            &self.key,
+            &Rules {
+                limits: &self.limits,
+                plain: &self.plain,
+            },
+        );
+    }
+
+    /// As [`Session::log_prediction_batch`](crate::Session::log_prediction_batch): the
+    /// same summary as one `log_prediction` per row, folded column by column.
+    pub fn log_prediction_batch<F: Features, P: Prediction>(
+        &mut self,
+        rows: &[F],
+        predictions: &[P],
+    ) {
+        let rules = Rules {
+            limits: &self.limits,
+            plain: &self.plain,
+        };
+        self.window.log_batch(rows, predictions, &self.key, &rules);
     }
 
     /// As [`Session::log_ground_truth`](crate::Session::log_ground_truth).
@@ -157,17 +207,17 @@ impl SummaryBuilder {
     pub fn build(mut self) -> WindowSummary {
         self.header.key_fingerprint = self.key.fingerprint();
         let mut s = WindowSummary::new(self.header, self.metadata);
+        s.schema = self.schema;
         self.window.add_to(&mut s, &self.limits);
         // A builder has no next window: what is small ships its counts only.
-        finish_summary(
-            &mut s,
-            &self.key,
-            &self.allowed_texts,
-            self.min_values,
-            &self.limits,
-            &mut Carry::default(),
-            Seal::Last,
-        );
+        let sealing = Sealing {
+            key: &self.key,
+            allowed_texts: &self.allowed_texts,
+            min_values: self.min_values,
+            plain_min: self.plain_min,
+            limits: &self.limits,
+        };
+        finish_summary(&mut s, &sealing, &mut Carry::default(), Seal::Last);
         s
     }
 }

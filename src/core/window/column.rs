@@ -7,7 +7,9 @@ use crate::core::sketch::hll::{Hll, NUMBER_PRECISION, STRING_PRECISION};
 use crate::core::sketch::keyed_hash::HashKey;
 use crate::core::sketch::moments::Moments;
 use crate::core::sketch::profile::{profile_bucket, PROFILE_BUCKETS};
+use crate::core::sketch::vector::VectorSums;
 use crate::core::summary::column::{Column, Counts, Numbers, Strings};
+use std::collections::HashMap;
 
 /// Numbers whose moments are computed together in [`ShardColumn::apply_run`].
 const RUN_MAX: usize = 64;
@@ -46,11 +48,36 @@ pub(crate) struct ShardColumn {
     distinct_numbers: Option<Hll<NUMBER_PRECISION>>,
     distinct_strings: Option<Hll<STRING_PRECISION>>,
     strings: Option<Box<ShardStrings>>,
+    /// Vector features: their norms go to `numbers`, their components here.
+    vectors: Option<Box<VectorSums>>,
+    /// Features opted in to plain categories (`Config::plain_categories`): strings by name.
+    pub(crate) plain: Option<Box<PlainCounts>>,
+}
+
+/// Distinct strings counted by name per column and shard, at most; further names are
+/// counted in the hashed profile only.
+pub(crate) const MAX_PLAIN_NAMES: usize = 256;
+
+/// Strings of an opted-in feature, counted by name (cut to `max_string_bytes`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PlainCounts(HashMap<Box<str>, u64>);
+
+impl PlainCounts {
+    #[inline]
+    pub(crate) fn count(&mut self, s: &str, max_string_bytes: usize) {
+        let s = cut(s, max_string_bytes);
+        if let Some(n) = self.0.get_mut(s) {
+            *n += 1;
+        } else if self.0.len() < MAX_PLAIN_NAMES {
+            self.0.insert(s.into(), 1);
+        }
+    }
 }
 
 /// A logged value reduced to what the sketches need. Strings are hashed (on at most
 /// `max_string_bytes` bytes) and dropped here, so that a batch can be folded column by
-/// column from a scratch buffer that holds no text.
+/// column from a scratch buffer that holds no text. Vectors are not reduced: callers fold
+/// them at once with [`ShardColumn::fold_vector`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Folded {
     Missing,
@@ -70,7 +97,7 @@ impl Folded {
     #[inline]
     pub(crate) fn of(v: &Value<'_>, key: &HashKey, max_string_bytes: usize) -> Folded {
         match *v {
-            Value::Null => Folded::Missing,
+            Value::Null | Value::Vector(_) => Folded::Missing,
             Value::Bool(b) => Folded::Bool(b),
             Value::Int(i) => Folded::Int(i as f64),
             Value::Float(x) if x.is_nan() => Folded::Missing,
@@ -99,7 +126,40 @@ impl ShardColumn {
     /// Folds one value. `max_string_bytes` caps what is hashed of a string.
     #[inline]
     pub(crate) fn fold(&mut self, v: &Value<'_>, key: &HashKey, max_string_bytes: usize) {
+        self.fold_unreduced(v, max_string_bytes);
+        if let Value::Vector(_) = v {
+            return;
+        }
         self.apply(Folded::of(v, key, max_string_bytes), key);
+    }
+
+    /// What [`Folded`] leaves out: vectors, and the names of an opted-in feature's strings.
+    #[inline]
+    pub(crate) fn fold_unreduced(&mut self, v: &Value<'_>, max_string_bytes: usize) {
+        match v {
+            Value::Vector(v) => self.fold_vector(v),
+            Value::Str(s) => {
+                if let Some(p) = &mut self.plain {
+                    p.count(s, max_string_bytes);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Folds one vector: its L2 norm as this column's number (histogram and moments, no
+    /// distinct count), its components into the per-dimension sums. A vector with a
+    /// non-finite component is counted as a vector and sketched nowhere.
+    #[cold]
+    pub(crate) fn fold_vector(&mut self, v: &[f32]) {
+        self.counts.count += 1;
+        self.counts.vectors += 1;
+        if !v.iter().all(|x| x.is_finite()) {
+            return;
+        }
+        let norm = self.vectors.get_or_insert_with(Default::default).push(v);
+        self.numbers.histogram.record(norm);
+        self.numbers.moments.push(norm);
     }
 
     /// Folds one reduced value.
@@ -233,6 +293,12 @@ impl ShardColumn {
             s.profile.fill(0);
             s.lengths.clear();
         }
+        if let Some(v) = &mut self.vectors {
+            v.clear();
+        }
+        if let Some(p) = &mut self.plain {
+            p.0.clear();
+        }
     }
 
     /// Adds this column into a summary's column.
@@ -259,6 +325,14 @@ impl ShardColumn {
             s.profile.add_dense(&ss.profile);
             s.lengths.add_shard(&ss.lengths);
         }
+        if let Some(v) = self.vectors.as_deref().filter(|v| v.n > 0) {
+            c.vectors.get_or_insert_with(Default::default).merge(v);
+        }
+        if let Some(p) = &self.plain {
+            for (name, n) in &p.0 {
+                *c.plain.entry(name.to_string()).or_default() += n;
+            }
+        }
     }
 
     /// Heap bytes this column holds (for the memory bounds).
@@ -272,6 +346,10 @@ impl ShardColumn {
             + strings
             + self.distinct_numbers.as_ref().map_or(0, Hll::heap_bytes)
             + self.distinct_strings.as_ref().map_or(0, Hll::heap_bytes)
+            + self
+                .vectors
+                .as_ref()
+                .map_or(0, |v| std::mem::size_of::<VectorSums>() + v.heap_bytes())
     }
 }
 

@@ -11,9 +11,11 @@ use crate::core::sketch::keyed_hash::HashKey;
 use crate::core::summary::anonymity::{withhold_small, Anonymity, Carry, Seal};
 use crate::core::summary::ground_truth::GroundTruthSummary;
 use crate::core::summary::guard::guard_text;
-use crate::core::summary::{DropCounts, ExceptionSummary, FeatureSummary, WindowSummary};
+use crate::core::summary::{
+    note_over_cap, DropCounts, ExceptionSummary, FeatureSummary, FeatureType, WindowSummary,
+};
 use column::{Folded, ShardColumn};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Caps that bound the memory of one window, whatever is logged. Whatever passes a cap is
 /// counted in [`DropCounts`], never silently lost.
@@ -91,6 +93,25 @@ struct Columns {
 /// stay in cache for a run of values instead of being evicted by the other columns'.
 pub(crate) const BATCH_CHUNK: usize = 64;
 
+/// What folding a record follows besides the hash key: the caps, and the features whose
+/// categories ship by name (`Config::plain_categories`).
+pub(crate) struct Rules<'a> {
+    pub(crate) limits: &'a Limits,
+    pub(crate) plain: &'a HashSet<String>,
+}
+
+#[cfg(test)]
+impl Limits {
+    /// Rules with these limits and no plain categories.
+    pub(crate) fn rules(&self) -> Rules<'_> {
+        static NONE: std::sync::OnceLock<HashSet<String>> = std::sync::OnceLock::new();
+        Rules {
+            limits: self,
+            plain: NONE.get_or_init(HashSet::new),
+        }
+    }
+}
+
 /// Why a value was not folded.
 enum Refused {
     OverCap,
@@ -106,7 +127,7 @@ impl Columns {
         position: usize,
         name: &str,
         cap: usize,
-        max_name: usize,
+        rules: &Rules<'_>,
     ) -> Result<usize, Refused> {
         // Records repeat their names in order: one comparison, inlined, finds the column.
         if let Some(&i) = self.by_position.get(position) {
@@ -114,7 +135,7 @@ impl Columns {
                 return self.mark_used(i as usize, cap);
             }
         }
-        self.slot_by_name(position, name, cap, max_name)
+        self.slot_by_name(position, name, cap, rules)
     }
 
     /// [`slot`](Self::slot) for a name not where its record had it last time: by the
@@ -125,18 +146,19 @@ impl Columns {
         position: usize,
         name: &str,
         cap: usize,
-        max_name: usize,
+        rules: &Rules<'_>,
     ) -> Result<usize, Refused> {
         let i = match self.index.get(name) {
             Some(&i) => self.mark_used(i as usize, cap)?,
             None => {
-                if name.len() > max_name {
+                if name.len() > rules.limits.max_name_bytes {
                     return Err(Refused::NameTooLong);
                 }
                 if self.in_use >= cap {
                     return Err(Refused::OverCap);
                 }
                 let i = self.place(name, cap);
+                self.columns[i].plain = rules.plain.contains(name).then(Default::default);
                 self.used[i] = true;
                 self.in_use += 1;
                 i
@@ -250,6 +272,8 @@ pub(crate) struct WindowAcc {
     counters: HashMap<Box<str>, u64>,
     values: HashMap<Box<str>, ShardColumn>,
     drops: DropCounts,
+    /// The first names refused for the feature or output cap, to name in the summary.
+    names_over_cap: Vec<String>,
 }
 
 impl WindowAcc {
@@ -260,26 +284,30 @@ impl WindowAcc {
         features: &F,
         prediction: &P,
         key: &HashKey,
-        limits: &Limits,
+        rules: &Rules<'_>,
     ) {
+        let limits = rules.limits;
         self.predictions += 1;
         let drops = &mut self.drops;
         let fold = |c: &mut Columns, i: usize, v: Value<'_>| {
             c.columns[i].fold(&v, key, limits.max_string_bytes)
         };
+        let named = &mut self.names_over_cap;
         walk_columns(
             &mut self.features,
             drops,
+            named,
             false,
-            limits,
+            rules,
             |f| features.for_each_feature(f),
             fold,
         );
         walk_columns(
             &mut self.outputs,
             drops,
+            named,
             true,
-            limits,
+            rules,
             |f| prediction.for_each_output(f),
             fold,
         );
@@ -292,8 +320,9 @@ impl WindowAcc {
         rows: &[F],
         predictions: &[P],
         key: &HashKey,
-        limits: &Limits,
+        rules: &Rules<'_>,
     ) {
+        let limits = rules.limits;
         let n = rows.len().min(predictions.len());
         self.drops.batch_unpaired += rows.len().abs_diff(predictions.len()) as u64;
         for (rows, predictions) in rows[..n]
@@ -302,7 +331,12 @@ impl WindowAcc {
         {
             self.predictions += rows.len() as u64;
             let drops = &mut self.drops;
+            let named = &mut self.names_over_cap;
             let gather = |c: &mut Columns, i: usize, v: Value<'_>| {
+                c.columns[i].fold_unreduced(&v, limits.max_string_bytes);
+                if let Value::Vector(_) = v {
+                    return;
+                }
                 if c.scratch.len() <= i {
                     c.scratch.resize_with(i + 1, Vec::new);
                 }
@@ -312,16 +346,18 @@ impl WindowAcc {
                 walk_columns(
                     &mut self.features,
                     drops,
+                    named,
                     false,
-                    limits,
+                    rules,
                     |f| row.for_each_feature(f),
                     gather,
                 );
                 walk_columns(
                     &mut self.outputs,
                     drops,
+                    named,
                     true,
-                    limits,
+                    rules,
                     |f| p.for_each_output(f),
                     gather,
                 );
@@ -485,6 +521,9 @@ impl WindowAcc {
             v.add_to(&mut s.values.entry(name.to_string()).or_default().0);
         }
         s.dropped.add(&self.drops);
+        for name in &self.names_over_cap {
+            note_over_cap(&mut s.names_over_cap, name);
+        }
     }
 
     /// Empties the window, keeping its allocations (names, sketches) for reuse.
@@ -500,25 +539,61 @@ impl WindowAcc {
         self.counters.clear();
         self.values.clear();
         self.drops = DropCounts::default();
+        self.names_over_cap.clear();
     }
 }
 
+/// A declared schema within the limits: at most `max_features` names of at most
+/// `max_name_bytes` bytes (longer or further names are left out, with a warning).
+pub(crate) fn declared_schema<S: AsRef<str>>(
+    schema: impl IntoIterator<Item = (S, FeatureType)>,
+    limits: &Limits,
+) -> BTreeMap<String, FeatureType> {
+    let mut declared = BTreeMap::new();
+    for (name, t) in schema {
+        let name = name.as_ref();
+        if name.len() > limits.max_name_bytes || declared.len() >= limits.max_features {
+            log::warn!(target: "modelwatch::agent", "declared feature {:?} left out: past max_name_bytes or max_features", cut(name, 64));
+            continue;
+        }
+        declared.insert(name.to_owned(), t);
+    }
+    declared
+}
+
+/// What sealing a summary follows: the same in an agent and in a builder.
+pub(crate) struct Sealing<'a> {
+    pub(crate) key: &'a HashKey,
+    /// Texts the text guard lets through (`Config::allow_text`).
+    pub(crate) allowed_texts: &'a HashSet<String>,
+    /// k of k-anonymity (`Config::min_values_per_window`).
+    pub(crate) min_values: u64,
+    /// Fewest occurrences of a plain category that ship by name
+    /// (`Config::plain_category_min_count`).
+    pub(crate) plain_min: u64,
+    pub(crate) limits: &'a Limits,
+}
+
 /// Makes a sealed summary ready to ship, the same way in an agent and in a builder:
-/// personal-looking texts become keyed tokens first (so that what waits is kept under the
-/// names it ships with), then groups of fewer than `min_values` values wait in `carry`,
-/// their waiting bounded by the window caps (`docs/privacy.md`).
+/// records without a feature count as missing values of it, plain categories seen fewer
+/// than `plain_min` times lose their names, personal-looking texts become keyed tokens
+/// (so that what waits is kept under the names it ships with), then groups of fewer than
+/// `min_values` values wait in `carry`, their waiting bounded by the window caps
+/// (`docs/privacy.md`).
 pub(crate) fn finish_summary(
     s: &mut WindowSummary,
-    key: &HashKey,
-    allowed_texts: &HashSet<String>,
-    min_values: u64,
-    limits: &Limits,
+    how: &Sealing<'_>,
     carry: &mut Carry,
     seal: Seal,
 ) {
-    guard_text(s, key, allowed_texts);
+    s.account_absent();
+    for f in s.features.values_mut().chain(s.outputs.values_mut()) {
+        f.0.plain.retain(|_, n| *n >= how.plain_min.max(1));
+    }
+    guard_text(s, how.key, how.allowed_texts);
+    let limits = how.limits;
     let rules = Anonymity {
-        min_values,
+        min_values: how.min_values,
         max_features: limits.max_features,
         max_outputs: limits.max_outputs,
         max_segments: limits.max_segments,
@@ -533,22 +608,29 @@ pub(crate) fn finish_summary(
 fn walk_columns(
     columns: &mut Columns,
     drops: &mut DropCounts,
+    named: &mut Vec<String>,
     outputs: bool,
-    limits: &Limits,
+    rules: &Rules<'_>,
     walk: impl FnOnce(&mut dyn FnMut(&str, Value<'_>)),
     mut each: impl FnMut(&mut Columns, usize, Value<'_>),
 ) {
     let cap = if outputs {
-        limits.max_outputs
+        rules.limits.max_outputs
     } else {
-        limits.max_features
+        rules.limits.max_features
     };
     let mut position = 0;
     walk(&mut |name, value| {
-        match columns.slot(position, name, cap, limits.max_name_bytes) {
+        match columns.slot(position, name, cap, rules) {
             Ok(i) => each(columns, i, value),
-            Err(Refused::OverCap) if outputs => drops.outputs_over_cap += 1,
-            Err(Refused::OverCap) => drops.features_over_cap += 1,
+            Err(Refused::OverCap) => {
+                if outputs {
+                    drops.outputs_over_cap += 1;
+                } else {
+                    drops.features_over_cap += 1;
+                }
+                note_over_cap(named, name);
+            }
             Err(Refused::NameTooLong) => drops.names_too_long += 1,
         }
         position += 1;
@@ -575,6 +657,7 @@ fn value_text(v: &Value<'_>, max: usize) -> String {
         Value::Int(i) => i.to_string(),
         Value::Float(f) => f.to_string(),
         Value::Str(s) => cut(s, max).to_owned(),
+        Value::Vector(v) => format!("vector of {}", v.len()),
     }
 }
 
@@ -613,7 +696,7 @@ mod tests {
                     &[(name.as_str(), 1.5), ("stable", 2.0)],
                     &0.5,
                     &key,
-                    &limits,
+                    &limits.rules(),
                 );
             }
             let s = seal(&mut w, &limits);
@@ -638,7 +721,7 @@ mod tests {
         let mut w = WindowAcc::default();
         let log = |w: &mut WindowAcc, names: &[&str]| {
             for n in names {
-                w.log_prediction(&[(*n, 1.0)], &0.5, &key, &limits);
+                w.log_prediction(&[(*n, 1.0)], &0.5, &key, &limits.rules());
             }
         };
         log(&mut w, &["a", "b", "c", "d", "e", "a"]);

@@ -48,7 +48,8 @@ pub(crate) fn encode(key: &HashKey, c: &TokenContent) -> String {
     b.push(VERSION);
     b.extend_from_slice(&c.at_ms.to_le_bytes());
     match &c.predicted {
-        Value::Null => b.push(0),
+        // A vector is no predicted class: the token carries none.
+        Value::Null | Value::Vector(_) => b.push(0),
         Value::Bool(v) => b.extend_from_slice(&[1, u8::from(*v)]),
         Value::Int(i) => {
             b.push(2);
