@@ -99,7 +99,7 @@ mod agent;
 mod core;
 mod error;
 
-pub use agent::config::{Config, DEFAULT_DATA_DIR};
+pub use agent::config::{Config, DEFAULT_DATA_DIR, ENDPOINTS_ENV};
 pub use agent::global::{configure, flush, flush_async, session, Guard};
 pub use agent::hash_key::{HASH_KEY_ENV, HASH_KEY_FILE};
 pub use agent::session::{FeedbackToken, InferenceTimer, NamedTimer, Session};

@@ -557,3 +557,69 @@ fn https_without_a_tls_feature_and_bad_urls_are_configuration_errors() {
         assert!(e.to_string().contains("rustls"), "{e}");
     }
 }
+
+#[test]
+fn a_failing_collector_is_set_aside_and_the_next_tried_at_once() {
+    let (a, b) = (Collector::start(KEY), Collector::start(KEY));
+    a.script([Mode::Status(503)]);
+    let agent = Agent::start(
+        http_agent("http://unused")
+            .endpoints([a.endpoint(), b.endpoint()])
+            .window(Duration::from_secs(1))
+            .upload_interval(Duration::from_millis(50)),
+    )
+    .unwrap();
+    let sess = agent.session("failover");
+    sess.log_prediction([("x", 1)], 1);
+    let start = Instant::now();
+    while b.predictions() == 0 {
+        assert!(start.elapsed() < LONG, "not delivered: {:?}", agent.stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // B got it right after A's 503, not after A's back-off (250 ms at least).
+    let failed_at = a.with_requests(|r| r[0].at);
+    let delivered_at = b.with_requests(|r| r[0].at);
+    assert!(
+        delivered_at - failed_at < Duration::from_millis(200),
+        "{:?}",
+        delivered_at - failed_at
+    );
+    // A is preferred again once its back-off has passed: the next window goes there.
+    std::thread::sleep(Duration::from_millis(1100));
+    sess.log_prediction([("x", 2)], 1);
+    let start = Instant::now();
+    while a.predictions() == 0 {
+        assert!(start.elapsed() < LONG, "not back on A: {:?}", agent.stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    agent.flush(LONG).unwrap();
+    assert_eq!(a.predictions() + b.predictions(), 2, "each prediction once");
+    assert_eq!(agent.stats().http_retries, 1);
+}
+
+#[test]
+fn with_a_dead_first_collector_everything_reaches_the_second_exactly_once() {
+    let live = Collector::start(KEY);
+    // Every second answer is a broken connection after storing: the agent retries, and
+    // the store keeps each summary once.
+    live.script([Mode::StoreThenClose, Mode::Accept, Mode::StoreThenClose]);
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let agent = Agent::start(
+        http_agent("http://unused")
+            .endpoints([dead, live.endpoint()])
+            .window(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let sess = agent.session("dead-first");
+    let mut logged = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(2500) {
+        sess.log_prediction([("x", logged)], 0.5);
+        logged += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    agent.flush(LONG).unwrap();
+    assert_eq!(live.predictions(), logged);
+    let stats = agent.stats();
+    assert_eq!((stats.backlog_len, stats.http_dropped_backlog), (0, 0));
+}

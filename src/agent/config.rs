@@ -37,7 +37,8 @@ pub struct Config {
     pub(crate) sinks: Vec<Box<dyn Sink>>,
     pub(crate) join_capacity: usize,
     pub(crate) join_ttl: Duration,
-    pub(crate) endpoint: Option<String>,
+    /// Collectors, in order of preference (`endpoint`, `endpoints`, [`ENDPOINTS_ENV`]).
+    pub(crate) endpoints: Vec<String>,
     pub(crate) upload_interval: Option<Duration>,
     pub(crate) request_timeout: Duration,
     pub(crate) max_backlog_bytes: usize,
@@ -75,6 +76,20 @@ enum DataDir {
 /// Where summaries go when nothing else is configured.
 pub const DEFAULT_DATA_DIR: &str = "./modelwatch-data";
 
+/// The environment variable with a comma-separated list of collector URLs, used when no
+/// endpoint is set in code ([`Config::endpoints`]), so that a deployment points its
+/// servers at collectors without a code change.
+pub const ENDPOINTS_ENV: &str = "MODELWATCH_ENDPOINTS";
+
+/// The URLs of a comma-separated list, trimmed, empty items left out.
+fn parse_endpoints(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 impl Config {
     /// A configuration with the given API key, sent to a collector by HTTP delivery (never
     /// used for the hash key, see [`hash_key`](Self::hash_key)).
@@ -94,7 +109,7 @@ impl Config {
             sinks: Vec::new(),
             join_capacity: 100_000,
             join_ttl: Duration::from_secs(86_400),
-            endpoint: None,
+            endpoints: Vec::new(),
             upload_interval: None,
             request_timeout: Duration::from_secs(10),
             max_backlog_bytes: 16 << 20,
@@ -121,7 +136,7 @@ impl Config {
     /// The folder the folder sink writes to, if any.
     pub(crate) fn folder(&self) -> Option<PathBuf> {
         match &self.data_dir {
-            DataDir::Default if self.endpoint.is_none() => Some(PathBuf::from(DEFAULT_DATA_DIR)),
+            DataDir::Default if self.endpoints.is_empty() => Some(PathBuf::from(DEFAULT_DATA_DIR)),
             DataDir::At(dir) => Some(dir.clone()),
             _ => None,
         }
@@ -300,7 +315,39 @@ impl Config {
     /// crate feature `rustls` or `native-tls`. The folder sink stays on unless
     /// [`no_data_dir`](Self::no_data_dir). Default: none.
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoint = Some(url.into());
+        self.endpoints = vec![url.into()];
+        self
+    }
+
+    /// Several collectors (behind no load balancer, or in two zones), in order of
+    /// preference: each summary goes to one of them, the first healthy one. A collector
+    /// that fails (connection error, timeout, 5xx, 429) is set aside with its own
+    /// exponential back-off and the next one is tried at once; the agent returns to the
+    /// first as soon as its back-off has passed. A summary retried on another collector
+    /// after a failure that happened after the first had stored it is stored once: the
+    /// collectors' store deduplicates by (key, deployment, instance, sequence). Replaces
+    /// [`endpoint`](Self::endpoint). Without either, the comma-separated list in the
+    /// environment variable [`ENDPOINTS_ENV`] (`MODELWATCH_ENDPOINTS`) is used, when set.
+    /// Default: none.
+    ///
+    /// ```
+    /// let config = modelwatch::Config::new("api-key")
+    ///     .hash_key(*b"a-16-byte-secret")
+    ///     .endpoints(["http://collector-a:8080", "http://collector-b:8080"]);
+    /// # let _ = config;
+    /// ```
+    pub fn endpoints<S: Into<String>>(mut self, urls: impl IntoIterator<Item = S>) -> Self {
+        self.endpoints = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The collectors from [`ENDPOINTS_ENV`] when none is set in code.
+    pub(crate) fn with_env_endpoints(mut self) -> Self {
+        if self.endpoints.is_empty() {
+            if let Ok(list) = std::env::var(ENDPOINTS_ENV) {
+                self.endpoints = parse_endpoints(&list);
+            }
+        }
         self
     }
 
@@ -363,7 +410,7 @@ impl Config {
                 self.window
             ));
         }
-        if let Some(url) = &self.endpoint {
+        for url in &self.endpoints {
             let https = url.starts_with("https://");
             if !https && !url.starts_with("http://") {
                 return bad(format!(
@@ -382,7 +429,7 @@ impl Config {
         if self.request_timeout.is_zero() || self.upload_interval.is_some_and(|d| d.is_zero()) {
             return bad("request_timeout and upload_interval must be positive".into());
         }
-        if self.folder().is_none() && self.sinks.is_empty() && self.endpoint.is_none() {
+        if self.folder().is_none() && self.sinks.is_empty() && self.endpoints.is_empty() {
             return bad("no sink: set data_dir, an endpoint or a sink".into());
         }
         let l = &self.limits;
@@ -397,5 +444,17 @@ impl Config {
             return bad(format!("limits must be positive: {l:?}"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn endpoint_lists_are_split_on_commas_and_trimmed() {
+        assert_eq!(
+            super::parse_endpoints(" http://a:1 ,http://b:2,, "),
+            ["http://a:1", "http://b:2"]
+        );
+        assert!(super::parse_endpoints(" , ").is_empty());
     }
 }

@@ -31,7 +31,7 @@ pub(crate) fn resolve(config: &Config) -> Result<HashKey, Error> {
     if let Some(key) = from_env()? {
         return Ok(key);
     }
-    if config.endpoint.is_some() {
+    if !config.endpoints.is_empty() {
         // The processes of a deployment, on any number of hosts, must share one key for
         // the collector to merge their summaries: only the operator can supply it.
         return Err(Error::new(

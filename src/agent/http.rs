@@ -186,22 +186,31 @@ pub(crate) struct Sender {
     outbox: Arc<Outbox>,
     stats: Arc<AgentStats>,
     agent: ureq::Agent,
-    url: String,
+    /// The collectors, in order of preference.
+    targets: Vec<Target>,
     authorization: String,
     request_timeout: Duration,
     upload_interval: Duration,
-    backoff: Backoff,
+    /// When any collector may be tried again: the earliest end of their back-offs.
     next_attempt: Instant,
     next_upload: Instant,
-    failing: bool,
     warned_rejected: bool,
+}
+
+/// One collector and its health.
+struct Target {
+    url: String,
+    backoff: Backoff,
+    /// Set aside after a failure until then.
+    ready_at: Instant,
+    failing: bool,
 }
 
 impl Sender {
     pub(crate) fn new(
         outbox: Arc<Outbox>,
         stats: Arc<AgentStats>,
-        endpoint: &str,
+        endpoints: &[String],
         api_key: &str,
         request_timeout: Duration,
         upload_interval: Duration,
@@ -217,14 +226,20 @@ impl Sender {
             outbox,
             stats,
             agent,
-            url: format!("{}/v1/windows", endpoint.trim_end_matches('/')),
+            targets: endpoints
+                .iter()
+                .map(|e| Target {
+                    url: format!("{}/v1/windows", e.trim_end_matches('/')),
+                    backoff: Backoff::new(),
+                    ready_at: now,
+                    failing: false,
+                })
+                .collect(),
             authorization: format!("Bearer {api_key}"),
             request_timeout,
             upload_interval,
-            backoff: Backoff::new(),
             next_attempt: now,
             next_upload: now,
-            failing: false,
             warned_rejected: false,
         }
     }
@@ -247,7 +262,7 @@ impl Sender {
                 match next {
                     Some((id, body)) => {
                         tried_upto = Some(id);
-                        self.send(&mut st, id, body, deadline);
+                        self.send(&mut st, id, body, Some(deadline));
                     }
                     None => {
                         // A pass ended with summaries left: pause briefly, then go again.
@@ -267,10 +282,9 @@ impl Sender {
             match st.queue.front() {
                 Some(p) if now >= due => {
                     let (id, body) = (p.id, Arc::clone(&p.body));
-                    let before = st.counters.retries;
-                    self.send(&mut st, id, body, now + self.request_timeout);
-                    if st.queue.is_empty() || st.counters.retries != before {
-                        // The batch is done (sent, or stopped by a failure and its back-off).
+                    self.send(&mut st, id, body, None);
+                    if st.queue.front().is_none_or(|p| p.id == id) {
+                        // The batch is done (sent, or stopped by failures and their back-off).
                         self.next_upload = Instant::now() + self.upload_interval;
                     }
                 }
@@ -307,14 +321,53 @@ impl Sender {
         }
     }
 
-    /// One attempt at the summary `id`, the lock released meanwhile.
-    fn send(&mut self, st: &mut MutexGuard<'_, State>, id: u64, body: Arc<[u8]>, until: Instant) {
-        let timeout = self
-            .request_timeout
-            .min(until.saturating_duration_since(Instant::now()))
-            .max(Duration::from_millis(1));
+    /// Tries the summary `id` on the first collector that is not set aside, then, while
+    /// collectors fail, on the next ones (each once); the lock is released meanwhile. In
+    /// a drain (`ignore_backoff`) every collector is tried whatever its back-off.
+    fn send(
+        &mut self,
+        st: &mut MutexGuard<'_, State>,
+        id: u64,
+        body: Arc<[u8]>,
+        deadline: Option<Instant>,
+    ) {
+        for t in 0..self.targets.len() {
+            let now = Instant::now();
+            if deadline.is_none() && self.targets[t].ready_at > now {
+                continue;
+            }
+            if deadline.is_some_and(|d| now >= d) && t > 0 {
+                break;
+            }
+            if self.send_to(st, t, id, &body, deadline) {
+                break;
+            }
+        }
+        self.next_attempt = self
+            .targets
+            .iter()
+            .map(|t| t.ready_at)
+            .min()
+            .unwrap_or_else(Instant::now);
+        update_gauges(st);
+    }
+
+    /// One attempt at the summary `id` on collector `t`; whether it is settled (delivered
+    /// or refused for good).
+    fn send_to(
+        &mut self,
+        st: &mut MutexGuard<'_, State>,
+        t: usize,
+        id: u64,
+        body: &[u8],
+        deadline: Option<Instant>,
+    ) -> bool {
+        let left = deadline.map_or(self.request_timeout, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        let timeout = self.request_timeout.min(left).max(Duration::from_millis(1));
         st.in_flight = Some(id);
-        let attempt = MutexGuard::unlocked(st, || self.attempt(&body, timeout));
+        let attempt = MutexGuard::unlocked(st, || self.attempt(t, body, timeout));
         st.in_flight = None;
         let settled = |st: &mut State| -> Option<Pending> {
             let i = st.queue.iter().position(|p| p.id == id)?;
@@ -323,16 +376,19 @@ impl Sender {
             remove_spooled(&p);
             Some(p)
         };
+        let others = self.targets.len() > 1;
+        let target = &mut self.targets[t];
         match attempt {
             Attempt::Delivered => {
                 settled(st);
                 st.counters.delivered += 1;
-                self.backoff.reset();
-                self.next_attempt = Instant::now();
-                if self.failing {
-                    self.failing = false;
-                    log::info!(target: "modelwatch::http", "modelwatch: delivery to {} recovered", self.url);
+                target.backoff.reset();
+                target.ready_at = Instant::now();
+                if target.failing {
+                    target.failing = false;
+                    log::info!(target: "modelwatch::http", "modelwatch: delivery to {} recovered", target.url);
                 }
+                true
             }
             Attempt::Rejected(status) => {
                 if let Some(p) = settled(st) {
@@ -351,35 +407,37 @@ impl Sender {
                         target: "modelwatch::http",
                         "modelwatch: the collector at {} refused a summary with status {status}{hint}; \
                          refused summaries are dropped and counted",
-                        self.url
+                        target.url
                     );
                 }
+                true
             }
             Attempt::Retry { why, retry_after } => {
                 st.counters.retries += 1;
                 let wait = retry_after
-                    .unwrap_or_else(|| self.backoff.fail())
+                    .unwrap_or_else(|| target.backoff.fail())
                     .min(MAX_BACKOFF);
-                self.next_attempt = Instant::now() + wait;
-                if !self.failing {
-                    self.failing = true;
+                target.ready_at = Instant::now() + wait;
+                if !target.failing {
+                    target.failing = true;
                     log::warn!(
                         target: "modelwatch::http",
-                        "modelwatch: delivery to {} failing ({why}); retrying with back-off, \
+                        "modelwatch: delivery to {} failing ({why}); retrying with back-off{}, \
                          {} summaries waiting",
-                        self.url,
+                        target.url,
+                        if others { ", the other collectors meanwhile" } else { "" },
                         st.queue.len()
                     );
                 }
+                false
             }
         }
-        update_gauges(st);
     }
 
-    fn attempt(&self, body: &[u8], timeout: Duration) -> Attempt {
+    fn attempt(&self, t: usize, body: &[u8], timeout: Duration) -> Attempt {
         let result = self
             .agent
-            .post(&self.url)
+            .post(&self.targets[t].url)
             .header("Content-Type", "application/x-msgpack")
             .header("Authorization", &self.authorization)
             .config()

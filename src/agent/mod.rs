@@ -182,6 +182,7 @@ impl Agent {
     /// folder, and starts the background threads. With an endpoint and a data folder, the
     /// summaries a previous agent left unsent in the folder's spool are queued for sending.
     pub fn start(config: Config) -> Result<Agent, Error> {
+        let config = config.with_env_endpoints();
         config.validate()?;
         let key = hash_key::resolve(&config)?;
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
@@ -208,16 +209,16 @@ impl Agent {
                     .map_err(|e| Error::io("cannot start the modelwatch-debug thread", e))?,
             ),
         };
-        let http = match config.endpoint.as_deref() {
-            None => None,
-            Some(endpoint) => {
+        let http = match config.endpoints.as_slice() {
+            [] => None,
+            endpoints => {
                 let spool = folder.as_deref().map(|d| spool::Spool::new(d, instance));
                 let replayed = spool.as_ref().map(spool::Spool::adopt).unwrap_or_default();
                 let outbox = Arc::new(http::Outbox::new(config.max_backlog_bytes, replayed));
                 let sender = http::Sender::new(
                     Arc::clone(&outbox),
                     Arc::clone(&stats),
-                    endpoint,
+                    endpoints,
                     &config.api_key,
                     config.request_timeout,
                     config.upload_interval.unwrap_or(config.window),
