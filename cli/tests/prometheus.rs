@@ -513,3 +513,105 @@ fn prometheus_scrapes_the_collector_and_promql_returns_the_logged_count() {
         );
     }
 }
+
+/// Whether `query` returns at least one series (an instant vector that is not empty).
+fn has_data(prometheus: &str, q: &str) -> bool {
+    let (status, body) = get(prometheus, &format!("/api/v1/query?query={}", encode(q)));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    status == 200
+        && v["data"]["result"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+}
+
+/// Every query of the Grafana dashboard in the repository (`dashboards/`), with the
+/// deployment selector on "All", returns data from a real Prometheus scraping a real
+/// collector: a classifier with labels and latency, a regression model, a rejected request.
+/// Skipped, loudly, where `prometheus` is not installed; a failure in CI.
+#[test]
+fn every_panel_of_the_grafana_dashboard_returns_data() {
+    let bin = "/usr/bin/prometheus";
+    if !Path::new(bin).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs prometheus (.ci/run)"
+        );
+        eprintln!("SKIPPED: {bin} is not installed (apt-get install prometheus)");
+        return;
+    }
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../dashboards/grafana-modelwatch.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let var = &dashboard["templating"]["list"][0];
+    assert_eq!(
+        (var["name"].as_str(), var["allValue"].as_str()),
+        (Some("deployment"), Some(".*"))
+    );
+
+    let dir = temp_dir("grafana");
+    let collector = format!("127.0.0.1:{}", free_port());
+    let _collector = Kill(
+        Command::new(BIN)
+            .args([
+                "collect",
+                "--baseline-windows",
+                "1",
+                "--listen",
+                &collector,
+                "--api-key",
+                KEY,
+                "--store",
+            ])
+            .arg(dir.join("store.db"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the collector", || TcpStream::connect(&collector).ok());
+    // A classifier whose `age` goes missing and whose amounts grow after the baseline.
+    for minute in 0..4 {
+        let w = if minute < 2 {
+            window(minute, 200, 0, 100.0, 180)
+        } else {
+            window(minute, 200, 120, 400.0, 100)
+        };
+        assert_eq!(client::post(&collector, KEY, &w.encode()).0, 200);
+    }
+    // A regression model.
+    let mut b = SummaryBuilder::new("pricing", 0, 60_000, HASH_KEY);
+    for i in 0..50 {
+        let x = f64::from(i);
+        b.log_prediction([("rooms", Value::from(i % 5))], x * 1.1);
+        b.log_ground_truth(x, x * 1.1, ["all"]);
+    }
+    assert_eq!(client::post(&collector, KEY, &b.build().encode()).0, 200);
+    assert_eq!(client::post(&collector, "wrong-key", b"x").0, 401);
+
+    let (_prometheus, prometheus) = prometheus(bin, &dir, &collector, false);
+    let mut queries = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let promql = expr
+                .replace("$deployment", ".*")
+                .replace("$__rate_interval", "1m");
+            let title = panel["title"].as_str().unwrap();
+            wait_for(&format!("{title}: {promql}"), || {
+                has_data(&prometheus, &promql).then_some(())
+            });
+            queries += 1;
+        }
+    }
+    assert!(queries >= 10, "{queries} queries");
+    // The selector's own query lists both deployments.
+    let (_, body) = get(
+        &prometheus,
+        "/api/v1/label/deployment/values?match[]=modelwatch_window_predictions",
+    );
+    assert!(body.contains("fraud") && body.contains("pricing"), "{body}");
+}
