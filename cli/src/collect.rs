@@ -10,6 +10,7 @@
 //! stop that finishes the requests in flight.
 
 use crate::alerts::{AlertConfig, Alerter};
+use crate::commit::{Arriving, GroupCommit};
 use crate::keys::{Key, Keys};
 use crate::metrics::{CollectorCounts, Metrics};
 use crate::retention::Retention;
@@ -104,6 +105,8 @@ pub struct Collector {
     metrics: Arc<Metrics>,
     /// Every deployment's windows through the incident engine (`watch.rs`).
     watch: Arc<Mutex<Watch>>,
+    /// Summaries arriving together share a transaction (`commit.rs`).
+    commit: Arc<GroupCommit>,
 }
 
 fn now_ms() -> i64 {
@@ -165,6 +168,7 @@ impl Collector {
             alerter: Arc::new(alerter),
             metrics: Arc::new(Metrics::new()),
             watch: Arc::new(Mutex::new(watch)),
+            commit: Arc::new(GroupCommit::default()),
         }))
     }
 
@@ -204,6 +208,7 @@ impl Collector {
                 ("retried", n(&a.retries)),
                 ("error", n(&a.errors)),
             ],
+            commits: self.commit.commits().0,
         }
     }
 
@@ -465,24 +470,31 @@ impl Collector {
             .await
             .expect("the semaphore is never closed");
         let store = Arc::clone(&self.store);
-        let (metrics, watch, alerter) = (
+        let (metrics, watch, alerter, commit) = (
             Arc::clone(&self.metrics),
             Arc::clone(&self.watch),
             Arc::clone(&self.alerter),
+            Arc::clone(&self.commit),
         );
         // Decoding is CPU work and the store write blocks on fsync: both off the runtime's
-        // threads, at most `max_inflight_decodes` at once.
+        // threads, at most `max_inflight_decodes` decoding at once; the body's memory is
+        // held until it is stored.
         let outcome = tokio::task::spawn_blocking(move || {
-            let _permits = (decode_permit, memory_permit);
+            let _memory = memory_permit;
             let summary = WindowSummary::decode(&body).map_err(Rejected::Invalid)?;
             if !key.may_write(summary.deployment()) {
                 return Err(Rejected::Forbidden(summary.deployment().to_owned()));
             }
-            let stored = store
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key.id(), &summary, &body, now_ms())
-                .map_err(Rejected::Store)?;
+            // Decoded: the next one may decode while this one waits for its commit.
+            drop(decode_permit);
+            let summary = Arc::new(summary);
+            let arriving = Arriving {
+                key_id: key.id().to_owned(),
+                summary: Arc::clone(&summary),
+                body,
+                received_ms: now_ms(),
+            };
+            let stored = commit.store(&store, arriving).map_err(Rejected::Store)?;
             // After the store's lock is released: the evaluation and the series are computed
             // here. The summary is stored and acknowledged whatever the watch says.
             if stored == Stored::New {
@@ -540,7 +552,7 @@ impl Collector {
 enum Rejected {
     Invalid(modelwatch::SummaryError),
     Forbidden(String),
-    Store(rusqlite::Error),
+    Store(String),
 }
 
 /// What `collect` does with what it stores: the watch, the alerts, and whether `/metrics`

@@ -9,6 +9,7 @@
 
 pub mod alerts;
 pub mod collect;
+pub mod commit;
 pub mod constraints;
 pub mod html;
 pub mod incidents;

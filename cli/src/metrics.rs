@@ -51,6 +51,8 @@ pub struct CollectorCounts {
     pub rejected: Vec<(&'static str, u64)>,
     /// Alert counts ([`crate::alerts::AlertStats`]), by name.
     pub alerts: Vec<(&'static str, u64)>,
+    /// Store transactions committed (group commit: each holds one or more summaries).
+    pub commits: u64,
 }
 
 /// What the latest window of a deployment says, computed when it arrived.
@@ -222,6 +224,12 @@ fn add_distributions<'a>(
 struct Deployment {
     /// The newest window, summaries of several instances merged.
     latest: Option<WindowSummary>,
+    /// The monitor's baseline the series are computed against (a copy, taken again only
+    /// when the baseline changes).
+    baseline: Option<WindowSummary>,
+    /// The series lag `latest`: computed at the next exposition, not per summary stored
+    /// (a fleet's thousands of summaries a second would each recompute every PSI).
+    stale: bool,
     series: Series,
     predictions_total: u64,
     /// Open incidents by kind; a kind once seen stays, at 0, so that its series ends at 0
@@ -238,6 +246,16 @@ struct State {
 }
 
 impl State {
+    /// Computes the series of every deployment whose latest window changed since.
+    fn refresh(&mut self) {
+        for d in self.deployments.values_mut().filter(|d| d.stale) {
+            if let Some(latest) = &d.latest {
+                d.series = Series::of(latest, d.baseline.as_ref());
+            }
+            d.stale = false;
+        }
+    }
+
     /// The deployment's entry, unless it would be one over [`MAX_DEPLOYMENTS`].
     fn deployment(&mut self, name: &str) -> Option<&mut Deployment> {
         if !self.deployments.contains_key(name) {
@@ -302,9 +320,24 @@ impl Metrics {
             }
             _ => d.latest = Some(summary.clone()),
         }
-        if let Some(latest) = &d.latest {
-            d.series = Series::of(latest, baseline);
+        let changed = |b: &WindowSummary, mine: &WindowSummary| {
+            (
+                b.window_start(),
+                b.window_length(),
+                b.merged_windows(),
+                b.predictions(),
+            ) != (
+                mine.window_start(),
+                mine.window_length(),
+                mine.merged_windows(),
+                mine.predictions(),
+            ) || b.key_fingerprint() != mine.key_fingerprint()
+        };
+        match (baseline, &d.baseline) {
+            (Some(b), Some(mine)) if !changed(b, mine) => {}
+            (b, _) => d.baseline = b.cloned(),
         }
+        d.stale = true;
     }
 
     /// Sets the deployment's open incidents per kind from its monitor's incidents.
@@ -324,6 +357,7 @@ impl Metrics {
 
     /// The text exposition (OpenMetrics): every deployment's series, then `counts`.
     pub fn render(&self, counts: CollectorCounts) -> String {
+        self.state().refresh();
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Exposition {
             state: Arc::clone(&self.state),
@@ -339,7 +373,9 @@ impl Metrics {
     /// and outputs' distributions as native histograms.
     fn render_protobuf(&self, counts: CollectorCounts) -> Vec<u8> {
         let mut sink = Protobuf(Vec::new());
-        families(&self.state(), &counts, &mut sink).expect("writing to a Vec does not fail");
+        let mut state = self.state();
+        state.refresh();
+        families(&state, &counts, &mut sink).expect("writing to a Vec does not fail");
         sink.0
     }
 
@@ -669,6 +705,11 @@ fn families(
         "modelwatch_ingest_accepted",
         "Summaries stored",
         [(vec![], counts.accepted)],
+    )?;
+    sink.counters(
+        "modelwatch_store_commits",
+        "Store transactions committed, each for one or more summaries (group commit)",
+        [(vec![], counts.commits)],
     )?;
     sink.counters(
         "modelwatch_ingest_duplicates",

@@ -93,9 +93,7 @@ impl Store {
         self
     }
 
-    /// Stores a validated summary with its encoded bytes, and notes it for the rollups
-    /// ([`Store::roll_up_pending`]), in one transaction; durable when this returns. `key_id` is the id of the key
-    /// that sent it ([`crate::keys::Key::id`]). A retry changes nothing.
+    /// Stores one summary: [`insert_batch`](Self::insert_batch) of one.
     pub fn insert(
         &self,
         key_id: &str,
@@ -103,38 +101,60 @@ impl Store {
         body: &[u8],
         received_ms: i64,
     ) -> rusqlite::Result<Stored> {
+        let mut stored = self.insert_batch(&[(key_id, s, body, received_ms)])?;
+        Ok(stored.remove(0))
+    }
+
+    /// Stores validated summaries with their encoded bytes, and notes them for the rollups
+    /// ([`Store::roll_up_pending`]), in one transaction: one fsync for the batch (group
+    /// commit, `collect.rs`); durable when this returns. Each arrives as (`key_id`, the
+    /// summary, its bytes, when it was received); `key_id` is the id of the key that sent
+    /// it ([`crate::keys::Key::id`]). A retry changes nothing: it is reported as
+    /// [`Stored::Duplicate`], as is a summary that appears twice in the batch.
+    pub fn insert_batch(
+        &self,
+        batch: &[(&str, &WindowSummary, &[u8], i64)],
+    ) -> rusqlite::Result<Vec<Stored>> {
         let tx = self.conn.unchecked_transaction()?;
-        let n = tx.execute(
-            "INSERT OR IGNORE INTO windows (key_id, deployment, window_start, instance, sequence,
-                window_ms, predictions, received_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                key_id,
-                s.deployment(),
-                s.window_start(),
-                s.instance() as i64,
-                s.sequence() as i64,
-                s.window_length() as i64,
-                s.predictions() as i64,
-                received_ms,
-                body
-            ],
-        )?;
-        if n == 0 {
-            return Ok(Stored::Duplicate);
+        let mut stored = Vec::with_capacity(batch.len());
+        {
+            let mut window = tx.prepare_cached(
+                "INSERT OR IGNORE INTO windows (key_id, deployment, window_start, instance, sequence,
+                    window_ms, predictions, received_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let mut unrolled = tx.prepare_cached(
+                "INSERT INTO unrolled (key_id, deployment, window_start, instance, sequence)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for &(key_id, s, body, received_ms) in batch {
+                let identity = params![
+                    key_id,
+                    s.deployment(),
+                    s.window_start(),
+                    s.instance() as i64,
+                    s.sequence() as i64
+                ];
+                let n = window.execute(params![
+                    key_id,
+                    s.deployment(),
+                    s.window_start(),
+                    s.instance() as i64,
+                    s.sequence() as i64,
+                    s.window_length() as i64,
+                    s.predictions() as i64,
+                    received_ms,
+                    body
+                ])?;
+                if n == 0 {
+                    stored.push(Stored::Duplicate);
+                } else {
+                    unrolled.execute(identity)?;
+                    stored.push(Stored::New);
+                }
+            }
         }
-        tx.execute(
-            "INSERT INTO unrolled (key_id, deployment, window_start, instance, sequence)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                key_id,
-                s.deployment(),
-                s.window_start(),
-                s.instance() as i64,
-                s.sequence() as i64
-            ],
-        )?;
         tx.commit()?;
-        Ok(Stored::New)
+        Ok(stored)
     }
 
     /// Summaries of a deployment (or all) within [from, to), oldest first. Rows that no

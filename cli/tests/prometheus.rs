@@ -125,6 +125,7 @@ fn the_exposition_has_each_series_of_the_latest_window() {
         duplicates: 1,
         rejected: vec![("unauthorized", 2)],
         alerts: vec![("delivered", 5)],
+        commits: 2,
     });
     assert!(text.ends_with("# EOF\n"), "{text}");
     let v = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}\n{text}"));
@@ -132,6 +133,7 @@ fn the_exposition_has_each_series_of_the_latest_window() {
         v(r#"modelwatch_predictions_total{deployment="fraud"}"#),
         700.0
     );
+    assert_eq!(v("modelwatch_store_commits_total"), 2.0);
     assert_eq!(
         v(r#"modelwatch_window_predictions{deployment="fraud"}"#),
         400.0

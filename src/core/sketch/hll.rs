@@ -243,7 +243,8 @@ impl<const P: u32> HllSummary<P> {
         let m = Hll::<P>::M;
         let max_rank = Hll::<P>::MAX_RANK;
         let bad = |why: &'static str| WireError::sketch("hyperloglog", why);
-        let (&[precision, encoding], body) = bytes.split_first_chunk().ok_or(bad("short"))?;
+        let (&[precision, encoding], body) =
+            bytes.split_first_chunk().ok_or_else(|| bad("short"))?;
         if u32::from(precision) != P {
             return Err(bad("unexpected precision"));
         }

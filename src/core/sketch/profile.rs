@@ -90,7 +90,7 @@ impl Profile {
                     .ok()
                     .filter(|&i| usize::from(i) < PROFILE_BUCKETS)
                     .map(|i| (i, c))
-                    .ok_or(WireError::sketch("profile", "bucket out of range"))
+                    .ok_or_else(|| WireError::sketch("profile", "bucket out of range"))
             })
             .collect::<WireResult<Vec<_>>>()?;
         Ok(Profile { buckets })

@@ -69,7 +69,7 @@ pub(crate) fn take_spans(
     sketch: &'static str,
 ) -> WireResult<Vec<(i32, u64)>> {
     let bad = |why| WireError::sketch(sketch, why);
-    let spans = take_varint(bytes).ok_or(bad("truncated span count"))?;
+    let spans = take_varint(bytes).ok_or_else(|| bad("truncated span count"))?;
     if spans > bytes.len() as u64 {
         return Err(bad("more spans than bytes"));
     }
@@ -78,12 +78,14 @@ pub(crate) fn take_spans(
     let mut total = 0u64;
     let mut end = 0i64;
     for _ in 0..spans {
-        let gap = take_zigzag(bytes).ok_or(bad("truncated span"))?;
-        let len = take_varint(bytes).ok_or(bad("truncated span"))?;
+        let gap = take_zigzag(bytes).ok_or_else(|| bad("truncated span"))?;
+        let len = take_varint(bytes).ok_or_else(|| bad("truncated span"))?;
         if len == 0 || (!layout.is_empty() && gap <= 0) {
             return Err(bad("spans empty, overlapping or unordered"));
         }
-        let start = end.checked_add(gap).ok_or(bad("span out of range"))?;
+        let start = end
+            .checked_add(gap)
+            .ok_or_else(|| bad("span out of range"))?;
         total = total.saturating_add(len);
         if total > bytes.len() as u64 {
             return Err(bad("more buckets than bytes"));
@@ -102,8 +104,10 @@ pub(crate) fn take_spans(
     let mut previous = 0i64;
     for (start, len) in layout {
         for i in start..start + len as i64 {
-            let delta = take_zigzag(bytes).ok_or(bad("truncated counts"))?;
-            previous = previous.checked_add(delta).ok_or(bad("count overflow"))?;
+            let delta = take_zigzag(bytes).ok_or_else(|| bad("truncated counts"))?;
+            previous = previous
+                .checked_add(delta)
+                .ok_or_else(|| bad("count overflow"))?;
             if previous <= 0 {
                 return Err(bad("bucket count not positive"));
             }
