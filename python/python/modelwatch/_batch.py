@@ -37,7 +37,7 @@ def _series_column(s: Any) -> Any:
     """A pandas column: its numpy array when of a plain numeric dtype (a view, no copy);
     else (strings, categories, nullable Int64/Float64/boolean) its values, missing as None."""
     dt = s.dtype
-    if type(dt).__module__ == "numpy" and dt.kind in _NUMERIC:
+    if type(dt).__module__.startswith("numpy") and dt.kind in _NUMERIC:
         return s.to_numpy()
     return s.to_numpy(dtype=object, na_value=None).tolist()
 
