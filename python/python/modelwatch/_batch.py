@@ -67,6 +67,10 @@ def features(features: Any, feature_names: Optional[Sequence[str]]) -> Dict[str,
         c = _matrix_columns(features, feature_names)
         return {"feature_names": c["names"], "feature_columns": c["columns"]}
     if _is_ndarray(features):
+        if features.ndim != 1 or features.dtype.kind != "O":
+            raise ValueError(
+                f"a batch array must be 2-D (rows x columns), got shape {features.shape}"
+            )
         features = features.tolist()  # a 1-D object array of dicts
     rows = features if isinstance(features, (list, tuple)) else list(features)
     if rows and not isinstance(rows[0], Mapping):
