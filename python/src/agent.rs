@@ -120,8 +120,11 @@ pub(crate) fn error(e: &modelwatch::Error) -> PyErr {
 }
 
 fn seconds(what: &str, s: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(s)
-        .map_err(|_| PyValueError::new_err(format!("{what} must be a finite number of seconds >= 0, got {s}")))
+    Duration::try_from_secs_f64(s).map_err(|_| {
+        PyValueError::new_err(format!(
+            "{what} must be a finite number of seconds >= 0, got {s}"
+        ))
+    })
 }
 
 fn hash_key(key: &Bound<'_, PyAny>) -> PyResult<[u8; 16]> {
@@ -246,7 +249,10 @@ pub(crate) fn shutdown(py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
     }
     let timeout = match timeout {
         Some(t) => seconds("timeout", t)?,
-        None => running.spec.shutdown_timeout.unwrap_or(Duration::from_secs(5)),
+        None => running
+            .spec
+            .shutdown_timeout
+            .unwrap_or(Duration::from_secs(5)),
     };
     // Asked with the GIL held, so that the library's exit registry is never locked by this
     // thread at a fork; waited for with it released.
@@ -339,7 +345,10 @@ pub(crate) fn stats(py: Python<'_>) -> PyResult<Option<Bound<'_, PyDict>>> {
     d.set_item("http_delivered", s.http_delivered)?;
     d.set_item("http_retries", s.http_retries)?;
     d.set_item("http_dropped_backlog", s.http_dropped_backlog)?;
-    d.set_item("http_rejected", s.http_rejected.into_iter().collect::<Vec<_>>())?;
+    d.set_item(
+        "http_rejected",
+        s.http_rejected.into_iter().collect::<Vec<_>>(),
+    )?;
     d.set_item("backlog_len", s.backlog_len)?;
     d.set_item("backlog_bytes", s.backlog_bytes)?;
     d.set_item("debug_dropped", s.debug_dropped)?;

@@ -293,8 +293,7 @@ impl FeatureBatch {
             match &names {
                 None => convert::push_features(&row, &mut fields)?,
                 Some(names) => {
-                    let values: Vec<Bound<'_, PyAny>> =
-                        row.try_iter()?.collect::<PyResult<_>>()?;
+                    let values: Vec<Bound<'_, PyAny>> = row.try_iter()?.collect::<PyResult<_>>()?;
                     if values.len() != names.len() {
                         return Err(PyValueError::new_err(format!(
                             "row {r} has {} values for {} feature names",

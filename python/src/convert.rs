@@ -208,7 +208,10 @@ pub(crate) fn prediction(obj: &Bound<'_, PyAny>) -> PyResult<Pred> {
         })
         .collect();
     // Only a flat sequence is a probability vector; names are then "0", "1", ...
-    let flat = fields.iter().enumerate().all(|(i, (n, _))| *n == i.to_string());
+    let flat = fields
+        .iter()
+        .enumerate()
+        .all(|(i, (n, _))| *n == i.to_string());
     match numbers {
         Some(p) if flat => Ok(Pred::Probabilities(p)),
         _ => Ok(Pred::Named(fields)),
@@ -247,7 +250,9 @@ pub(crate) fn label(obj: &Bound<'_, PyAny>) -> PyResult<Value<'static>> {
 
 /// Segment names: `None`, one `str`, or an iterable of `str`.
 pub(crate) fn segments(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
-    let Some(obj) = obj else { return Ok(Vec::new()) };
+    let Some(obj) = obj else {
+        return Ok(Vec::new());
+    };
     if obj.is_none() {
         return Ok(Vec::new());
     }

@@ -127,10 +127,9 @@ impl NativeSession {
                 PredictionBatch::Columns(Columns::new(prediction_names.unwrap_or_default(), c)?)
             }
             (None, Some(r)) => PredictionBatch::each(r)?,
-            (None, None) => PredictionBatch::Columns(Columns::nulls(
-                modelwatch::PREDICTION,
-                features.len(),
-            )),
+            (None, None) => {
+                PredictionBatch::Columns(Columns::nulls(modelwatch::PREDICTION, features.len()))
+            }
             _ => {
                 return Err(PyValueError::new_err(
                     "give either prediction_columns or prediction_rows",

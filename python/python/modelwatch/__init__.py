@@ -275,7 +275,8 @@ def _exception(exc_info: Any) -> Optional[BaseException]:
     if isinstance(exc_info, BaseException):
         return exc_info
     if isinstance(exc_info, tuple) and len(exc_info) == 3:
-        return exc_info[1]
+        exc = exc_info[1]
+        return exc if isinstance(exc, BaseException) else None
     raise TypeError("exc_info must be True, an exception or a sys.exc_info() tuple")
 
 

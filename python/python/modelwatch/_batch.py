@@ -4,7 +4,7 @@ imported here: objects are recognised by their attributes and module."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 # numpy dtype kinds read in place: float, signed and unsigned int, bool.
 _NUMERIC = "fiub"
@@ -100,5 +100,5 @@ def predictions(predictions: Any) -> Dict[str, Any]:
             c = _matrix_columns(predictions, None)
             return {"prediction_names": c["names"], "prediction_columns": c["columns"]}
         return {"prediction_rows": predictions.tolist()}
-    rows: List[Any] = predictions if isinstance(predictions, (list, tuple)) else list(predictions)
+    rows: Sequence[Any] = predictions if isinstance(predictions, (list, tuple)) else list(predictions)
     return {"prediction_rows": rows}
