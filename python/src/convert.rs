@@ -30,7 +30,7 @@ pub(crate) fn scalar(obj: &Bound<'_, PyAny>) -> PyResult<Option<Value<'static>>>
         return Ok(Some(Value::Float(f.value())));
     }
     if let Ok(s) = obj.cast_exact::<PyString>() {
-        return Ok(Some(Value::Str(Cow::Owned(s.to_cow()?.into_owned()))));
+        return Ok(Some(Value::Str(Cow::Owned(string(s)))));
     }
     if obj.is_none() {
         return Ok(Some(Value::Null));
@@ -46,7 +46,7 @@ pub(crate) fn scalar(obj: &Bound<'_, PyAny>) -> PyResult<Option<Value<'static>>>
         return Ok(Some(Value::Float(f.value()))); // numpy.float64 is a float subclass
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Some(Value::Str(Cow::Owned(s.to_cow()?.into_owned()))));
+        return Ok(Some(Value::Str(Cow::Owned(string(s)))));
     }
     if obj.cast::<PyDict>().is_ok() || obj.cast::<PyList>().is_ok() || obj.cast::<PyTuple>().is_ok()
     {
@@ -83,6 +83,15 @@ pub(crate) fn scalar(obj: &Bound<'_, PyAny>) -> PyResult<Option<Value<'static>>>
     )))
 }
 
+/// A str as text; lone surrogates (which UTF-8 cannot hold) become U+FFFD.
+#[inline]
+fn string(s: &Bound<'_, PyString>) -> String {
+    match s.to_cow() {
+        Ok(c) => c.into_owned(),
+        Err(_) => s.to_string_lossy().into_owned(),
+    }
+}
+
 /// An int as a value: i64 when it fits, else a float (u64 and larger), infinite past f64.
 fn int_value(i: &Bound<'_, PyInt>) -> Value<'static> {
     if let Ok(v) = i.extract::<i64>() {
@@ -105,8 +114,8 @@ fn int_value(i: &Bound<'_, PyInt>) -> Value<'static> {
 /// A dict key or name as text: a `str` as it is, anything else through `str()`.
 pub(crate) fn text(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     match obj.cast::<PyString>() {
-        Ok(s) => Ok(s.to_cow()?.into_owned()),
-        Err(_) => Ok(obj.str()?.to_cow()?.into_owned()),
+        Ok(s) => Ok(string(s)),
+        Err(_) => Ok(string(&obj.str()?)),
     }
 }
 
@@ -257,13 +266,13 @@ pub(crate) fn segments(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> 
         return Ok(Vec::new());
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(vec![s.to_cow()?.into_owned()]);
+        return Ok(vec![string(s)]);
     }
     obj.try_iter()?
         .map(|s| {
             let s = s?;
             match s.cast::<PyString>() {
-                Ok(s) => Ok(s.to_cow()?.into_owned()),
+                Ok(s) => Ok(string(s)),
                 Err(_) => Err(PyTypeError::new_err(format!(
                     "segment names must be str, got {}",
                     s.get_type().name()?

@@ -8,10 +8,23 @@ use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 static WARNED_INERT: AtomicBool = AtomicBool::new(false);
+
+/// Metadata entries a session keeps to set again on a new agent, at most (the library
+/// ships `Limits::max_metadata`, 64 by default, and counts the rest).
+const MAX_KEPT_METADATA: usize = 1024;
+
+/// What a session sets on its library session, kept so that a new agent (a forked worker,
+/// a `configure` after the session was taken) gets it too.
+#[derive(Default)]
+struct Settings {
+    metadata: BTreeMap<String, String>,
+    threshold: Option<f64>,
+}
 
 /// The native session; `modelwatch.Session` (python/modelwatch/__init__.py) extends it.
 #[pyclass(subclass, frozen, module = "modelwatch._modelwatch")]
@@ -20,19 +33,14 @@ pub(crate) struct NativeSession {
     /// The library session at the generation it was resolved at. Locked only with the GIL
     /// held and never across a release of it (see agent.rs: fork safety).
     cache: Mutex<(u64, Option<modelwatch::Session>)>,
+    /// Same locking rule as `cache`.
+    settings: Mutex<Settings>,
 }
 
 impl NativeSession {
     /// The library session of the current agent; `None` (and a warning, once) when none runs.
     fn resolve(&self, py: Python<'_>) -> PyResult<Option<modelwatch::Session>> {
-        let generation = GENERATION.load(Ordering::Acquire);
-        let session = {
-            let mut cache = self.cache.lock();
-            if cache.0 != generation {
-                *cache = (generation, agent::session(&self.deployment));
-            }
-            cache.1.clone()
-        };
+        let session = self.resolve_quietly();
         if session.is_none() && !WARNED_INERT.swap(true, Ordering::Relaxed) {
             PyErr::warn(
                 py,
@@ -42,6 +50,29 @@ impl NativeSession {
             )?;
         }
         Ok(session)
+    }
+
+    /// `resolve` without the warning: for settings, which are kept for the next agent.
+    fn resolve_quietly(&self) -> Option<modelwatch::Session> {
+        let generation = GENERATION.load(Ordering::Acquire);
+        let session = {
+            let mut cache = self.cache.lock();
+            if cache.0 != generation {
+                let session = agent::session(&self.deployment);
+                if let Some(s) = &session {
+                    let settings = self.settings.lock();
+                    for (k, v) in &settings.metadata {
+                        s.log_metadata(k, v);
+                    }
+                    if let Some(t) = settings.threshold {
+                        s.set_decision_threshold(t);
+                    }
+                }
+                *cache = (generation, session);
+            }
+            cache.1.clone()
+        };
+        session
     }
 }
 
@@ -67,6 +98,7 @@ impl NativeSession {
         NativeSession {
             deployment: deployment_name,
             cache: Mutex::new((0, None)),
+            settings: Mutex::new(Settings::default()),
         }
     }
 
@@ -165,10 +197,17 @@ impl NativeSession {
         Ok(())
     }
 
-    /// Sets a metadata entry shipped with every summary of this session (`str(value)`).
-    fn log_metadata(&self, py: Python<'_>, key: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// Sets a metadata entry shipped with every summary of this session (`str(value)`),
+    /// also by the agent of a forked worker or of a later `configure`.
+    fn log_metadata(&self, key: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let value = convert::text(value)?;
-        if let Some(s) = self.resolve(py)? {
+        {
+            let mut settings = self.settings.lock();
+            if settings.metadata.len() < MAX_KEPT_METADATA || settings.metadata.contains_key(key) {
+                settings.metadata.insert(key.to_owned(), value.clone());
+            }
+        }
+        if let Some(s) = self.resolve_quietly() {
             s.log_metadata(key, &value);
         }
         Ok(())
@@ -293,22 +332,23 @@ impl NativeSession {
     }
 
     /// Sets the decision threshold of this session's binary model (default 0.5).
-    fn set_decision_threshold(&self, py: Python<'_>, threshold: f64) -> PyResult<()> {
+    fn set_decision_threshold(&self, threshold: f64) -> PyResult<()> {
         if !(threshold > 0.0 && threshold < 1.0) {
             return Err(PyValueError::new_err(format!(
                 "a decision threshold must be in (0, 1), got {threshold}"
             )));
         }
-        if let Some(s) = self.resolve(py)? {
+        self.settings.lock().threshold = Some(threshold);
+        if let Some(s) = self.resolve_quietly() {
             s.set_decision_threshold(threshold);
         }
         Ok(())
     }
 
-    /// The decision threshold (0.5 unless set; 0.5 when not configured).
+    /// The decision threshold (0.5 unless set).
     #[getter]
-    fn decision_threshold(&self, py: Python<'_>) -> PyResult<f64> {
-        Ok(self.resolve(py)?.map_or(0.5, |s| s.decision_threshold()))
+    fn decision_threshold(&self) -> f64 {
+        self.settings.lock().threshold.unwrap_or(0.5)
     }
 
     fn __repr__(&self) -> String {

@@ -23,6 +23,8 @@ def agent(data_dir):
     modelwatch.configure(api_key="test", data_dir=data_dir, window_seconds=WEEK, min_values_per_window=1)
     yield data_dir
     modelwatch.shutdown()
+    # Sessions keep their metadata for the next agent: each test starts with new ones.
+    modelwatch._sessions.clear()
 
 
 def by_deployment(data_dir):

@@ -1,13 +1,17 @@
 """The Graphsignal logger's API, checked against what the summaries say."""
 
 import datetime
+import json
 import math
+import os
+import shutil
+import subprocess
 import warnings
 
 import pytest
 
 import modelwatch
-from conftest import WEEK, by_deployment, one
+from conftest import REPO, WEEK, by_deployment, one
 
 
 def test_log_prediction_counts_types_missing_and_quantiles(agent):
@@ -96,6 +100,7 @@ def test_unsupported_values_raise_and_log_nothing(agent):
 
 def test_huge_strings_and_names_are_counted_not_crashing(agent):
     sess = modelwatch.session("m")
+    sess.log_prediction(features={"surrogate": "a\udc80b", "\ud800": 1.0}, prediction="\udfff")
     huge = "x" * 2_000_000
     for _ in range(3):
         sess.log_prediction(features={"text": huge, "y" * 100_000: 1.0}, prediction=huge)
@@ -103,7 +108,8 @@ def test_huge_strings_and_names_are_counted_not_crashing(agent):
     sess.log_exception(message=huge, extra_info={"t": huge})
     modelwatch.flush()
     s = one(agent, "m")
-    assert s["predictions"] == 3
+    assert s["predictions"] == 4
+    assert s["features"]["surrogate"]["types"]["string"] == 1
     assert s["features"]["text"]["truncated_strings"] == 3
     assert len(s["metadata"]["k"]) < 10_000
     assert len(s["exceptions"][0]["message"]) < 10_000
@@ -195,6 +201,7 @@ def test_configure_flush_shutdown_lifecycle(data_dir):
     with pytest.raises(modelwatch.Error, match="not configured"):
         modelwatch.flush()
     early = modelwatch.session("early")  # taken before configure, as at import time
+    early.log_metadata("model_version", "3.1")
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         early.log_prediction(features={"x": 1.0}, prediction=1)
@@ -209,10 +216,12 @@ def test_configure_flush_shutdown_lifecycle(data_dir):
         assert modelwatch.stats()["delivered"] == 1
     finally:
         assert modelwatch.shutdown() is True
+        modelwatch._sessions.clear()
     assert modelwatch.shutdown() is False
     early.log_prediction(features={"x": 3.0}, prediction=1)  # inert again
     s = one(data_dir, "early")
     assert s["predictions"] == 1 and s["features"]["x"]["mean"] == 2.0
+    assert s["metadata"] == {"model_version": "3.1"}
 
 
 @pytest.mark.parametrize(
@@ -267,3 +276,28 @@ def test_summary_fields_match_inspect_json(agent):
     ]:
         assert key in s, key
     assert s["partial"] is True and s["window_length_ms"] == WEEK * 1000
+
+
+def _cli():
+    """The `modelwatch` command, if built (scripts/test builds it before the Python tests)."""
+    for path in (os.environ.get("MODELWATCH_CLI"), REPO / "target" / "release" / "modelwatch",
+                 REPO / "target" / "debug" / "modelwatch", shutil.which("modelwatch")):
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return str(path)
+    return None
+
+
+def test_read_summary_equals_the_command_s_inspect_json(agent):
+    cli = _cli()
+    if cli is None:
+        pytest.skip("the modelwatch command is not built (cargo build --release -p modelwatch-cli)")
+    sess = modelwatch.session("m")
+    for i in range(50):
+        sess.log_prediction(features={"x": i * 0.37, "s": f"v{i % 4}", "e": "a\u202eb"}, prediction=[0.3, 0.7])
+        sess.log_ground_truth(label=i % 2, prediction=i % 3 % 2, segments=["web"])
+    sess.log_exception(message="bad", extra_info={"k": "v"})
+    sess.count("n", 3)
+    modelwatch.flush()
+    (path,) = [p for p in agent.iterdir() if p.suffix == ".msgpack"]
+    out = subprocess.run([cli, "inspect", "--json", str(path)], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [modelwatch.read_summary(path.read_bytes())]

@@ -90,6 +90,7 @@ def test_numpy_layouts_equal_rows(agent):
         np.asfortranarray(base[:2000]),  # column-major
         base[:2000].astype(np.float32),
         base[:2000].astype(">f8"),  # big-endian: converted, not read in place
+        base[::-1][:2000],  # negative strides
         (base[:2000] * 100).astype(np.int32),
     ]
     for k, a in enumerate(arrays):
@@ -130,6 +131,8 @@ def test_batch_errors(agent):
         sess.log_prediction_batch(np.zeros((3, 2)), None, feature_names=["a"])
     with pytest.raises(TypeError):
         sess.log_prediction_batch(pd.DataFrame({"t": pd.date_range("2024-01-01", periods=3)}), [1, 2, 3])
+    with pytest.raises(TypeError, match="datetime64"):
+        sess.log_prediction_batch(np.zeros((2, 2), dtype="datetime64[ns]"), [1, 2])
     with pytest.raises(ValueError):
         sess.log_prediction_batch(np.zeros((2, 2, 2)), [1, 2])
     assert sess.log_prediction_batch([], []) == 0

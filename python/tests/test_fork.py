@@ -57,11 +57,16 @@ def child(fn):
 
 def test_a_forked_child_logs_into_its_own_agent(agent):
     sess = modelwatch.session("m")
+    sess.log_metadata("model_version", "2.0")  # set once at startup, before the fork
+    sess.set_decision_threshold(0.25)
     for i in range(30):
         sess.log_prediction(features={"x": float(i)}, prediction=1)
 
     def work():
         assert modelwatch.is_configured()
+        assert sess.decision_threshold == 0.25
+        for _ in range(10):
+            sess.log_ground_truth(label=True, prediction=0.3)  # true at 0.25, false at 0.5
         for i in range(50):
             sess.log_prediction(features={"x": 100.0 + i}, prediction=2)  # the parent's handle
         modelwatch.flush()
@@ -74,6 +79,10 @@ def test_a_forked_child_logs_into_its_own_agent(agent):
     modelwatch.flush()  # the parent's threads still run
     counts = per_instance(agent)
     assert sorted(counts.values()) == [40, 50], counts
+    summaries = modelwatch.read_summaries(agent)
+    assert all(s["metadata"] == {"model_version": "2.0"} for s in summaries)
+    (child_gt,) = [s["ground_truth_overall"] for s in summaries if s["ground_truth_overall"]]
+    assert child_gt["count"] == 10 and child_gt["accuracy"] == 1.0
 
 
 def test_fork_while_another_thread_folds_batches(agent):
@@ -143,3 +152,23 @@ def test_pre_fork_workers_deliver_at_their_normal_exit(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, str(data)], capture_output=True, text=True, timeout=45)
     assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr
     assert sorted(per_instance(data).values()) == [5, 20, 20, 20]
+
+
+def _mp_worker(n):
+    sess = modelwatch.session("m")
+    for _ in range(n):
+        sess.log_prediction(features={"x": 1.0}, prediction=1)
+    # returns: multiprocessing ends the child with os._exit, after its finalizers
+
+
+def test_multiprocessing_children_deliver_when_their_target_returns(agent):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_mp_worker, args=(n,)) for n in (7, 11)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert sorted(per_instance(agent).values()) == [7, 11]

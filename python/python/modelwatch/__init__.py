@@ -138,6 +138,7 @@ def configure(
     if exit_on_signal:
         for sig in pending:
             _signal_handlers[sig] = signal.signal(sig, _on_exit_signal)
+    _watch_multiprocessing()
 
 
 def shutdown(timeout: Optional[float] = None) -> bool:
@@ -342,6 +343,34 @@ def _in_child_after_fork() -> None:
         _after_fork_child()
     except Exception as e:
         sys.stderr.write(f"modelwatch: no agent in the forked process {os.getpid()}: {e}\n")
+
+
+class _ForkToken:
+    """A weak-referenceable key for multiprocessing's after-fork registry."""
+
+
+_FORK_TOKEN = _ForkToken()
+
+
+def _multiprocessing_child(_: Any) -> None:
+    # A multiprocessing child (fork start method) ends with os._exit, which runs no atexit
+    # hook, but it runs multiprocessing's own finalizers first: deliver from one of them.
+    import multiprocessing.util as mp_util
+
+    mp_util.Finalize(None, _at_exit, exitpriority=-100)
+
+
+def _watch_multiprocessing() -> None:
+    """Registers with multiprocessing's after-fork hooks when it is in use. Its children
+    clear inherited finalizers and then run these hooks, so the registration must be
+    made in the parent, before the fork."""
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is None:
+        try:
+            import multiprocessing.util as mp_util
+        except ImportError:  # a Python without multiprocessing
+            return
+    mp_util.register_after_fork(_FORK_TOKEN, _multiprocessing_child)
 
 
 atexit.register(_at_exit)

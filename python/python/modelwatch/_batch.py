@@ -28,6 +28,10 @@ def _is_ndarray(x: Any) -> bool:
 
 def _array_column(a: Any) -> Any:
     """A 1-D numpy array: itself when numeric (read in place), else its values."""
+    if a.dtype.kind in "mM":
+        raise TypeError(
+            f"modelwatch cannot log {a.dtype} values: convert them to numbers (e.g. seconds)"
+        )
     if a.dtype.kind in _NUMERIC and a.dtype.byteorder in "=|<":
         return a
     return a.tolist()
