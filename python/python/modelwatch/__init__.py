@@ -364,12 +364,10 @@ def _watch_multiprocessing() -> None:
     """Registers with multiprocessing's after-fork hooks when it is in use. Its children
     clear inherited finalizers and then run these hooks, so the registration must be
     made in the parent, before the fork."""
-    mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is None:
-        try:
-            import multiprocessing.util as mp_util
-        except ImportError:  # a Python without multiprocessing
-            return
+    try:
+        import multiprocessing.util as mp_util
+    except ImportError:  # a Python without multiprocessing
+        return
     mp_util.register_after_fork(_FORK_TOKEN, _multiprocessing_child)
 
 
