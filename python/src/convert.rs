@@ -119,6 +119,39 @@ pub(crate) fn text(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     }
 }
 
+/// Key texts by the address of their `str` object, per thread: a model server logs the
+/// same dict keys (interned literals, or a DataFrame's column names) call after call, and
+/// under the abi3 (3.9) API each copy out of a `str` costs two allocations. The entry holds
+/// a reference to the `str`, so the address cannot be reused by another object while it
+/// is cached. Cleared when full.
+const KEY_CACHE: usize = 512;
+
+thread_local! {
+    static KEYS: std::cell::RefCell<std::collections::HashMap<usize, (Py<PyString>, String)>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// A dict key as text, through the per-thread cache when it is a `str`.
+#[inline]
+fn key(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let Ok(s) = obj.cast_exact::<PyString>() else {
+        return text(obj);
+    };
+    let addr = s.as_ptr() as usize;
+    KEYS.with(|keys| {
+        if let Some((_, text)) = keys.borrow().get(&addr) {
+            return Ok(text.clone());
+        }
+        let text = string(s);
+        let mut keys = keys.borrow_mut();
+        if keys.len() >= KEY_CACHE {
+            keys.clear();
+        }
+        keys.insert(addr, (s.clone().unbind(), text.clone()));
+        Ok(text)
+    })
+}
+
 /// Appends the features of `obj`, a mapping (dict, pandas Series) or `None`.
 pub(crate) fn push_features(obj: &Bound<'_, PyAny>, out: &mut Fields) -> PyResult<()> {
     if obj.is_none() {
@@ -127,8 +160,7 @@ pub(crate) fn push_features(obj: &Bound<'_, PyAny>, out: &mut Fields) -> PyResul
     if let Ok(d) = obj.cast::<PyDict>() {
         out.reserve(d.len());
         for (k, v) in d.iter() {
-            let name = text(&k)?;
-            push_named(name, &v, out, 0)?;
+            push_named(key(&k)?, &v, out, 0)?;
         }
         return Ok(());
     }
