@@ -286,6 +286,8 @@ impl FeatureBatch {
         rows: &Bound<'_, PyAny>,
         names: Option<Vec<String>>,
     ) -> PyResult<FeatureBatch> {
+        let names: Option<Vec<convert::Name>> =
+            names.map(|n| n.into_iter().map(convert::Name::from).collect());
         let mut out = Vec::new();
         for (r, row) in rows.try_iter()?.enumerate() {
             let row = row?;

@@ -16,8 +16,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use std::borrow::Cow;
 
+/// A feature or output name: shared, so that a cached key or a batch's column name is
+/// handed to each row without an allocation.
+pub(crate) type Name = std::sync::Arc<str>;
+
 /// Named values, owned: a row of features, named outputs, exception tags.
-pub(crate) type Fields = Vec<(String, Value<'static>)>;
+pub(crate) type Fields = Vec<(Name, Value<'static>)>;
 
 /// Nesting deeper than this is refused (a list that contains itself would never end).
 const MAX_DEPTH: usize = 16;
@@ -127,22 +131,22 @@ pub(crate) fn text(obj: &Bound<'_, PyAny>) -> PyResult<String> {
 const KEY_CACHE: usize = 512;
 
 thread_local! {
-    static KEYS: std::cell::RefCell<std::collections::HashMap<usize, (Py<PyString>, String)>> =
+    static KEYS: std::cell::RefCell<std::collections::HashMap<usize, (Py<PyString>, Name)>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 /// A dict key as text, through the per-thread cache when it is a `str`.
 #[inline]
-fn key(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+fn key(obj: &Bound<'_, PyAny>) -> PyResult<Name> {
     let Ok(s) = obj.cast_exact::<PyString>() else {
-        return text(obj);
+        return text(obj).map(Name::from);
     };
     let addr = s.as_ptr() as usize;
     KEYS.with(|keys| {
         if let Some((_, text)) = keys.borrow().get(&addr) {
             return Ok(text.clone());
         }
-        let text = string(s);
+        let text = Name::from(string(s));
         let mut keys = keys.borrow_mut();
         if keys.len() >= KEY_CACHE {
             keys.clear();
@@ -167,7 +171,7 @@ pub(crate) fn push_features(obj: &Bound<'_, PyAny>, out: &mut Fields) -> PyResul
     if obj.hasattr(intern!(obj.py(), "items"))? {
         for item in obj.call_method0(intern!(obj.py(), "items"))?.try_iter()? {
             let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
-            push_named(text(&k)?, &v, out, 0)?;
+            push_named(key(&k)?, &v, out, 0)?;
         }
         return Ok(());
     }
@@ -179,7 +183,7 @@ pub(crate) fn push_features(obj: &Bound<'_, PyAny>, out: &mut Fields) -> PyResul
 
 /// Appends `name = obj`, flattening containers as `name.key` and `name.0`.
 pub(crate) fn push_named(
-    name: String,
+    name: Name,
     obj: &Bound<'_, PyAny>,
     out: &mut Fields,
     depth: usize,
@@ -193,11 +197,11 @@ pub(crate) fn push_named(
             "modelwatch: the value of {name:?} is nested more than {MAX_DEPTH} levels deep"
         )));
     }
-    let child = |key: &str| {
+    let child = |key: &str| -> Name {
         if name.is_empty() {
-            key.to_owned()
+            key.into()
         } else {
-            format!("{name}.{key}")
+            format!("{name}.{key}").into()
         }
     };
     if let Ok(d) = obj.cast::<PyDict>() {
@@ -239,7 +243,7 @@ pub(crate) fn prediction(obj: &Bound<'_, PyAny>) -> PyResult<Pred> {
         push_features(obj, &mut fields)?;
         return Ok(Pred::Named(fields));
     }
-    push_named(String::new(), obj, &mut fields, 0)?;
+    push_named("".into(), obj, &mut fields, 0)?;
     let numbers: Option<Vec<f64>> = fields
         .iter()
         .map(|(_, v)| match v {
@@ -252,7 +256,7 @@ pub(crate) fn prediction(obj: &Bound<'_, PyAny>) -> PyResult<Pred> {
     let flat = fields
         .iter()
         .enumerate()
-        .all(|(i, (n, _))| *n == i.to_string());
+        .all(|(i, (n, _))| **n == *i.to_string());
     match numbers {
         Some(p) if flat => Ok(Pred::Probabilities(p)),
         _ => Ok(Pred::Named(fields)),
