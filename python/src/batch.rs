@@ -204,6 +204,11 @@ impl Columns {
 /// A 1-D numeric array read in place: its element type, data pointer and stride.
 fn numeric(a: &Bound<'_, PyAny>) -> PyResult<Option<(Col, usize)>> {
     let py = a.py();
+    // Only numpy's own arrays are trusted to describe memory that is theirs; any other
+    // object with an array interface is read value by value (through tolist()).
+    if a.get_type().module()?.to_cow()? != "numpy" {
+        return Ok(None);
+    }
     let Ok(iface) = a.getattr(intern!(py, "__array_interface__")) else {
         return Ok(None);
     };

@@ -181,3 +181,22 @@ def test_pandas_missing_values_are_missing(agent):
     s = one(agent, "m")
     assert [s["features"][k]["missing"] for k in ("na", "nat", "nan")] == [3, 3, 3]
     assert s["outputs"]["prediction"]["missing"] == 3
+
+
+class _LyingArray:
+    """Claims memory that is not its own; only its values may be used."""
+
+    __array_interface__ = {"version": 3, "typestr": "<f8", "shape": (3,), "data": (8, True), "strides": None}
+    dtype = np.dtype("f8")
+    ndim = 1
+
+    def tolist(self):
+        return [1.0, 2.0, 3.0]
+
+
+def test_only_numpy_arrays_are_read_in_place(agent):
+    sess = modelwatch.session("m")
+    sess._log_batch(feature_names=["x"], feature_columns=[_LyingArray()], prediction_rows=[0, 0, 0])
+    modelwatch.flush()
+    x = one(agent, "m")["features"]["x"]
+    assert x["count"] == 3 and x["mean"] == 2.0

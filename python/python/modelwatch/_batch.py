@@ -4,6 +4,8 @@ imported here: objects are recognised by their attributes and module."""
 
 from __future__ import annotations
 
+import sys
+
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 # numpy dtype kinds read in place: float, signed and unsigned int, bool.
@@ -23,7 +25,8 @@ def _is_series(x: Any) -> bool:
 
 
 def _is_ndarray(x: Any) -> bool:
-    return hasattr(x, "__array_interface__") and hasattr(x, "dtype") and hasattr(x, "ndim")
+    np = sys.modules.get("numpy")  # an ndarray cannot exist before numpy is imported
+    return np is not None and isinstance(x, np.ndarray)
 
 
 def _array_column(a: Any) -> Any:
