@@ -125,3 +125,11 @@ def test_sigterm_handler_is_kept_through_a_fork(tmp_path):
     for s in modelwatch.read_summaries(data):
         per_instance[s["instance"]] = per_instance.get(s["instance"], 0) + s["predictions"]
     assert sorted(per_instance.values()) == [10, 25], per_instance
+
+
+def test_debug_mode_prints_each_summary_on_stderr(tmp_path):
+    proc, data = run(tmp_path, "", ", debug_mode=True")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "== exit |" in err and "| 25 predictions" in err, err  # the table's heading
+    assert delivered(data) == 25
