@@ -28,8 +28,7 @@ def agent(data_dir):
 
 
 def by_deployment(data_dir):
-    """The summaries in a folder, merged per deployment only where a test logs one window:
-    each deployment's summaries as a list."""
+    """The summaries in a folder as lists per deployment (not merged)."""
     out = {}
     for s in modelwatch.read_summaries(data_dir):
         out.setdefault(s["deployment"], []).append(s)
