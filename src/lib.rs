@@ -8,7 +8,7 @@
 //! bytes, delivery at exit: `docs/delivery.md`). Raw feature values never leave the process.
 //!
 //! Crate features, none by default: `signals` ([`Config::exit_on_signal`]), `rustls` or
-//! `native-tls` (https endpoints).
+//! `native-tls` (https endpoints), `json` (summaries as JSON values: `json`).
 //!
 //! ```
 //! use modelwatch::{Agent, Config, Value, WindowSummary};
@@ -98,6 +98,8 @@
 mod agent;
 mod core;
 mod error;
+#[cfg(feature = "json")]
+pub mod json;
 
 pub use agent::config::{Config, DEFAULT_DATA_DIR, ENDPOINTS_ENV};
 pub use agent::global::{configure, flush, flush_async, session, Guard};

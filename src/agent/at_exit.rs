@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 struct Running {
     id: u64,
+    /// The process that started the agent: a child made by `fork()` inherits this registry
+    /// but not the agent's threads, and must not wait at its exit for answers that never come.
+    pid: u32,
     control: SyncSender<Control>,
     timeout: Duration,
 }
@@ -30,6 +33,7 @@ pub(crate) fn register(id: u64, control: SyncSender<Control>, timeout: Duration)
     });
     RUNNING.lock().push(Running {
         id,
+        pid: std::process::id(),
         control,
         timeout,
     });
@@ -43,7 +47,11 @@ pub(crate) fn unregister(id: u64) {
 extern "C" fn on_exit() {
     // Taken out so that the lock is not held while waiting (and a second exit finds none).
     let running = std::mem::take(&mut *RUNNING.lock());
-    let waits: Vec<_> = running
+    let pid = std::process::id();
+    let (ours, inherited): (Vec<_>, Vec<_>) = running.into_iter().partition(|r| r.pid == pid);
+    // Not even dropped: a channel's internals may be locked by a thread the fork left behind.
+    std::mem::forget(inherited);
+    let waits: Vec<_> = ours
         .into_iter()
         .filter_map(|r| {
             let (reply, rx) = oneshot::channel();
