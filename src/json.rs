@@ -24,7 +24,10 @@ pub fn column(f: &FeatureSummary) -> Value {
         "count": f.count(),
         "missing": f.missing(),
         "missing_rate": f.missing_rate(),
-        "types": { "bool": f.bools(), "int": f.ints(), "float": f.floats(), "string": f.strings() },
+        "types": {
+            "bool": f.bools(), "int": f.ints(), "float": f.floats(), "string": f.strings(),
+            "vector": f.vectors(),
+        },
         "trues": f.trues(),
         "positive_infinities": f.positive_infinities(),
         "negative_infinities": f.negative_infinities(),
@@ -41,6 +44,10 @@ pub fn column(f: &FeatureSummary) -> Value {
         "withheld": f.withheld(),
         "carried": f.carried(),
         "unsketched": f.unsketched(),
+        // Vector features: their numbers above are the vectors' L2 norms.
+        "vector_dimensions": f.vector_dimensions().map(|(lo, hi)| [lo, hi]),
+        "vector_mean": f.vector_mean(),
+        "categories": f.categories().collect::<BTreeMap<_, _>>(),
     })
 }
 
@@ -107,5 +114,7 @@ pub fn summary(s: &WindowSummary) -> Value {
         "dropped": serde_json::to_value(s.dropped()).unwrap_or_default(),
         "feedback": serde_json::to_value(s.feedback()).unwrap_or_default(),
         "privacy": serde_json::to_value(s.privacy()).unwrap_or_default(),
+        "declared_features": s.declared_features().map(|(n, t)| (n, t.as_str())).collect::<BTreeMap<_, _>>(),
+        "names_over_cap": s.names_over_cap(),
     })
 }

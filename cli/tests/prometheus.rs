@@ -315,6 +315,21 @@ fn prometheus(bin: &str, dir: &Path, collector: &str, native: bool) -> (Kill, St
     (Kill(child), addr)
 }
 
+/// Debian's Prometheus, or `None` (with a loud SKIPPED) where it is not installed; never
+/// `None` in CI, which installs it (`.ci/run`).
+fn installed_prometheus() -> Option<&'static str> {
+    let bin = "/usr/bin/prometheus";
+    if Path::new(bin).exists() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI installs prometheus (.ci/run)"
+    );
+    eprintln!("SKIPPED: {bin} is not installed (apt-get install prometheus)");
+    None
+}
+
 /// The value of rank ceil(q·n) among `values` (the report's definition of a quantile).
 fn exact_quantile(values: &[f64], q: f64) -> f64 {
     let mut sorted = values.to_vec();
@@ -345,15 +360,9 @@ fn bucket_of(x: f64) -> (f64, f64) {
 /// `prometheus` is not installed; a failure in CI, which installs it (`.ci/run`).
 #[test]
 fn prometheus_scrapes_the_collector_and_promql_returns_the_logged_count() {
-    let bin = "/usr/bin/prometheus";
-    if !Path::new(bin).exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs prometheus (.ci/run)"
-        );
-        eprintln!("SKIPPED: {bin} is not installed (apt-get install prometheus)");
+    let Some(bin) = installed_prometheus() else {
         return;
-    }
+    };
     let dir = temp_dir("scrape");
     let store = dir.join("store.db");
     let collector = format!("127.0.0.1:{}", free_port());
@@ -532,15 +541,9 @@ fn has_data(prometheus: &str, q: &str) -> bool {
 /// Skipped, loudly, where `prometheus` is not installed; a failure in CI.
 #[test]
 fn every_panel_of_the_grafana_dashboard_returns_data() {
-    let bin = "/usr/bin/prometheus";
-    if !Path::new(bin).exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs prometheus (.ci/run)"
-        );
-        eprintln!("SKIPPED: {bin} is not installed (apt-get install prometheus)");
+    let Some(bin) = installed_prometheus() else {
         return;
-    }
+    };
     let dashboard: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -4,10 +4,11 @@
 //! Scalars: `None` (missing), `bool`, `int`, `float` (NaN is missing), `str`, their
 //! subclasses, numpy scalars (through `.item()`), pandas' `NA`/`NaT` (missing), and
 //! anything with `__float__` (`Decimal`, `Fraction`). Containers flatten as
-//! `modelwatch::Record` flattens a struct: a dict's entries as `name.key`, the items of a
-//! list, tuple or numpy array as `name.0`, `name.1`, ... (the library has no vector value
-//! yet; each item is then a feature of its own, under the window's feature cap). Anything
-//! else raises `TypeError`, before anything is logged.
+//! `modelwatch::Record` flattens a struct: a dict's entries as `name.key`; a list, tuple or
+//! numpy array of numbers (an embedding) as one vector feature (`Value::Vector`, its
+//! dimension, norms and mean: `docs/features.md`); an empty one as a missing value; other
+//! sequences item by item as `name.0`, `name.1`, ... Anything else raises `TypeError`,
+//! before anything is logged.
 
 use modelwatch::{Features, Prediction, Value};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -215,10 +216,42 @@ pub(crate) fn push_named(
     } else {
         obj.call_method0(intern!(obj.py(), "tolist"))? // a numpy array
     };
-    for (i, v) in items.try_iter()?.enumerate() {
-        push_named(child(&i.to_string()), &v?, out, depth + 1)?;
+    let items: Vec<Bound<'_, PyAny>> = items.try_iter()?.collect::<PyResult<_>>()?;
+    // A named sequence is a feature: one vector if it holds numbers. Unnamed (a prediction's
+    // class probabilities), its items stay apart.
+    if !name.is_empty() {
+        if items.is_empty() {
+            out.push((name, Value::Null));
+            return Ok(());
+        }
+        if let Some(vector) = numbers(&items) {
+            out.push((name, Value::Vector(Cow::Owned(vector))));
+            return Ok(());
+        }
+    }
+    for (i, v) in items.iter().enumerate() {
+        push_named(child(&i.to_string()), v, out, depth + 1)?;
     }
     Ok(())
+}
+
+/// The items as a vector, if every one is a number (`int` or `float`, not `bool`; NaN and
+/// infinities included: the vector is then counted and not sketched).
+fn numbers(items: &[Bound<'_, PyAny>]) -> Option<Vec<f32>> {
+    items
+        .iter()
+        .map(|v| {
+            if v.cast::<PyBool>().is_ok() {
+                None
+            } else if let Ok(f) = v.cast::<PyFloat>() {
+                Some(f.value() as f32)
+            } else if v.cast::<PyInt>().is_ok() {
+                v.extract::<f64>().ok().map(|x| x as f32)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// What a model predicted, converted from Python.

@@ -266,25 +266,28 @@ impl NativeSession {
         Ok(())
     }
 
-    /// Logs a prediction and remembers what was predicted under `key`, for `log_feedback`
-    /// from this process.
-    #[pyo3(signature = (key, features=None, prediction=None))]
+    /// Logs a prediction and remembers what was predicted, and its segments, under `key`,
+    /// for `log_feedback` from this process.
+    #[pyo3(signature = (key, features=None, prediction=None, segments=None))]
     fn log_prediction_keyed(
         &self,
         py: Python<'_>,
         key: &str,
         features: Option<&Bound<'_, PyAny>>,
         prediction: Option<&Bound<'_, PyAny>>,
+        segments: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let fields = self::features(features)?;
         let pred = self::prediction(prediction)?;
+        let segments = convert::segments(segments)?;
         if let Some(s) = self.resolve(py)? {
-            s.log_prediction_keyed(key, &fields, &pred);
+            s.log_prediction_keyed(key, &fields, &pred, &segments);
         }
         Ok(())
     }
 
-    /// Logs the label of a prediction logged with `log_prediction_keyed`.
+    /// Logs the label of a prediction logged with `log_prediction_keyed`: in the segments
+    /// remembered with it, and `segments` besides.
     #[pyo3(signature = (key, label, segments=None))]
     fn log_feedback(
         &self,

@@ -88,6 +88,7 @@ class NativeSession:
         key: str,
         features: Optional[Mapping[str, FeatureValue]] = None,
         prediction: PredictionValue = None,
+        segments: Optional[Union[str, Iterable[str]]] = None,
     ) -> None: ...
     def log_feedback(
         self, key: str, label: Scalar, segments: Optional[Union[str, Iterable[str]]] = None
