@@ -2,7 +2,7 @@
 //! closed; as text, JSON and HTML.
 
 use crate::text::sanitize;
-use modelwatch::{format_utc, Incident};
+use modelwatch::{format_utc, Incident, IncidentKind};
 use serde_json::{json, Value};
 use std::fmt::Write;
 
@@ -52,13 +52,17 @@ pub fn text(incidents: &[Incident]) -> String {
             let _ = writeln!(t, "  {} ({state}):", i.kind);
             heading = Some(h);
         }
+        // A constraint has no score: its windows failed it or not.
+        let peak = match i.kind {
+            IncidentKind::ConstraintViolation => String::new(),
+            _ => format!(", peak {:.1} standard errors", i.peak_score),
+        };
         let _ = writeln!(
             t,
-            "    {}: {}; {} window(s) with evidence, peak {:.1} standard errors",
+            "    {}: {}; {} window(s) with evidence{peak}",
             sanitize(&i.subject),
             span(i),
             i.windows,
-            i.peak_score
         );
         let _ = writeln!(t, "      {}", sanitize(&i.text));
     }

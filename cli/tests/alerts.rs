@@ -587,6 +587,7 @@ fn the_collector_watches_and_alerts_once_per_incident_across_a_restart() {
             WatchConfig {
                 baseline: Baseline::FirstWindows(5),
                 evaluate_after: Duration::from_secs(30),
+                ..Default::default()
             },
             AlertConfig {
                 webhooks: vec![format!("{}/hook", r.url)],
