@@ -205,6 +205,65 @@ fn config(r: &Receiver) -> AlertConfig {
     }
 }
 
+/// A collector on 127.0.0.1 serving on a thread of its own: over the store in `dir`,
+/// watching as `watch` says, posting its incidents to `r`'s webhook `/hook`.
+struct Running {
+    collector: Arc<modelwatch_cli::collect::Collector>,
+    server: std::thread::JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    fn start(
+        dir: &std::path::Path,
+        r: &Receiver,
+        watch: &modelwatch_cli::watch::WatchConfig,
+    ) -> Running {
+        use modelwatch_cli::collect::{Collector, Limits};
+        use modelwatch_cli::keys::{Key, Keys};
+        let collector = Collector::bind(
+            "127.0.0.1:0",
+            &dir.join("store.db"),
+            Keys::new(vec![Key::any_deployment("a-key-for-this-test").unwrap()]).unwrap(),
+            Limits::default(),
+            watch.clone(),
+            AlertConfig {
+                webhooks: vec![format!("{}/hook", r.url)],
+                alertmanagers: vec![],
+                ..config(r)
+            },
+        )
+        .unwrap();
+        let server = {
+            let c = Arc::clone(&collector);
+            std::thread::spawn(move || c.serve())
+        };
+        Running { collector, server }
+    }
+
+    fn stop(self) {
+        self.collector.stop();
+        self.server.join().unwrap().unwrap();
+    }
+
+    /// Posts the window of `minute`, then moves the collector's clock 31 s past its end:
+    /// the window is due.
+    fn post(&self, minute: i64, s: &WindowSummary) {
+        let addr = self.collector.addr().to_string();
+        assert_eq!(
+            client::post(&addr, "a-key-for-this-test", &s.encode()).0,
+            200
+        );
+        self.collector.tick((minute + 1) * 60_000 + 31_000);
+    }
+
+    /// The text of `GET /metrics`.
+    fn metrics(&self) -> String {
+        let addr = self.collector.addr();
+        let mut response = ureq::get(format!("http://{addr}/metrics")).call().unwrap();
+        response.body_mut().read_to_string().unwrap()
+    }
+}
+
 fn pair(path: &str, event: &str) -> (String, String) {
     (path.to_owned(), event.to_owned())
 }
@@ -573,54 +632,23 @@ fn notify_returns_while_a_destination_hangs() {
 /// the incident; the counts in `GET /metrics`.
 #[test]
 fn the_collector_watches_and_alerts_once_per_incident_across_a_restart() {
-    use modelwatch_cli::collect::{Collector, Limits};
-    use modelwatch_cli::keys::{Key, Keys};
-    use modelwatch_cli::watch::WatchConfig;
     let dir = temp_dir("collector");
     let r = Receiver::start(200);
-    let start = |dir: &PathBuf| {
-        let collector = Collector::bind(
-            "127.0.0.1:0",
-            &dir.join("store.db"),
-            Keys::new(vec![Key::any_deployment("a-key-for-this-test").unwrap()]).unwrap(),
-            Limits::default(),
-            WatchConfig {
-                baseline: Baseline::FirstWindows(5),
-                evaluate_after: Duration::from_secs(30),
-                ..Default::default()
-            },
-            AlertConfig {
-                webhooks: vec![format!("{}/hook", r.url)],
-                alertmanagers: vec![],
-                ..config(&r)
-            },
-        )
-        .unwrap();
-        let server = {
-            let c = Arc::clone(&collector);
-            std::thread::spawn(move || c.serve())
-        };
-        (collector, server)
+    let watch = modelwatch_cli::watch::WatchConfig {
+        baseline: Baseline::FirstWindows(5),
+        evaluate_after: Duration::from_secs(30),
+        ..Default::default()
     };
     // `age` missing for a third of predictions in minutes 20 to 29 only.
-    let minutes = 0..60;
-    let mut collector = start(&dir);
-    for minute in minutes {
+    let mut collector = Running::start(&dir, &r, &watch);
+    for minute in 0..60 {
         if minute == 25 {
             // Mid-incident: the collector stops and a new one opens the same store.
-            collector.0.stop();
-            collector.1.join().unwrap().unwrap();
-            collector = start(&dir);
+            collector.stop();
+            collector = Running::start(&dir, &r, &watch);
         }
         let missing = if (20..30).contains(&minute) { 100 } else { 3 };
-        let s = window("fraud", minute, missing);
-        let addr = collector.0.addr().to_string();
-        assert_eq!(
-            client::post(&addr, "a-key-for-this-test", &s.encode()).0,
-            200
-        );
-        // The collector's clock, 31 s after the window's end: the window is due.
-        collector.0.tick((minute + 1) * 60_000 + 31_000);
+        collector.post(minute, &window("fraud", minute, missing));
     }
     wait_for("the open and the close", || r.accepted().len() >= 2);
     std::thread::sleep(Duration::from_millis(300));
@@ -635,15 +663,12 @@ fn the_collector_watches_and_alerts_once_per_incident_across_a_restart() {
     let opened = &r.all()[0].body;
     assert_eq!(opened["subject"], "age");
     assert_eq!(opened["opened_ms"], 20 * 60_000);
-    let addr = collector.0.addr();
-    let mut response = ureq::get(format!("http://{addr}/metrics")).call().unwrap();
-    let text = response.body_mut().read_to_string().unwrap();
+    let text = collector.metrics();
     assert!(
         text.contains("modelwatch_alerts_total{outcome=\"delivered\"} 1\n"),
         "{text}"
     );
-    collector.0.stop();
-    collector.1.join().unwrap().unwrap();
+    collector.stop();
 }
 
 /// One window of the constraint test's model: `age` (integers 20 to 69), `country` (5
@@ -688,8 +713,6 @@ fn model_window(deployment: &str, minute: i64, rows: usize, change: &str) -> Win
 /// is a constraint's.
 #[test]
 fn the_collector_turns_violated_constraints_into_incidents_and_alerts() {
-    use modelwatch_cli::collect::{Collector, Limits};
-    use modelwatch_cli::keys::{Key, Keys};
     use modelwatch_cli::watch::WatchConfig;
     let dir = temp_dir("constraints");
     let r = Receiver::start(200);
@@ -702,32 +725,13 @@ fn the_collector_turns_violated_constraints_into_incidents_and_alerts() {
         .features
         .values_mut()
         .for_each(|f| f.completeness = Some(1.0));
-    let start = |dir: &PathBuf| {
-        let collector = Collector::bind(
-            "127.0.0.1:0",
-            &dir.join("store.db"),
-            Keys::new(vec![Key::any_deployment("a-key-for-this-test").unwrap()]).unwrap(),
-            Limits::default(),
-            WatchConfig {
-                baseline: Baseline::FirstWindows(1_000),
-                evaluate_after: Duration::from_secs(30),
-                constraints: vec![constraints.clone(), other.clone()],
-            }
-            .checked()
-            .unwrap(),
-            AlertConfig {
-                webhooks: vec![format!("{}/hook", r.url)],
-                alertmanagers: vec![],
-                ..config(&r)
-            },
-        )
-        .unwrap();
-        let server = {
-            let c = Arc::clone(&collector);
-            std::thread::spawn(move || c.serve())
-        };
-        (collector, server)
-    };
+    let watch = WatchConfig {
+        baseline: Baseline::FirstWindows(1_000),
+        evaluate_after: Duration::from_secs(30),
+        constraints: vec![constraints.clone(), other],
+    }
+    .checked()
+    .unwrap();
     let change = |minute: i64| match minute {
         10..=12 => "age as strings",
         20..=23 => "a new country",
@@ -735,21 +739,14 @@ fn the_collector_turns_violated_constraints_into_incidents_and_alerts() {
         55.. => "amount out of range",
         _ => "",
     };
-    let mut collector = start(&dir);
+    let mut collector = Running::start(&dir, &r, &watch);
     for minute in 1..60 {
         if minute == 21 {
             // Mid-incident: the collector stops and a new one opens the same store.
-            collector.0.stop();
-            collector.1.join().unwrap().unwrap();
-            collector = start(&dir);
+            collector.stop();
+            collector = Running::start(&dir, &r, &watch);
         }
-        let s = model_window("shop", minute, 300, change(minute));
-        let addr = collector.0.addr().to_string();
-        assert_eq!(
-            client::post(&addr, "a-key-for-this-test", &s.encode()).0,
-            200
-        );
-        collector.0.tick((minute + 1) * 60_000 + 31_000);
+        collector.post(minute, &model_window("shop", minute, 300, change(minute)));
     }
     // Four opens, three closes (the range violation is still open at the end).
     wait_for("seven alerts", || r.accepted().len() >= 7);
@@ -802,17 +799,14 @@ fn the_collector_turns_violated_constraints_into_incidents_and_alerts() {
         text("age completeness_check")
     );
     assert!(text("amount range_check").starts_with("range_check: expected values within"));
-    let addr = collector.0.addr();
-    let mut response = ureq::get(format!("http://{addr}/metrics")).call().unwrap();
-    let metrics = response.body_mut().read_to_string().unwrap();
+    let metrics = collector.metrics();
     assert!(
         metrics.contains(
             "modelwatch_open_incidents{deployment=\"shop\",kind=\"constraint_violation\"} 1.0\n"
         ),
         "{metrics}"
     );
-    collector.0.stop();
-    collector.1.join().unwrap().unwrap();
+    collector.stop();
 
     // Two files for one deployment are refused.
     let twice = WatchConfig {
