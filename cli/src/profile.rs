@@ -307,11 +307,11 @@ impl Profiler {
                 self.types.push((c.name.clone(), c.ty));
             }
         }
-        for r in &sample {
-            self.log(&columns, r);
-        }
-        drop(sample);
         if done {
+            // All of it in the sample: folded here.
+            for r in &sample {
+                self.log(&columns, r);
+            }
             return Ok(());
         }
         // The rest in two stages: one thread reads blocks of whole lines (the bytes the CSV
@@ -344,7 +344,7 @@ impl Profiler {
         let with_label = self.options.label.is_some();
         let columns = &columns;
         let read = std::thread::scope(|scope| {
-            let splitter = scope.spawn(move || split(buffered, input, empty_rx, full_txs));
+            let splitter = scope.spawn(move || split(sample, buffered, input, empty_rx, full_txs));
             let mut rxs = full_rxs.into_iter();
             let first = rxs.next();
             for ((builder, counts), rx) in self.extra.iter_mut().zip(rxs) {
@@ -353,7 +353,7 @@ impl Profiler {
                     let mut fields = Vec::new();
                     for batch in rx {
                         fold_batch(builder, counts, columns, &batch, with_label, &mut fields);
-                        let _ = empty_tx.send(batch);
+                        recycle(&empty_tx, batch);
                     }
                 });
             }
@@ -361,8 +361,7 @@ impl Profiler {
             for batch in first.into_iter().flatten() {
                 let (builder, counts) = (&mut self.builder, &mut self.counts);
                 fold_batch(builder, counts, columns, &batch, with_label, &mut fields);
-                // The reader may have finished: then the batch is dropped here.
-                let _ = empty_tx.send(batch);
+                recycle(&empty_tx, batch);
             }
             drop(empty_tx);
             splitter
@@ -738,6 +737,18 @@ enum Batch {
     Lines(Vec<u8>),
     /// Records split by the csv crate, the first `n` of them filled.
     Records(Vec<csv::ByteRecord>, usize),
+    /// Records of the type sample (held to infer the types, then folded like the rest):
+    /// dropped once folded, never refilled.
+    Sample(Vec<csv::ByteRecord>),
+}
+
+/// Gives a folded batch back to the reader to refill; a sample's is dropped instead (its
+/// memory freed: the batches in flight stay as many as the reader made).
+fn recycle(empty: &std::sync::mpsc::SyncSender<Batch>, batch: Batch) {
+    if !matches!(batch, Batch::Sample(_)) {
+        // The reader may have finished: then the batch is dropped here.
+        let _ = empty.send(batch);
+    }
 }
 
 /// Hands the bytes it reads to the CSV reader and keeps the last ones, so that those the
@@ -820,10 +831,12 @@ fn plain(block: &[u8]) -> bool {
         || memchr::memchr_iter(b'\r', block).all(|i| block.get(i + 1) == Some(&b'\n'))
 }
 
-/// The reader thread: `buffered` then `input` as blocks of whole lines while they are
-/// plain, then as chunks of records split by the csv crate. Returns the records the csv
-/// crate rejected (the blocks' are counted by the folding threads).
+/// The reader thread: the type sample's records in chunks, then `buffered` and `input` as
+/// blocks of whole lines while they are plain, then as chunks of records split by the csv
+/// crate. Returns the records the csv crate rejected (the blocks' are counted by the
+/// folding threads).
 fn split(
+    sample: Vec<csv::ByteRecord>,
     buffered: Vec<u8>,
     mut input: impl Read,
     empty: std::sync::mpsc::Receiver<Batch>,
@@ -836,13 +849,23 @@ fn split(
         next = (next + 1) % full.len();
         ok
     };
+    let mut sample = sample.into_iter();
+    loop {
+        let chunk: Vec<_> = sample.by_ref().take(CHUNK).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        if !send(Batch::Sample(chunk)) {
+            return Ok(0);
+        }
+    }
     loop {
         let Ok(batch) = empty.recv() else {
             return Ok(0);
         };
         let mut block = match batch {
             Batch::Lines(v) => v,
-            Batch::Records(..) => Vec::with_capacity(BLOCK),
+            Batch::Records(..) | Batch::Sample(_) => Vec::with_capacity(BLOCK),
         };
         block.clear();
         block.extend_from_slice(&carry);
@@ -886,7 +909,7 @@ fn split_records(
     while let Ok(batch) = empty.recv() {
         let mut chunk = match batch {
             Batch::Records(chunk, _) => chunk,
-            Batch::Lines(_) => vec![csv::ByteRecord::new(); CHUNK],
+            Batch::Lines(_) | Batch::Sample(_) => vec![csv::ByteRecord::new(); CHUNK],
         };
         let mut n = 0;
         let mut end = false;
@@ -920,6 +943,11 @@ fn fold_batch(
     fields: &mut Vec<(usize, usize)>,
 ) {
     match batch {
+        Batch::Sample(chunk) => {
+            for r in chunk {
+                fold_record(builder, counts, columns, r, with_label, fields);
+            }
+        }
         Batch::Records(chunk, n) => {
             for r in &chunk[..*n] {
                 fold_record(builder, counts, columns, r, with_label, fields);
