@@ -293,6 +293,11 @@ fn the_commands_suggest_and_report_violations() {
         out.contains("1 constraint violation(s):\n  age data_type_check: expected int, only 0.0 % is int; 2 window(s), 2023-11-14T22:15:20Z to 2023-11-14T22:16:20Z"),
         "{out}"
     );
+    // And an incident, without a score (a constraint has none).
+    assert!(
+        out.contains("  constraint_violation (open):\n    age data_type_check: open since 2023-11-14T22:15:20Z (last seen 2023-11-14T22:16:20Z); 2 window(s) with evidence\n      data_type_check: expected int, only 0.0 % is int\n"),
+        "{out}"
+    );
     let (_, out, _) = run(&[
         "report",
         "--json",
