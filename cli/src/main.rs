@@ -198,7 +198,7 @@ struct ProfileArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     quiet: bool,
-    /// Threads that parse and fold records, besides the one splitting the CSV [default:
+    /// Threads that split, parse and fold records, besides the one reading the file [default:
     /// the cores, at most 8].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,

@@ -105,7 +105,7 @@ pub struct Options {
     pub window_ms: u64,
     /// Show a progress bar (on a terminal only; the caller decides).
     pub progress: bool,
-    /// Threads that parse and fold records (besides the one that splits the CSV); default:
+    /// Threads that split, parse and fold records (besides the one that reads); default:
     /// the cores. Each has its own builder: a column with fewer than k values (10) in one
     /// thread's share ships only its counts from that share.
     pub threads: usize,
