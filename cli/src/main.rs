@@ -147,7 +147,8 @@ struct ReportArgs {
     #[arg(long, value_name = "RES", default_value = "auto", value_parser = ["auto", "1m", "1h", "1d"])]
     resolution: String,
     /// Check every window against these constraints (from `modelwatch constraints`, maybe
-    /// edited): violations are listed, consecutive windows grouped, and exit status 1.
+    /// edited): each violated one is an incident (kind constraint_violation), its runs of
+    /// windows are listed, and the exit status is 1.
     #[arg(long, value_name = "FILE")]
     constraints: Option<PathBuf>,
     /// Print JSON instead of text.
