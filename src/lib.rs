@@ -109,8 +109,8 @@ pub use agent::sink::{FolderSink, Sink};
 pub use agent::{Agent, Completion, Stats, BYTES_PER_SESSION};
 pub use core::monitor::drift::{Drift, NewCategories};
 pub use core::monitor::{
-    Baseline, Incident, IncidentEvent, IncidentKind, Monitor, MonitorError, DEFAULT_CLOSE_AFTER,
-    DEFAULT_THRESHOLD,
+    Baseline, ConstraintFailure, Incident, IncidentEvent, IncidentKind, Monitor, MonitorError,
+    DEFAULT_CLOSE_AFTER, DEFAULT_THRESHOLD,
 };
 pub use core::record::flatten::Record;
 pub use core::record::segments::Segments;

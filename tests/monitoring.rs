@@ -184,3 +184,97 @@ fn false_alarms_over_thirty_days() {
         );
     }
 }
+
+/// Constraints checked outside the engine: a failed one opens an incident in its first
+/// failing window, a single passing window in between does not close it, ten passing
+/// windows in a row do; the window that missed by most is kept; a monitor saved and
+/// restored on the way ends the same; the engine's own checks are not affected.
+#[test]
+fn constraint_failures_open_at_once_and_close_after_ten_passing_windows() {
+    use modelwatch::ConstraintFailure;
+    let windows: Vec<WindowSummary> = (0..80)
+        .map(|w| fraud_day::window(5, w, Changes { at: None }))
+        .collect();
+    // The script of failures, window by window: the oracle.
+    let failures = |w: usize| {
+        let mut f = Vec::new();
+        if (5..8).contains(&w) {
+            let seen = 0.9 - 0.01 * w as f64; // worst in window 7
+            let text =
+                format!("completeness_check: expected at least 100.0 % present, only {seen}");
+            f.push(ConstraintFailure::new(
+                "age completeness_check",
+                &text,
+                seen,
+                1.0,
+            ));
+        }
+        if (20..=40).contains(&w) && w != 30 {
+            let seen = if w == 25 { 5000.0 } else { 1000.0 };
+            let text = format!("range_check: expected values within [0, 500], saw [0, {seen}]");
+            f.push(ConstraintFailure::new(
+                "amount range_check",
+                &text,
+                seen,
+                500.0,
+            ));
+        }
+        f
+    };
+    let run_with = |restore_every: Option<usize>| {
+        let mut m = Monitor::new(Baseline::FirstWindows(3));
+        let mut events = Vec::new();
+        for (i, w) in windows.iter().enumerate() {
+            events.extend(m.observe(w));
+            events.extend(m.observe_constraints(w, &failures(i)));
+            if restore_every.is_some_and(|n| i % n == 0) {
+                m = Monitor::from_bytes(&m.to_bytes()).unwrap();
+            }
+        }
+        (m.incidents().to_vec(), events)
+    };
+    let (incidents, events) = run_with(None);
+    let constraint: Vec<&Incident> = incidents
+        .iter()
+        .filter(|i| i.kind == IncidentKind::ConstraintViolation)
+        .collect();
+    let at = |w: i64| DAY_START_MS + w * 60_000;
+    assert_eq!(constraint.len(), 2, "{}", describe(&incidents));
+    let age = constraint[0];
+    assert_eq!(age.subject, "age completeness_check");
+    assert_eq!((age.opened_ms, age.last_seen_ms), (at(5), at(7)));
+    assert_eq!((age.closed_ms, age.windows), (Some(at(17)), 3));
+    assert!(age.text.contains("0.83"), "{}", age.text); // window 7, the lowest share
+    assert_eq!((age.peak_value, age.baseline_value), (0.9 - 0.07, 1.0));
+    let amount = constraint[1];
+    assert_eq!(amount.subject, "amount range_check");
+    assert_eq!((amount.opened_ms, amount.last_seen_ms), (at(20), at(40)));
+    assert_eq!((amount.closed_ms, amount.windows), (Some(at(50)), 20));
+    assert_eq!(amount.peak_value, 5000.0);
+    // Every constraint incident announced once opened and once closed.
+    let announced = |open: bool| {
+        events
+            .iter()
+            .filter(|e| match e {
+                IncidentEvent::Opened(i) => open && i.kind == IncidentKind::ConstraintViolation,
+                IncidentEvent::Closed(i) => !open && i.kind == IncidentKind::ConstraintViolation,
+                _ => false,
+            })
+            .count()
+    };
+    assert_eq!((announced(true), announced(false)), (2, 2));
+    // The engine's own incidents are those of the windows alone.
+    let alone = run(&windows, Baseline::FirstWindows(3));
+    let others: Vec<Incident> = incidents
+        .iter()
+        .filter(|i| i.kind != IncidentKind::ConstraintViolation)
+        .cloned()
+        .collect();
+    assert_eq!(others, alone);
+    // Saved and restored every 7 windows: the same incidents.
+    assert_eq!(run_with(Some(7)).0, incidents);
+    assert_eq!(
+        IncidentKind::ConstraintViolation.name(),
+        "constraint_violation"
+    );
+}

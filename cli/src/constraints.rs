@@ -13,7 +13,9 @@
 //!   window's strings allowed outside them;
 //! - `distinct` {`min`, `max`}: the band of a window's distinct values.
 
-use modelwatch::{format_utc, FeatureSummary, WindowSummary};
+use modelwatch::{
+    format_utc, Baseline, ConstraintFailure, FeatureSummary, Incident, Monitor, WindowSummary,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -247,6 +249,14 @@ fn suggest_feature(f: &FeatureSummary) -> FeatureConstraints {
     c
 }
 
+/// Reads a constraints file from disk, errors naming it.
+pub fn read(path: &std::path::Path) -> Result<Constraints, String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| parse(&t))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Reads a constraints file, with what is wrong in it said by field.
 pub fn parse(text: &str) -> Result<Constraints, String> {
     let c: Constraints = serde_json::from_str(text).map_err(|e| e.to_string())?;
@@ -268,6 +278,23 @@ pub struct Finding {
     pub check: &'static str,
     /// What was expected and what was seen, in plain words.
     pub text: String,
+    /// The window's measure: the share present or of the type, the extreme outside the
+    /// range, the share of new categories, the distinct count.
+    pub seen: f64,
+    /// What the constraint allows of that measure (the bound it passed).
+    pub expected: f64,
+}
+
+impl Finding {
+    /// As the incident engine takes it: subject `FEATURE CHECK`, text `CHECK: what`.
+    pub fn failure(&self) -> ConstraintFailure {
+        ConstraintFailure::new(
+            &format!("{} {}", self.feature, self.check),
+            &format!("{}: {}", self.check, self.text),
+            self.seen,
+            self.expected,
+        )
+    }
 }
 
 fn percent(x: f64) -> String {
@@ -291,11 +318,13 @@ pub fn check(c: &Constraints, window: &WindowSummary) -> Vec<Finding> {
         return out;
     }
     for (name, fc) in &c.features {
-        let mut found = |check, text: String| {
+        let mut found = |check, text: String, seen: f64, expected: f64| {
             out.push(Finding {
                 feature: name.clone(),
                 check,
                 text,
+                seen,
+                expected,
             })
         };
         let Some(f) = window.feature(name) else {
@@ -306,6 +335,8 @@ pub fn check(c: &Constraints, window: &WindowSummary) -> Vec<Finding> {
                         "expected at least {} present, the feature is absent",
                         percent(fc.completeness.unwrap_or(0.0))
                     ),
+                    0.0,
+                    fc.completeness.unwrap_or(0.0),
                 );
             }
             continue;
@@ -323,6 +354,8 @@ pub fn check(c: &Constraints, window: &WindowSummary) -> Vec<Finding> {
                         percent(r),
                         percent(n as f64 / f.count() as f64)
                     ),
+                    n as f64 / f.count() as f64,
+                    r,
                 );
             }
         }
@@ -337,6 +370,8 @@ pub fn check(c: &Constraints, window: &WindowSummary) -> Vec<Finding> {
                         percent(seen as f64 / n as f64),
                         t.kind.name()
                     ),
+                    seen as f64 / n as f64,
+                    t.min_share,
                 );
             }
         }
@@ -348,6 +383,8 @@ pub fn check(c: &Constraints, window: &WindowSummary) -> Vec<Finding> {
                         "expected values within [{}, {}], saw [{}, {}]",
                         r.min, r.max, lo, hi
                     ),
+                    if lo < r.min { lo } else { hi },
+                    if lo < r.min { r.min } else { r.max },
                 );
             }
         }
@@ -375,6 +412,8 @@ pub fn check(c: &Constraints, window: &WindowSummary) -> Vec<Finding> {
                         percent(k.max_new_share),
                         percent(new as f64 / strings as f64)
                     ),
+                    new as f64 / strings as f64,
+                    k.max_new_share,
                 );
             }
         }
@@ -388,6 +427,8 @@ pub fn check(c: &Constraints, window: &WindowSummary) -> Vec<Finding> {
                         "expected {} to {} distinct values, saw about {d}",
                         b.min, b.max
                     ),
+                    d as f64,
+                    if d > b.max { b.max } else { b.min } as f64,
                 );
             }
         }
@@ -407,10 +448,21 @@ pub struct Violation {
     pub text: String,
 }
 
-/// Checks windows in order, grouping consecutive failures of a check into one violation.
+/// The constraints `window` violates, as the incident engine takes them
+/// ([`modelwatch::Monitor::observe_constraints`]): what the collector's watch and the
+/// report both feed it.
+pub fn failures(c: &Constraints, window: &WindowSummary) -> Vec<ConstraintFailure> {
+    check(c, window).iter().map(Finding::failure).collect()
+}
+
+/// Checks windows in order, grouping consecutive failures of a check into one violation,
+/// and feeding them to an incident engine of their own (the report's incidents of kind
+/// `constraint_violation`).
 #[derive(Debug)]
 pub struct Checker {
     constraints: Constraints,
+    /// Constraint incidents only: its baseline never comes, so it runs no other check.
+    engine: Monitor,
     /// Runs still open: ended by the first window that passes the check.
     open: BTreeMap<(String, &'static str), Violation>,
     done: Vec<Violation>,
@@ -422,6 +474,7 @@ impl Checker {
     pub fn new(constraints: Constraints) -> Checker {
         Checker {
             constraints,
+            engine: Monitor::new(Baseline::Range(i64::MAX, i64::MAX)),
             open: BTreeMap::new(),
             done: Vec::new(),
             windows: 0,
@@ -436,6 +489,8 @@ impl Checker {
         self.windows += 1;
         let start = window.window_start();
         let findings = check(&self.constraints, window);
+        let failures: Vec<_> = findings.iter().map(Finding::failure).collect();
+        self.engine.observe_constraints(window, &failures);
         let failing: std::collections::BTreeSet<_> = findings
             .iter()
             .map(|f| (f.feature.clone(), f.check))
@@ -465,6 +520,11 @@ impl Checker {
             v.windows += 1;
             v.text = f.text;
         }
+    }
+
+    /// The incidents of the constraints violated so far (kind `constraint_violation`).
+    pub fn incidents(&self) -> &[Incident] {
+        self.engine.incidents()
     }
 
     /// Every violation, in order of first window, then feature and check.

@@ -2,7 +2,7 @@
 //! closed; as text, JSON and HTML.
 
 use crate::text::sanitize;
-use modelwatch::{format_utc, Incident};
+use modelwatch::{format_utc, Incident, IncidentKind};
 use serde_json::{json, Value};
 use std::fmt::Write;
 
@@ -31,6 +31,12 @@ fn span(i: &Incident) -> String {
     }
 }
 
+/// The peak score, if the incident has one: a constraint has none (its windows failed it
+/// or not).
+fn peak(i: &Incident) -> Option<f64> {
+    (i.kind != IncidentKind::ConstraintViolation).then_some(i.peak_score)
+}
+
 /// Text: one heading per kind, one line per incident.
 pub fn text(incidents: &[Incident]) -> String {
     let mut t = String::new();
@@ -52,13 +58,16 @@ pub fn text(incidents: &[Incident]) -> String {
             let _ = writeln!(t, "  {} ({state}):", i.kind);
             heading = Some(h);
         }
+        let peak = match peak(i) {
+            Some(p) => format!(", peak {p:.1} standard errors"),
+            None => String::new(),
+        };
         let _ = writeln!(
             t,
-            "    {}: {}; {} window(s) with evidence, peak {:.1} standard errors",
+            "    {}: {}; {} window(s) with evidence{peak}",
             sanitize(&i.subject),
             span(i),
             i.windows,
-            i.peak_score
         );
         let _ = writeln!(t, "      {}", sanitize(&i.text));
     }
@@ -101,11 +110,11 @@ pub fn html(incidents: &[Incident], esc: impl Fn(&str) -> String) -> String {
         let class = if i.is_open() { "open" } else { "closed" };
         let _ = writeln!(
             h,
-            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td></tr>",
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             i.kind,
             esc(&i.subject),
             esc(&span(i)),
-            i.peak_score,
+            peak(i).map_or_else(String::new, |p| format!("{p:.1}")),
             esc(&i.text)
         );
     }

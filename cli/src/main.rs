@@ -94,6 +94,11 @@ struct CollectArgs {
     /// Seconds after a window's end before it is evaluated, its instances' summaries in.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds)]
     evaluate_after: Duration,
+    /// Check every evaluated window of the file's deployment (its `deployment` field)
+    /// against these constraints (from `modelwatch constraints`): each one violated opens
+    /// an incident of kind constraint_violation; repeatable, one file per deployment.
+    #[arg(long, value_name = "FILE")]
+    constraints: Vec<PathBuf>,
     /// A URL that gets a JSON POST when an incident opens and when it closes (with a
     /// Slack-compatible `text`); repeatable.
     #[arg(long, value_name = "URL")]
@@ -142,7 +147,8 @@ struct ReportArgs {
     #[arg(long, value_name = "RES", default_value = "auto", value_parser = ["auto", "1m", "1h", "1d"])]
     resolution: String,
     /// Check every window against these constraints (from `modelwatch constraints`, maybe
-    /// edited): violations are listed, consecutive windows grouped, and exit status 1.
+    /// edited): each violated one is an incident (kind constraint_violation), its runs of
+    /// windows are listed, and the exit status is 1.
     #[arg(long, value_name = "FILE")]
     constraints: Option<PathBuf>,
     /// Print JSON instead of text.
@@ -193,7 +199,7 @@ struct ProfileArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     quiet: bool,
-    /// Threads that parse and fold records, besides the one splitting the CSV [default:
+    /// Threads that split, parse and fold records, besides the one reading the file [default:
     /// the cores, at most 8].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
@@ -227,8 +233,8 @@ struct BaselineArgs {
     #[arg(long, value_name = "T", value_parser = time::parse, requires = "baseline_from")]
     baseline_to: Option<i64>,
     /// The baseline: a summary file (a training profile from `modelwatch profile`, a saved
-    /// window merge); every window is compared with it.
-    #[arg(long, value_name = "FILE")]
+    /// window merge); every window is compared with it. Also `--baseline FILE`.
+    #[arg(long, visible_alias = "baseline", value_name = "FILE")]
     baseline_file: Option<PathBuf>,
 }
 
@@ -341,7 +347,13 @@ fn run(command: Command) -> Result<i32, String> {
             let watch = modelwatch_cli::watch::WatchConfig {
                 baseline: a.baseline.baseline(60)?,
                 evaluate_after: a.evaluate_after,
-            };
+                constraints: a
+                    .constraints
+                    .iter()
+                    .map(|f| modelwatch_cli::constraints::read(f))
+                    .collect::<Result<_, _>>()?,
+            }
+            .checked()?;
             let monitoring = collect::Monitoring {
                 watch,
                 alerts,
@@ -389,12 +401,7 @@ fn report_command(a: ReportArgs) -> Result<i32, String> {
     let to = a.to.unwrap_or(i64::MAX);
     let deployment = a.deployment.as_deref();
     let constraints = match &a.constraints {
-        Some(f) => Some(
-            std::fs::read_to_string(f)
-                .map_err(|e| e.to_string())
-                .and_then(|t| modelwatch_cli::constraints::parse(&t))
-                .map_err(|e| format!("{}: {e}", f.display()))?,
-        ),
+        Some(f) => Some(modelwatch_cli::constraints::read(f)?),
         None => None,
     };
     let (reports, skipped, _) = report::run_checked(

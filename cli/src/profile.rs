@@ -2,12 +2,13 @@
 //! [`WindowSummary`] with the same sketches and the deployment's hash key as production
 //! windows, so that it can serve as their baseline (`docs/baseline.md`).
 //!
-//! Streamed: the file is read one record at a time, so memory is the sketches (bounded per
+//! Streamed: the file is read a block at a time, so memory is the sketches (bounded per
 //! column by the library, see its crate docs), the type-inference sample (at most
-//! [`SAMPLE_ROWS`] records and [`SAMPLE_BYTES`] bytes), then 2 × threads + 1 chunks of
-//! 1,024 records passed from the thread that splits the CSV to those that fold it (one
-//! builder each, merged at the end). No String
-//! is made per cell: cells are parsed in place from the csv crate's byte records.
+//! [`SAMPLE_ROWS`] records and [`SAMPLE_BYTES`] bytes), then 2 × threads + 1 blocks of
+//! 256 KiB of whole lines (or chunks of 1,024 records once the data has quotes) passed from
+//! the thread that reads to those that split, parse and fold them (one builder each,
+//! merged at the end). No String is made per cell: cells are parsed in place, each record
+//! checked as UTF-8 once.
 //!
 //! Column types are decided once per column from the sample, as a careful data scientist
 //! would (see [`infer`]); `--type col=string` overrides them. A cell that does not parse as
@@ -104,7 +105,7 @@ pub struct Options {
     pub window_ms: u64,
     /// Show a progress bar (on a terminal only; the caller decides).
     pub progress: bool,
-    /// Threads that parse and fold records (besides the one that splits the CSV); default:
+    /// Threads that split, parse and fold records (besides the one that reads); default:
     /// the cores. Each has its own builder: a column with fewer than k values (10) in one
     /// thread's share ships only its counts from that share.
     pub threads: usize,
@@ -263,8 +264,8 @@ impl Profiler {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
-            .buffer_capacity(1 << 16)
-            .from_reader(input);
+            .buffer_capacity(CSV_BUFFER)
+            .from_reader(Recorder::new(input));
         let header = reader
             .byte_headers()
             .map_err(|e| format!("cannot read the header: {e}"))?
@@ -306,29 +307,32 @@ impl Profiler {
                 self.types.push((c.name.clone(), c.ty));
             }
         }
-        for r in &sample {
-            self.log(&columns, r);
-        }
-        drop(sample);
         if done {
+            // All of it in the sample: folded here.
+            for r in &sample {
+                self.log(&columns, r);
+            }
             return Ok(());
         }
-        // The rest in two stages: one thread splits the CSV into records, `folders` threads
-        // (this one and more) parse cells and fold them, each into its own builder, merged at
-        // the end as a collector merges instances. Records travel in chunks that go back to
-        // the splitter to be refilled: no allocation per record, and at most
-        // `chunks` × CHUNK records in flight.
-        const CHUNK: usize = 1024;
+        // The rest in two stages: one thread reads blocks of whole lines (the bytes the CSV
+        // reader had buffered first), `folders` threads (this one and more) split them into
+        // cells, parse and fold them, each into its own builder, merged at the end as a
+        // collector merges instances. Splitting lines on commas is exact while the data has
+        // no quote and no lone carriage return; from the first block with one on, the
+        // reader thread splits records with the csv crate (quoted cells may hold commas
+        // and newlines) and sends them instead. Blocks and chunks go back to the reader to
+        // be refilled: no allocation per record, and at most `chunks` in flight.
+        let position = reader.position().byte();
+        let (buffered, input) = reader.into_inner().unread(position)?;
         let folders = self.options.threads.max(1);
         let chunks = 2 * folders + 1;
-        type Chunk = (Vec<csv::ByteRecord>, usize);
-        let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<csv::ByteRecord>>(chunks);
+        let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Batch>(chunks);
         for _ in 0..chunks {
-            let _ = empty_tx.send(vec![csv::ByteRecord::new(); CHUNK]);
+            let _ = empty_tx.send(Batch::Lines(Vec::with_capacity(BLOCK)));
         }
         let (mut full_txs, mut full_rxs) = (Vec::new(), Vec::new());
         for _ in 0..folders {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
             full_txs.push(tx);
             full_rxs.push(rx);
         }
@@ -340,51 +344,24 @@ impl Profiler {
         let with_label = self.options.label.is_some();
         let columns = &columns;
         let read = std::thread::scope(|scope| {
-            let splitter = scope.spawn(move || {
-                let mut bad_rows = 0;
-                let mut next = 0;
-                while let Ok(mut chunk) = empty_rx.recv() {
-                    let mut n = 0;
-                    let mut end = false;
-                    while n < chunk.len() {
-                        match reader.read_byte_record(&mut chunk[n]) {
-                            Ok(true) => n += 1,
-                            Ok(false) => {
-                                end = true;
-                                break;
-                            }
-                            Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
-                                return Err(format!("cannot read: {e}"))
-                            }
-                            Err(_) => bad_rows += 1,
-                        }
-                    }
-                    if full_txs[next].send((chunk, n)).is_err() || end {
-                        break;
-                    }
-                    next = (next + 1) % full_txs.len();
-                }
-                Ok(bad_rows)
-            });
+            let splitter = scope.spawn(move || split(sample, buffered, input, empty_rx, full_txs));
             let mut rxs = full_rxs.into_iter();
             let first = rxs.next();
             for ((builder, counts), rx) in self.extra.iter_mut().zip(rxs) {
                 let empty_tx = empty_tx.clone();
                 scope.spawn(move || {
-                    for (chunk, n) in rx {
-                        for r in &chunk[..n] {
-                            fold(builder, counts, columns, r, with_label);
-                        }
-                        let _ = empty_tx.send(chunk);
+                    let mut fields = Vec::new();
+                    for batch in rx {
+                        fold_batch(builder, counts, columns, &batch, with_label, &mut fields);
+                        recycle(&empty_tx, batch);
                     }
                 });
             }
-            for (chunk, n) in first.into_iter().flatten() {
-                for r in &chunk[..n] {
-                    fold(&mut self.builder, &mut self.counts, columns, r, with_label);
-                }
-                // The splitter may have finished: then the chunk is dropped here.
-                let _ = empty_tx.send(chunk);
+            let mut fields = Vec::new();
+            for batch in first.into_iter().flatten() {
+                let (builder, counts) = (&mut self.builder, &mut self.counts);
+                fold_batch(builder, counts, columns, &batch, with_label, &mut fields);
+                recycle(&empty_tx, batch);
             }
             drop(empty_tx);
             splitter
@@ -470,7 +447,15 @@ impl Profiler {
 
     fn log(&mut self, columns: &[Column], record: &csv::ByteRecord) {
         let label = self.options.label.is_some();
-        fold(&mut self.builder, &mut self.counts, columns, record, label);
+        let mut fields = Vec::new();
+        fold_record(
+            &mut self.builder,
+            &mut self.counts,
+            columns,
+            record,
+            label,
+            &mut fields,
+        );
     }
 
     /// What was read so far, over every folding thread.
@@ -478,6 +463,7 @@ impl Profiler {
         let mut counts = self.counts.clone();
         for (_, c) in &self.extra {
             counts.rows += c.rows;
+            counts.bad_rows += c.bad_rows;
             counts.invalid_utf8 += c.invalid_utf8;
             counts.mistyped += c.mistyped;
         }
@@ -738,17 +724,331 @@ fn fold_cells<'a>(
     counts.rows += 1;
 }
 
-/// Folds one record into `builder`, counting what was not as typed into `counts`.
-fn fold(
+/// The CSV reader's buffer: what it may hold read but not yet split, at most.
+const CSV_BUFFER: usize = 1 << 16;
+/// Bytes of whole lines per block sent to a folding thread (more for a longer line).
+const BLOCK: usize = 1 << 18;
+/// Records per chunk once the reader thread splits with the csv crate.
+const CHUNK: usize = 1024;
+
+/// Work for a folding thread.
+enum Batch {
+    /// Whole lines, no quote and no lone carriage return in them.
+    Lines(Vec<u8>),
+    /// Records split by the csv crate, the first `n` of them filled.
+    Records(Vec<csv::ByteRecord>, usize),
+    /// Records of the type sample (held to infer the types, then folded like the rest):
+    /// dropped once folded, never refilled.
+    Sample(Vec<csv::ByteRecord>),
+}
+
+/// Gives a folded batch back to the reader to refill; a sample's is dropped instead (its
+/// memory freed: the batches in flight stay as many as the reader made).
+fn recycle(empty: &std::sync::mpsc::SyncSender<Batch>, batch: Batch) {
+    if !matches!(batch, Batch::Sample(_)) {
+        // The reader may have finished: then the batch is dropped here.
+        let _ = empty.send(batch);
+    }
+}
+
+/// Hands the bytes it reads to the CSV reader and keeps the last ones, so that those the
+/// reader buffered but did not split yet can be taken back ([`Recorder::unread`]).
+struct Recorder<R> {
+    inner: R,
+    read: u64,
+    tail: Vec<u8>,
+}
+
+impl<R: Read> Recorder<R> {
+    fn new(inner: R) -> Recorder<R> {
+        Recorder {
+            inner,
+            read: 0,
+            tail: Vec::new(),
+        }
+    }
+
+    /// The bytes read past `position` (where the reader's next record starts), and the
+    /// stream to read the rest from.
+    fn unread(self, position: u64) -> Result<(Vec<u8>, R), String> {
+        let ahead = usize::try_from(self.read.saturating_sub(position)).unwrap_or(usize::MAX);
+        if ahead > self.tail.len() {
+            return Err(format!(
+                "the CSV reader holds {ahead} bytes, more than its buffer"
+            ));
+        }
+        Ok((self.tail[self.tail.len() - ahead..].to_vec(), self.inner))
+    }
+}
+
+impl<R: Read> Read for Recorder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        // Keep at least the reader's buffer's worth (twice, for its last refill).
+        if self.tail.len() > 8 * CSV_BUFFER {
+            self.tail.drain(..self.tail.len() - 2 * CSV_BUFFER);
+        }
+        self.tail.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Reads `input` until `buf` has at least `target` bytes and a newline (or the stream
+/// ends); returns whether it ended.
+fn fill(buf: &mut Vec<u8>, input: &mut impl Read, target: usize) -> Result<bool, String> {
+    let mut target = target;
+    let mut scanned = 0;
+    loop {
+        if buf.len() < target {
+            // Into the spare capacity, which `read_to_end` does not zero first.
+            let want = (target - buf.len()) as u64;
+            let n = input
+                .by_ref()
+                .take(want)
+                .read_to_end(buf)
+                .map_err(|e| format!("cannot read: {e}"))?;
+            if (n as u64) < want {
+                return Ok(true);
+            }
+        }
+        if buf[scanned..].contains(&b'\n') {
+            return Ok(false);
+        }
+        // A line longer than the block: held whole, as the csv reader would.
+        scanned = buf.len();
+        target = buf.len() + BLOCK;
+    }
+}
+
+/// Whether `block` can be split on commas and newlines alone: no quote, and every carriage
+/// return ends a line (`\r\n`), as the csv crate reads them.
+fn plain(block: &[u8]) -> bool {
+    if block.contains(&b'"') {
+        return false;
+    }
+    !block.contains(&b'\r')
+        || memchr::memchr_iter(b'\r', block).all(|i| block.get(i + 1) == Some(&b'\n'))
+}
+
+/// The reader thread: the type sample's records in chunks, then `buffered` and `input` as
+/// blocks of whole lines while they are plain, then as chunks of records split by the csv
+/// crate. Returns the records the csv crate rejected (the blocks' are counted by the
+/// folding threads).
+fn split(
+    sample: Vec<csv::ByteRecord>,
+    buffered: Vec<u8>,
+    mut input: impl Read,
+    empty: std::sync::mpsc::Receiver<Batch>,
+    full: Vec<std::sync::mpsc::SyncSender<Batch>>,
+) -> Result<u64, String> {
+    let mut carry = buffered;
+    let mut next = 0;
+    let mut send = |batch| {
+        let ok = full[next].send(batch).is_ok();
+        next = (next + 1) % full.len();
+        ok
+    };
+    let mut sample = sample.into_iter();
+    loop {
+        let chunk: Vec<_> = sample.by_ref().take(CHUNK).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        if !send(Batch::Sample(chunk)) {
+            return Ok(0);
+        }
+    }
+    loop {
+        let Ok(batch) = empty.recv() else {
+            return Ok(0);
+        };
+        let mut block = match batch {
+            Batch::Lines(v) => v,
+            Batch::Records(..) | Batch::Sample(_) => Vec::with_capacity(BLOCK),
+        };
+        block.clear();
+        block.extend_from_slice(&carry);
+        carry.clear();
+        let target = BLOCK.max(block.len() + 1);
+        let end = fill(&mut block, &mut input, target)?;
+        if !plain(&block) {
+            // From here on the csv crate splits, starting at this block (a line start).
+            let rest = std::io::Cursor::new(block).chain(input);
+            return split_records(rest, empty, send);
+        }
+        let cut = if end {
+            block.len()
+        } else {
+            block
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(block.len(), |i| i + 1)
+        };
+        carry.extend_from_slice(&block[cut..]);
+        block.truncate(cut);
+        if !send(Batch::Lines(block)) || end {
+            return Ok(0);
+        }
+    }
+}
+
+/// The reader thread once the data has quotes: records split by the csv crate (any field
+/// count: a record unlike the header is counted by the folding thread).
+fn split_records(
+    input: impl Read,
+    empty: std::sync::mpsc::Receiver<Batch>,
+    mut send: impl FnMut(Batch) -> bool,
+) -> Result<u64, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(CSV_BUFFER)
+        .from_reader(input);
+    let mut bad_rows = 0;
+    while let Ok(batch) = empty.recv() {
+        let mut chunk = match batch {
+            Batch::Records(chunk, _) => chunk,
+            Batch::Lines(_) | Batch::Sample(_) => vec![csv::ByteRecord::new(); CHUNK],
+        };
+        let mut n = 0;
+        let mut end = false;
+        while n < chunk.len() {
+            match reader.read_byte_record(&mut chunk[n]) {
+                Ok(true) => n += 1,
+                Ok(false) => {
+                    end = true;
+                    break;
+                }
+                Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
+                    return Err(format!("cannot read: {e}"))
+                }
+                Err(_) => bad_rows += 1,
+            }
+        }
+        if !send(Batch::Records(chunk, n)) || end {
+            break;
+        }
+    }
+    Ok(bad_rows)
+}
+
+/// Folds a batch; `fields` is scratch space (each record's cells as byte ranges).
+fn fold_batch(
+    builder: &mut SummaryBuilder,
+    counts: &mut Counts,
+    columns: &[Column],
+    batch: &Batch,
+    with_label: bool,
+    fields: &mut Vec<(usize, usize)>,
+) {
+    match batch {
+        Batch::Sample(chunk) => {
+            for r in chunk {
+                fold_record(builder, counts, columns, r, with_label, fields);
+            }
+        }
+        Batch::Records(chunk, n) => {
+            for r in &chunk[..*n] {
+                fold_record(builder, counts, columns, r, with_label, fields);
+            }
+        }
+        Batch::Lines(block) => {
+            // Cells as byte ranges within their line.
+            let (mut line, mut start) = (0, 0);
+            fields.clear();
+            for i in memchr::memchr2_iter(b',', b'\n', block) {
+                fields.push((start - line, i - line));
+                start = i + 1;
+                if block[i] == b'\n' {
+                    fold_line(
+                        builder,
+                        counts,
+                        columns,
+                        &block[line..i],
+                        with_label,
+                        fields,
+                    );
+                    fields.clear();
+                    line = start;
+                }
+            }
+            if start < block.len() || !fields.is_empty() {
+                fields.push((start - line, block.len() - line));
+                let last = &block[line..];
+                fold_line(builder, counts, columns, last, with_label, fields);
+            }
+        }
+    }
+}
+
+/// Folds one line (without its `\n`; a last `\r` is dropped), its cells at `fields`; an
+/// empty line is skipped and a line of another field count than the header's counted, as
+/// the csv crate does.
+fn fold_line(
+    builder: &mut SummaryBuilder,
+    counts: &mut Counts,
+    columns: &[Column],
+    line: &[u8],
+    with_label: bool,
+    fields: &mut [(usize, usize)],
+) {
+    let mut line = line;
+    if let (Some(last), [.., b'\r']) = (fields.last_mut(), line) {
+        last.1 -= 1;
+        line = &line[..line.len() - 1];
+    }
+    if line.is_empty() {
+        return;
+    }
+    if fields.len() != columns.len() {
+        counts.bad_rows += 1;
+        return;
+    }
+    fold(builder, counts, columns, line, fields, with_label);
+}
+
+/// Folds a record split by the csv crate.
+fn fold_record(
     builder: &mut SummaryBuilder,
     counts: &mut Counts,
     columns: &[Column],
     record: &csv::ByteRecord,
     with_label: bool,
+    fields: &mut Vec<(usize, usize)>,
+) {
+    if record.len() != columns.len() {
+        counts.bad_rows += 1;
+        return;
+    }
+    fields.clear();
+    fields.extend((0..record.len()).filter_map(|i| record.range(i).map(|r| (r.start, r.end))));
+    fold(
+        builder,
+        counts,
+        columns,
+        record.as_slice(),
+        fields,
+        with_label,
+    );
+}
+
+/// Folds one record, its cells at `fields` in `bytes`, counting what was not as typed into
+/// `counts`.
+fn fold(
+    builder: &mut SummaryBuilder,
+    counts: &mut Counts,
+    columns: &[Column],
+    bytes: &[u8],
+    fields: &[(usize, usize)],
+    with_label: bool,
 ) {
     let row = Row {
         columns,
-        record,
+        bytes,
+        fields,
+        // One UTF-8 check per record (its cells are then `str`s for free), not one per cell.
+        utf8: std::str::from_utf8(bytes).ok(),
         invalid_utf8: Cell::new(0),
         mistyped: Cell::new(0),
     };
@@ -761,7 +1061,7 @@ fn fold(
             Role::Label => label = row.value(i),
             // A segment is a name whatever it looks like (region 3 is segment "3").
             Role::Segment => {
-                let cell = record.get(i).unwrap_or_default().trim_ascii();
+                let cell = row.bytes(i).trim_ascii();
                 segment = (!is_missing(cell)).then(|| String::from_utf8_lossy(cell));
             }
             _ => {}
@@ -776,22 +1076,43 @@ fn fold(
     counts.rows += 1;
 }
 
-/// One record viewed as features: cells parsed as the builder asks for them.
+/// One record viewed as features: cells parsed as the builder asks for them, straight from
+/// the record's bytes into the builder (no `Value` kept, no allocation).
 /// The counts are cells because the builder walks the features through `&self`.
 struct Row<'a> {
     columns: &'a [Column],
-    record: &'a csv::ByteRecord,
+    bytes: &'a [u8],
+    /// Each cell's byte range in `bytes`, one per column.
+    fields: &'a [(usize, usize)],
+    /// `bytes` as text, when they are UTF-8 (nearly always).
+    utf8: Option<&'a str>,
     invalid_utf8: Cell<u64>,
     mistyped: Cell<u64>,
 }
 
 impl<'a> Row<'a> {
+    fn bytes(&self, i: usize) -> &'a [u8] {
+        let (from, to) = self.fields[i];
+        &self.bytes[from..to]
+    }
+
     fn value(&self, i: usize) -> Value<'a> {
-        let cell = self.record.get(i).unwrap_or_default();
-        let (v, bad_utf8, mistyped) = parse_cell(cell, self.columns[i].ty);
-        self.invalid_utf8
-            .set(self.invalid_utf8.get() + u64::from(bad_utf8));
-        self.mistyped.set(self.mistyped.get() + u64::from(mistyped));
+        let ty = self.columns[i].ty;
+        let (from, to) = self.fields[i];
+        let (v, bad_utf8, mistyped) = match self.utf8 {
+            // Cells end at ASCII separators: their ranges are character boundaries.
+            Some(text) => {
+                let (v, mistyped) = parse_text(text.get(from..to).unwrap_or_default(), ty);
+                (v, false, mistyped)
+            }
+            None => parse_cell(&self.bytes[from..to], ty),
+        };
+        if bad_utf8 {
+            self.invalid_utf8.set(self.invalid_utf8.get() + 1);
+        }
+        if mistyped {
+            self.mistyped.set(self.mistyped.get() + 1);
+        }
         v
     }
 }
@@ -821,10 +1142,11 @@ impl Prediction for CellPrediction<'_> {
 }
 
 fn is_missing(trimmed: &[u8]) -> bool {
-    // The tokens are 2 to 8 bytes: longer cells (most numbers) skip the comparisons.
-    match trimmed.len() {
-        0 => true,
-        2..=8 => MISSING_TOKENS.iter().any(|t| t.as_bytes() == trimmed),
+    // The tokens are 2 to 8 bytes and none ends with a digit: numbers skip the comparisons.
+    match trimmed {
+        [] => true,
+        [.., last] if last.is_ascii_digit() => false,
+        [_, _, ..] if trimmed.len() <= 8 => MISSING_TOKENS.iter().any(|t| t.as_bytes() == trimmed),
         _ => false,
     }
 }
@@ -840,32 +1162,56 @@ fn parse_bool(t: &[u8]) -> Option<bool> {
 }
 
 /// An integer as a data scientist reads one: optional sign, digits, no leading zero (a
-/// "007" is an identifier or a code, not seven).
+/// "007" is an identifier or a code, not seven). Past i64: `None` (then a float).
 fn parse_int(t: &[u8]) -> Option<i64> {
+    let (negative, digits) = match t {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, t),
+    };
+    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
+        return None;
+    }
+    // Accumulated negative, so that i64::MIN fits.
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+    }
+    if negative {
+        Some(n)
+    } else {
+        n.checked_neg()
+    }
+}
+
+/// Whether a number's text has a leading zero on its integer part ("0012.5", "-007"):
+/// a code, not a number. "0", "0.5" and "-0.5" are numbers.
+fn leading_zero(t: &[u8]) -> bool {
     let digits = t
         .strip_prefix(b"-")
         .or_else(|| t.strip_prefix(b"+"))
         .unwrap_or(t);
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if digits.len() > 1 && digits[0] == b'0' {
-        return None;
-    }
-    std::str::from_utf8(t).ok()?.parse().ok()
+    digits.len() > 1 && digits[0] == b'0' && digits[1].is_ascii_digit()
 }
 
 /// A float: what Rust parses (decimal, exponent, inf), without leading zeros on the integer
 /// part ("0012.5" is a code).
 fn parse_float(t: &[u8]) -> Option<f64> {
-    let digits = t
-        .strip_prefix(b"-")
-        .or_else(|| t.strip_prefix(b"+"))
-        .unwrap_or(t);
-    if digits.len() > 1 && digits[0] == b'0' && digits[1].is_ascii_digit() {
+    if leading_zero(t) {
         return None;
     }
     std::str::from_utf8(t).ok()?.parse().ok()
+}
+
+/// [`parse_float`] of text already known to be UTF-8 (no second check).
+fn parse_float_str(t: &str) -> Option<f64> {
+    if leading_zero(t.as_bytes()) {
+        return None;
+    }
+    t.parse().ok()
 }
 
 fn text(cell: &[u8]) -> (Value<'_>, bool) {
@@ -875,30 +1221,52 @@ fn text(cell: &[u8]) -> (Value<'_>, bool) {
     }
 }
 
+/// A cell as its column's type: (value, not of the type). Text that is a number of
+/// another column type is parsed as what it is; `parse` is the float parser of the text.
+fn typed<'c>(t: &'c [u8], ty: ColumnType, parse: impl Fn() -> Option<f64>) -> Option<Value<'c>> {
+    match ty {
+        ColumnType::String => None,
+        ColumnType::Int => parse_int(t)
+            .map(Value::Int)
+            .or_else(|| parse().map(Value::Float)),
+        ColumnType::Float => parse().map(Value::Float),
+        ColumnType::Bool => parse_bool(t).map(Value::Bool),
+        ColumnType::Auto => parse_int(t)
+            .map(Value::Int)
+            .or_else(|| parse().map(Value::Float))
+            .or_else(|| parse_bool(t).map(Value::Bool)),
+    }
+}
+
+/// Whether a cell that is not of its column's type counts as mistyped.
+fn counts_as_mistyped(ty: ColumnType) -> bool {
+    !matches!(ty, ColumnType::String | ColumnType::Auto)
+}
+
 /// A cell as its column's type: (value, bytes not UTF-8, not of the type).
 fn parse_cell(cell: &[u8], ty: ColumnType) -> (Value<'_>, bool, bool) {
     let t = cell.trim_ascii();
     if is_missing(t) {
         return (Value::Null, false, false);
     }
-    let parsed = match ty {
-        ColumnType::String => None,
-        ColumnType::Int => parse_int(t)
-            .map(Value::Int)
-            .or_else(|| parse_float(t).map(Value::Float)),
-        ColumnType::Float => parse_float(t).map(Value::Float),
-        ColumnType::Bool => parse_bool(t).map(Value::Bool),
-        ColumnType::Auto => parse_int(t)
-            .map(Value::Int)
-            .or_else(|| parse_float(t).map(Value::Float))
-            .or_else(|| parse_bool(t).map(Value::Bool)),
-    };
-    match parsed {
+    match typed(t, ty, || parse_float(t)) {
         Some(v) => (v, false, false),
         None => {
             let (v, bad) = text(cell);
-            (v, bad, !matches!(ty, ColumnType::String | ColumnType::Auto))
+            (v, bad, counts_as_mistyped(ty))
         }
+    }
+}
+
+/// [`parse_cell`] of a cell already known to be UTF-8: (value, not of the type).
+fn parse_text(cell: &str, ty: ColumnType) -> (Value<'_>, bool) {
+    let t = cell.trim_ascii();
+    if is_missing(t.as_bytes()) {
+        return (Value::Null, false);
+    }
+    match typed(t.as_bytes(), ty, || parse_float_str(t)) {
+        Some(v) => (v, false),
+        None => (Value::Str(Cow::Borrowed(cell)), counts_as_mistyped(ty)),
     }
 }
 
@@ -1012,6 +1380,67 @@ mod tests {
         assert_eq!(parse_cell(b"N/A", ColumnType::Int).0, Value::Null);
         let (v, bad, mistyped) = parse_cell(b"a\xffb", ColumnType::Int);
         assert_eq!((v, bad, mistyped), (Value::from("a\u{fffd}b"), true, true));
+    }
+
+    #[test]
+    fn integers_parse_as_std_does_but_for_leading_zeros() {
+        for t in [
+            "0",
+            "-0",
+            "+7",
+            "42",
+            "-42",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
+            assert_eq!(parse_int(t.as_bytes()), t.parse::<i64>().ok(), "{t}");
+        }
+        for t in [
+            "9223372036854775808",
+            "-9223372036854775809",
+            "",
+            "-",
+            "+",
+            "1.5",
+            "1e3",
+            "007",
+            "-01",
+            "1_000",
+            " 1",
+        ] {
+            assert_eq!(parse_int(t.as_bytes()), None, "{t}");
+        }
+    }
+
+    #[test]
+    fn every_missing_token_and_no_number_is_missing() {
+        for t in MISSING_TOKENS {
+            assert!(is_missing(t.as_bytes()), "{t}");
+        }
+        assert!(is_missing(b""));
+        for t in ["1", "-1", "12.5", "1.#INF0", "NA1", "Nan", "nulls", "1e5"] {
+            assert!(!is_missing(t.as_bytes()), "{t}");
+        }
+    }
+
+    #[test]
+    fn utf8_records_parse_as_their_bytes_do() {
+        let cells = [
+            "3", " 3 ", "2.5", "x", "N/A", "", "-0.5", "007", "1e3", "true", "FALSE", "inf",
+        ];
+        for ty in [
+            ColumnType::Int,
+            ColumnType::Float,
+            ColumnType::Bool,
+            ColumnType::String,
+            ColumnType::Auto,
+        ] {
+            for c in cells {
+                let (v, bad, mistyped) = parse_cell(c.as_bytes(), ty);
+                assert!(!bad);
+                assert_eq!(parse_text(c, ty), (v, mistyped), "{c:?} as {ty:?}");
+            }
+        }
     }
 
     #[test]

@@ -579,10 +579,14 @@ impl Builder {
             baseline: self.base?,
             windows: self.windows,
             analysed,
+            // The constraints' incidents with the baseline's: one list, ranked by kind.
             incidents: self
                 .monitor
-                .map(|m| m.incidents().to_vec())
-                .unwrap_or_default(),
+                .iter()
+                .flat_map(|m| m.incidents())
+                .chain(self.checker.iter().flat_map(|c| c.incidents()))
+                .cloned()
+                .collect(),
             incident_merged: self.incident_merged,
             merged: self.merged?,
             analysed_merged: self.analysed_merged,

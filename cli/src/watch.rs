@@ -11,6 +11,7 @@
 //! newest evaluated window, in the table `monitors`. Windows not evaluated yet are not
 //! saved apart: after a restart they are read back from the stored summaries.
 
+use crate::constraints::Constraints;
 use modelwatch::{Baseline, IncidentEvent, Monitor, WindowSummary};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +36,10 @@ pub struct WatchConfig {
     pub baseline: Baseline,
     /// Time after a window's end before it is evaluated (default 60 s).
     pub evaluate_after: Duration,
+    /// Constraints checked on every evaluated window of their file's deployment (at most
+    /// one file per deployment; default none): each violated one is an incident
+    /// ([`Monitor::observe_constraints`]).
+    pub constraints: Vec<Constraints>,
 }
 
 impl Default for WatchConfig {
@@ -42,8 +47,46 @@ impl Default for WatchConfig {
         WatchConfig {
             baseline: Baseline::FirstWindows(60),
             evaluate_after: Duration::from_secs(60),
+            constraints: Vec::new(),
         }
     }
+}
+
+impl WatchConfig {
+    /// The configuration, or an error if two constraint files name one deployment.
+    pub fn checked(self) -> Result<WatchConfig, String> {
+        for (i, c) in self.constraints.iter().enumerate() {
+            if self.constraints[..i]
+                .iter()
+                .any(|d| d.deployment == c.deployment)
+            {
+                return Err(format!(
+                    "two constraint files for the deployment {:?}: merge them into one",
+                    c.deployment
+                ));
+            }
+        }
+        Ok(self)
+    }
+
+    /// The constraints of `deployment`, if any.
+    fn constraints_of(&self, deployment: &str) -> Option<&Constraints> {
+        self.constraints.iter().find(|c| c.deployment == deployment)
+    }
+}
+
+/// One window (its instances merged) through its deployment's monitor: the engine's
+/// checks against the baseline, then the deployment's constraints, if it has any.
+fn observe(
+    monitor: &mut Monitor,
+    constraints: Option<&Constraints>,
+    w: &WindowSummary,
+) -> Vec<IncidentEvent> {
+    let mut events = monitor.observe(w);
+    if let Some(c) = constraints {
+        events.extend(monitor.observe_constraints(w, &crate::constraints::failures(c, w)));
+    }
+    events
 }
 
 struct Watched {
@@ -151,7 +194,8 @@ impl Watch {
                 }
                 let (start, s) = w.pending.pop_first().expect("not empty");
                 total -= 1;
-                for e in w.monitor.observe(&s) {
+                let constraints = self.config.constraints_of(&d);
+                for e in observe(&mut w.monitor, constraints, &s) {
                     on_event(&e)?;
                 }
                 w.evaluated_to = start;
@@ -214,7 +258,7 @@ impl Watch {
             merge_pending(&mut pending, s);
             if pending.len() > MAX_PENDING_WINDOWS {
                 let (start, w) = pending.pop_first().expect("not empty");
-                for e in monitor.observe(&w) {
+                for e in observe(&mut monitor, self.config.constraints_of(d), &w) {
                     on_event(&e)?;
                 }
                 evaluated_to = start;

@@ -205,6 +205,65 @@ fn config(r: &Receiver) -> AlertConfig {
     }
 }
 
+/// A collector on 127.0.0.1 serving on a thread of its own: over the store in `dir`,
+/// watching as `watch` says, posting its incidents to `r`'s webhook `/hook`.
+struct Running {
+    collector: Arc<modelwatch_cli::collect::Collector>,
+    server: std::thread::JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    fn start(
+        dir: &std::path::Path,
+        r: &Receiver,
+        watch: &modelwatch_cli::watch::WatchConfig,
+    ) -> Running {
+        use modelwatch_cli::collect::{Collector, Limits};
+        use modelwatch_cli::keys::{Key, Keys};
+        let collector = Collector::bind(
+            "127.0.0.1:0",
+            &dir.join("store.db"),
+            Keys::new(vec![Key::any_deployment("a-key-for-this-test").unwrap()]).unwrap(),
+            Limits::default(),
+            watch.clone(),
+            AlertConfig {
+                webhooks: vec![format!("{}/hook", r.url)],
+                alertmanagers: vec![],
+                ..config(r)
+            },
+        )
+        .unwrap();
+        let server = {
+            let c = Arc::clone(&collector);
+            std::thread::spawn(move || c.serve())
+        };
+        Running { collector, server }
+    }
+
+    fn stop(self) {
+        self.collector.stop();
+        self.server.join().unwrap().unwrap();
+    }
+
+    /// Posts the window of `minute`, then moves the collector's clock 31 s past its end:
+    /// the window is due.
+    fn post(&self, minute: i64, s: &WindowSummary) {
+        let addr = self.collector.addr().to_string();
+        assert_eq!(
+            client::post(&addr, "a-key-for-this-test", &s.encode()).0,
+            200
+        );
+        self.collector.tick((minute + 1) * 60_000 + 31_000);
+    }
+
+    /// The text of `GET /metrics`.
+    fn metrics(&self) -> String {
+        let addr = self.collector.addr();
+        let mut response = ureq::get(format!("http://{addr}/metrics")).call().unwrap();
+        response.body_mut().read_to_string().unwrap()
+    }
+}
+
 fn pair(path: &str, event: &str) -> (String, String) {
     (path.to_owned(), event.to_owned())
 }
@@ -573,53 +632,23 @@ fn notify_returns_while_a_destination_hangs() {
 /// the incident; the counts in `GET /metrics`.
 #[test]
 fn the_collector_watches_and_alerts_once_per_incident_across_a_restart() {
-    use modelwatch_cli::collect::{Collector, Limits};
-    use modelwatch_cli::keys::{Key, Keys};
-    use modelwatch_cli::watch::WatchConfig;
     let dir = temp_dir("collector");
     let r = Receiver::start(200);
-    let start = |dir: &PathBuf| {
-        let collector = Collector::bind(
-            "127.0.0.1:0",
-            &dir.join("store.db"),
-            Keys::new(vec![Key::any_deployment("a-key-for-this-test").unwrap()]).unwrap(),
-            Limits::default(),
-            WatchConfig {
-                baseline: Baseline::FirstWindows(5),
-                evaluate_after: Duration::from_secs(30),
-            },
-            AlertConfig {
-                webhooks: vec![format!("{}/hook", r.url)],
-                alertmanagers: vec![],
-                ..config(&r)
-            },
-        )
-        .unwrap();
-        let server = {
-            let c = Arc::clone(&collector);
-            std::thread::spawn(move || c.serve())
-        };
-        (collector, server)
+    let watch = modelwatch_cli::watch::WatchConfig {
+        baseline: Baseline::FirstWindows(5),
+        evaluate_after: Duration::from_secs(30),
+        ..Default::default()
     };
     // `age` missing for a third of predictions in minutes 20 to 29 only.
-    let minutes = 0..60;
-    let mut collector = start(&dir);
-    for minute in minutes {
+    let mut collector = Running::start(&dir, &r, &watch);
+    for minute in 0..60 {
         if minute == 25 {
             // Mid-incident: the collector stops and a new one opens the same store.
-            collector.0.stop();
-            collector.1.join().unwrap().unwrap();
-            collector = start(&dir);
+            collector.stop();
+            collector = Running::start(&dir, &r, &watch);
         }
         let missing = if (20..30).contains(&minute) { 100 } else { 3 };
-        let s = window("fraud", minute, missing);
-        let addr = collector.0.addr().to_string();
-        assert_eq!(
-            client::post(&addr, "a-key-for-this-test", &s.encode()).0,
-            200
-        );
-        // The collector's clock, 31 s after the window's end: the window is due.
-        collector.0.tick((minute + 1) * 60_000 + 31_000);
+        collector.post(minute, &window("fraud", minute, missing));
     }
     wait_for("the open and the close", || r.accepted().len() >= 2);
     std::thread::sleep(Duration::from_millis(300));
@@ -634,13 +663,155 @@ fn the_collector_watches_and_alerts_once_per_incident_across_a_restart() {
     let opened = &r.all()[0].body;
     assert_eq!(opened["subject"], "age");
     assert_eq!(opened["opened_ms"], 20 * 60_000);
-    let addr = collector.0.addr();
-    let mut response = ureq::get(format!("http://{addr}/metrics")).call().unwrap();
-    let text = response.body_mut().read_to_string().unwrap();
+    let text = collector.metrics();
     assert!(
         text.contains("modelwatch_alerts_total{outcome=\"delivered\"} 1\n"),
         "{text}"
     );
-    collector.0.stop();
-    collector.1.join().unwrap().unwrap();
+    collector.stop();
+}
+
+/// One window of the constraint test's model: `age` (integers 20 to 69), `country` (5
+/// codes), `amount` (1 to 100); `change` alters it as a broken pipeline would.
+fn model_window(deployment: &str, minute: i64, rows: usize, change: &str) -> WindowSummary {
+    let mut b = SummaryBuilder::new(deployment, minute * 60_000, 60_000, [7; 16]);
+    for i in 0..rows {
+        let j = i + minute as usize * 7;
+        let age = 20 + (j * 7919 % 50) as i64;
+        let age = match change {
+            "age as strings" => modelwatch::Value::from(age.to_string()),
+            "age missing" if i % 10 == 0 => modelwatch::Value::Null,
+            _ => modelwatch::Value::from(age),
+        };
+        let countries = ["NL", "DE", "FR", "BE", "LU"];
+        let country = match change {
+            "a new country" if i % 3 == 0 => "PL",
+            _ => countries[j * 31 % 5],
+        };
+        let mut amount = 1.0 + (j * 104_729 % 9_900) as f64 / 100.0;
+        if change == "amount out of range" && i % 100 == 0 {
+            amount *= 10.0;
+        }
+        b.log_prediction(
+            [
+                ("age", age),
+                ("country", modelwatch::Value::from(country)),
+                ("amount", modelwatch::Value::from(amount)),
+            ],
+            0.1,
+        );
+    }
+    b.build()
+}
+
+/// The collector with `--constraints` end to end: summaries posted over HTTP, each
+/// evaluated window checked against constraints suggested from a training profile; a
+/// feature switched to strings, a new category, values out of range and missing values
+/// open exactly the matching `constraint_violation` incidents, each once, across a
+/// collector restart, with a webhook post when each opens and closes; `/metrics` counts
+/// the one still open. The engine's own baseline never completes here, so every incident
+/// is a constraint's.
+#[test]
+fn the_collector_turns_violated_constraints_into_incidents_and_alerts() {
+    use modelwatch_cli::watch::WatchConfig;
+    let dir = temp_dir("constraints");
+    let r = Receiver::start(200);
+    let training = model_window("shop", 0, 3_000, "");
+    let constraints = modelwatch_cli::constraints::suggest(&training);
+    // Another deployment's constraints, which must not apply to "shop".
+    let mut other = constraints.clone();
+    other.deployment = "other".into();
+    other
+        .features
+        .values_mut()
+        .for_each(|f| f.completeness = Some(1.0));
+    let watch = WatchConfig {
+        baseline: Baseline::FirstWindows(1_000),
+        evaluate_after: Duration::from_secs(30),
+        constraints: vec![constraints.clone(), other],
+    }
+    .checked()
+    .unwrap();
+    let change = |minute: i64| match minute {
+        10..=12 => "age as strings",
+        20..=23 => "a new country",
+        30..=31 => "age missing",
+        55.. => "amount out of range",
+        _ => "",
+    };
+    let mut collector = Running::start(&dir, &r, &watch);
+    for minute in 1..60 {
+        if minute == 21 {
+            // Mid-incident: the collector stops and a new one opens the same store.
+            collector.stop();
+            collector = Running::start(&dir, &r, &watch);
+        }
+        collector.post(minute, &model_window("shop", minute, 300, change(minute)));
+    }
+    // Four opens, three closes (the range violation is still open at the end).
+    wait_for("seven alerts", || r.accepted().len() >= 7);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut seen: Vec<(String, String, i64, Option<i64>)> = r
+        .all()
+        .iter()
+        .map(|p| {
+            assert_eq!(p.body["kind"], "constraint_violation", "{:?}", p.body);
+            (
+                p.body["event"].as_str().unwrap().to_owned(),
+                p.body["subject"].as_str().unwrap().to_owned(),
+                p.body["opened_ms"].as_i64().unwrap() / 60_000,
+                p.body["closed_ms"].as_i64().map(|c| c / 60_000),
+            )
+        })
+        .collect();
+    seen.sort();
+    let e = |event: &str, subject: &str, opened: i64, closed: Option<i64>| {
+        (event.to_owned(), subject.to_owned(), opened, closed)
+    };
+    assert_eq!(
+        seen,
+        vec![
+            e("closed", "age completeness_check", 30, Some(41)),
+            e("closed", "age data_type_check", 10, Some(22)),
+            e("closed", "country categories_check", 20, Some(33)),
+            e("opened", "age completeness_check", 30, None),
+            e("opened", "age data_type_check", 10, None),
+            e("opened", "amount range_check", 55, None),
+            e("opened", "country categories_check", 20, None),
+        ]
+    );
+    // What was expected and what was seen, in words.
+    let text = |subject: &str| {
+        r.all()
+            .iter()
+            .find(|p| p.body["subject"] == subject && p.body["event"] == "opened")
+            .map(|p| p.body["summary"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(
+        text("age data_type_check"),
+        "data_type_check: expected int, only 0.0 % is int"
+    );
+    assert!(
+        text("age completeness_check")
+            .starts_with("completeness_check: expected at least 100.0 % present, only 90.0 %"),
+        "{}",
+        text("age completeness_check")
+    );
+    assert!(text("amount range_check").starts_with("range_check: expected values within"));
+    let metrics = collector.metrics();
+    assert!(
+        metrics.contains(
+            "modelwatch_open_incidents{deployment=\"shop\",kind=\"constraint_violation\"} 1.0\n"
+        ),
+        "{metrics}"
+    );
+    collector.stop();
+
+    // Two files for one deployment are refused.
+    let twice = WatchConfig {
+        constraints: vec![constraints.clone(), constraints],
+        ..Default::default()
+    };
+    assert!(twice.checked().unwrap_err().contains("\"shop\""));
 }

@@ -293,6 +293,11 @@ fn the_commands_suggest_and_report_violations() {
         out.contains("1 constraint violation(s):\n  age data_type_check: expected int, only 0.0 % is int; 2 window(s), 2023-11-14T22:15:20Z to 2023-11-14T22:16:20Z"),
         "{out}"
     );
+    // And an incident, without a score (a constraint has none).
+    assert!(
+        out.contains("  constraint_violation (open):\n    age data_type_check: open since 2023-11-14T22:15:20Z (last seen 2023-11-14T22:16:20Z); 2 window(s) with evidence\n      data_type_check: expected int, only 0.0 % is int\n"),
+        "{out}"
+    );
     let (_, out, _) = run(&[
         "report",
         "--json",
@@ -300,13 +305,29 @@ fn the_commands_suggest_and_report_violations() {
         "windows",
         "--constraints",
         "constraints.json",
-        "--baseline-file",
+        // The name of --baseline-file.
+        "--baseline",
         "base.msgpack",
     ]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let v = &json[0]["violations"];
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v[0]["windows"], 2);
+    // The violation is an incident too, open since its first window.
+    let incidents: Vec<_> = json[0]["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "constraint_violation")
+        .collect();
+    assert_eq!(incidents.len(), 1, "{}", json[0]["incidents"]);
+    assert_eq!(incidents[0]["subject"], "age data_type_check");
+    assert_eq!(incidents[0]["opened_ms"], 1_700_000_000_000i64 + 2 * 60_000);
+    assert!(incidents[0]["closed_ms"].is_null());
+    assert_eq!(
+        incidents[0]["text"],
+        "data_type_check: expected int, only 0.0 % is int"
+    );
     let (_, out, _) = run(&["report", "--json", "--dir", "windows"]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(
@@ -339,5 +360,31 @@ fn the_commands_suggest_and_report_violations() {
     let (code, _, err) = run(&["report", "--dir", "windows", "--constraints", "bad.json"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("completenes"), "{err}");
+    // By the collector too, before it listens; and two files for one deployment.
+    let collect = |files: &[&str]| {
+        let mut args = vec!["collect", "--listen", "127.0.0.1:0", "--store", "s.db"];
+        for f in files {
+            args.extend(["--constraints", f]);
+        }
+        let o = Command::new(BIN)
+            .args(&args)
+            .current_dir(&dir)
+            .env("MODELWATCH_API_KEY", "a-key-of-this-test")
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = collect(&["bad.json"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("bad.json") && err.contains("completenes"),
+        "{err}"
+    );
+    let (code, err) = collect(&["constraints.json", "constraints.json"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("two constraint files"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }

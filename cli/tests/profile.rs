@@ -567,3 +567,79 @@ fn a_parquet_file_and_a_csv_file_of_the_same_data_give_identical_summaries() {
     assert_eq!(from_csv.summary.encode(), from_parquet.summary.encode());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Past the sample, lines without quotes are split on commas and newlines without the csv
+/// crate; the same rows with every cell quoted (which the csv crate splits), with `\r\n`
+/// line ends, with blank lines, and with a quote appearing half-way, give the same summary
+/// byte for byte, and the same counts.
+#[test]
+fn plain_lines_split_as_the_csv_crate_splits_them() {
+    let _serial = serial();
+    let rows = profile::SAMPLE_ROWS + 30_000;
+    let cells = |i: usize| {
+        [
+            (i % 1000).to_string(),
+            format!("{}.{}", i % 97, i % 13),
+            if i.is_multiple_of(50) {
+                String::new()
+            } else {
+                format!("city{}", i % 40)
+            },
+            // One cell longer than a read block, past the sample.
+            if i == rows - 7 {
+                "x".repeat(300_000)
+            } else {
+                format!("c{}", i % 3)
+            },
+        ]
+    };
+    let write = |quote_from: usize, line_end: &str, blank_every: usize| {
+        let mut csv = format!("a,b,city,comment{line_end}").into_bytes();
+        for i in 0..rows {
+            let c = cells(i);
+            let line = if i >= quote_from {
+                c.map(|x| format!("\"{x}\"")).join(",")
+            } else {
+                c.join(",")
+            };
+            csv.extend(line.as_bytes());
+            csv.extend(line_end.as_bytes());
+            if blank_every > 0 && i.is_multiple_of(blank_every) {
+                csv.extend(line_end.as_bytes());
+            }
+        }
+        csv
+    };
+    let mut o = Options::new("x", KEY);
+    o.threads = 1;
+    let plain = read(&write(usize::MAX, "\n", 0), &o);
+    assert_eq!(plain.counts.rows, rows as u64);
+    assert_eq!(plain.counts.bad_rows, 0);
+    let plain_bytes = plain.summary.encode();
+    for (what, csv) in [
+        ("every cell quoted", write(0, "\n", 0)),
+        ("quotes from row 25,000 on", write(25_000, "\n", 0)),
+        ("\\r\\n", write(usize::MAX, "\r\n", 0)),
+        ("blank lines", write(usize::MAX, "\n", 997)),
+        (
+            "\\r\\n, blank lines and quotes",
+            write(33_000, "\r\n", 1_001),
+        ),
+    ] {
+        let p = read(&csv, &o);
+        assert_eq!(p.counts, plain.counts, "{what}");
+        assert_eq!(p.summary.encode(), plain_bytes, "{what}");
+    }
+
+    // A record of another field count is skipped and counted, split either way.
+    for quote_from in [usize::MAX, 0] {
+        let mut csv = write(quote_from, "\n", 0);
+        csv.extend(b"1,2\n3,4,5,6,7\n");
+        let p = read(&csv, &o);
+        assert_eq!((p.counts.rows, p.counts.bad_rows), (rows as u64, 2));
+        // And a last line without its newline is read all the same.
+        csv.extend(b"9,9.5,z,w");
+        let p = read(&csv, &o);
+        assert_eq!((p.counts.rows, p.counts.bad_rows), (rows as u64 + 1, 2));
+    }
+}

@@ -15,6 +15,7 @@ fn config() -> WatchConfig {
     WatchConfig {
         baseline: Baseline::FirstWindows(10),
         evaluate_after: Duration::from_secs(30),
+        ..Default::default()
     }
 }
 

@@ -38,6 +38,10 @@ pub enum IncidentKind {
     /// A feature's or output's distribution changed: PSI drift, values outside the
     /// baseline's range, or strings in categories the baseline never saw.
     Drift,
+    /// A window failed a constraint checked outside the engine (for example one of the
+    /// command's `constraints.json`), given to [`Monitor::observe_constraints`]. Opened by
+    /// the first failing window, closed after `close_after` windows that pass.
+    ConstraintViolation,
     /// More exceptions per prediction.
     ExceptionSpike,
     /// Inference latency up at the median or the 99th percentile.
@@ -46,8 +50,8 @@ pub enum IncidentKind {
 
 impl IncidentKind {
     /// The kind's stable name, as in JSON, alerts and metrics: `accuracy_drop`,
-    /// `auc_drop`, `error_increase`, `missing_rate`, `type_mismatch`, `drift`, `exception_spike`,
-    /// `latency_regression`.
+    /// `auc_drop`, `error_increase`, `missing_rate`, `type_mismatch`, `drift`,
+    /// `constraint_violation`, `exception_spike`, `latency_regression`.
     pub fn name(self) -> &'static str {
         match self {
             IncidentKind::AccuracyDrop => "accuracy_drop",
@@ -56,6 +60,7 @@ impl IncidentKind {
             IncidentKind::MissingRate => "missing_rate",
             IncidentKind::TypeMismatch => "type_mismatch",
             IncidentKind::Drift => "drift",
+            IncidentKind::ConstraintViolation => "constraint_violation",
             IncidentKind::ExceptionSpike => "exception_spike",
             IncidentKind::LatencyRegression => "latency_regression",
         }
@@ -112,6 +117,36 @@ impl Incident {
             "{}/{}/{}/{}",
             self.deployment, self.kind, self.subject, self.opened_ms
         )
+    }
+}
+
+/// A constraint that one window failed, checked outside the engine (the engine has no
+/// constraints of its own): given to [`Monitor::observe_constraints`], it opens or extends
+/// an incident of kind [`IncidentKind::ConstraintViolation`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ConstraintFailure {
+    /// Which constraint of what, for example `age data_type_check`: the incident's subject,
+    /// one incident per subject at a time.
+    pub subject: String,
+    /// What was expected and what was seen, in plain words.
+    pub text: String,
+    /// The window's measure (a share, a bound passed, a count).
+    pub seen: f64,
+    /// What the constraint allows of that measure.
+    pub expected: f64,
+}
+
+impl ConstraintFailure {
+    /// A failure of constraint `subject`: `seen` where `expected` was allowed, `text` saying
+    /// so.
+    pub fn new(subject: &str, text: &str, seen: f64, expected: f64) -> ConstraintFailure {
+        ConstraintFailure {
+            subject: subject.to_owned(),
+            text: text.to_owned(),
+            seen,
+            expected,
+        }
     }
 }
 
@@ -409,6 +444,93 @@ impl Monitor {
                 }
             }
         }
+    }
+
+    /// Folds the verdict of constraints checked outside the engine on window `w`:
+    /// `failures` are those it failed, every other constraint passed. A failed constraint
+    /// opens an incident of kind [`IncidentKind::ConstraintViolation`] at once (the checks
+    /// allow for sampling noise themselves; there is no score to accumulate); it stays open
+    /// while windows fail it, keeping the window that missed by most (its `peak_value`, the
+    /// measure seen, and `baseline_value`, the one allowed; `peak_score` is 0), and closes
+    /// after [`close_after`](Self::close_after) windows in a row that pass. Independent of
+    /// the baseline: call it for every window, the baseline's too, after
+    /// [`observe`](Self::observe) if both are wanted. A window older than the last one
+    /// observed is ignored (counted in [`ignored`](Self::ignored)).
+    pub fn observe_constraints(
+        &mut self,
+        w: &WindowSummary,
+        failures: &[ConstraintFailure],
+    ) -> Vec<IncidentEvent> {
+        let mut events = Vec::new();
+        if self.last_window.is_some_and(|t| w.window_start() < t) {
+            self.ignored += 1;
+            return events;
+        }
+        self.last_window = Some(w.window_start());
+        let at = w.window_start();
+        let kind = IncidentKind::ConstraintViolation;
+        for f in failures {
+            let track = self.tracks.entry((kind, f.subject.clone())).or_default();
+            track.healthy_run = 0;
+            let miss = (f.seen - f.expected).abs();
+            match track.open {
+                None => {
+                    let incident = Incident {
+                        deployment: w.deployment().to_owned(),
+                        kind,
+                        subject: f.subject.clone(),
+                        opened_ms: at,
+                        last_seen_ms: at,
+                        closed_ms: None,
+                        peak_score: 0.0,
+                        peak_value: f.seen,
+                        baseline_value: f.expected,
+                        baseline: "the constraints".to_owned(),
+                        text: f.text.clone(),
+                        windows: 1,
+                    };
+                    track.open = Some(self.incidents.len());
+                    events.push(IncidentEvent::Opened(incident.clone()));
+                    self.incidents.push(incident);
+                }
+                Some(i) => {
+                    let incident = &mut self.incidents[i];
+                    if incident.last_seen_ms != at {
+                        incident.windows += 1;
+                    }
+                    incident.last_seen_ms = at;
+                    if miss > (incident.peak_value - incident.baseline_value).abs() {
+                        incident.peak_value = f.seen;
+                        incident.baseline_value = f.expected;
+                        incident.text = f.text.clone();
+                    }
+                }
+            }
+        }
+        let failed: std::collections::BTreeSet<&str> =
+            failures.iter().map(|f| f.subject.as_str()).collect();
+        let mut closed = Vec::new();
+        for ((k, subject), track) in &mut self.tracks {
+            if *k != kind || failed.contains(subject.as_str()) {
+                continue;
+            }
+            let Some(i) = track.open else {
+                closed.push(subject.clone());
+                continue;
+            };
+            track.healthy_run += 1;
+            if track.healthy_run >= self.close_after {
+                let incident = &mut self.incidents[i];
+                incident.closed_ms = Some(at);
+                events.push(IncidentEvent::Closed(incident.clone()));
+                closed.push(subject.clone());
+            }
+        }
+        // A closed constraint's track holds nothing: dropped, so the state stays small.
+        for subject in closed {
+            self.tracks.remove(&(kind, subject));
+        }
+        events
     }
 
     fn folds_into_baseline(&self, w: &WindowSummary) -> bool {

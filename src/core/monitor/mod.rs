@@ -10,6 +10,6 @@ pub(crate) mod drift;
 mod engine;
 
 pub use engine::{
-    Baseline, Incident, IncidentEvent, IncidentKind, Monitor, MonitorError, DEFAULT_CLOSE_AFTER,
-    DEFAULT_THRESHOLD,
+    Baseline, ConstraintFailure, Incident, IncidentEvent, IncidentKind, Monitor, MonitorError,
+    DEFAULT_CLOSE_AFTER, DEFAULT_THRESHOLD,
 };
