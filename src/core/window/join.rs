@@ -21,10 +21,11 @@ pub(crate) struct Remembered {
 /// Most parts of a store: keys are spread over them by their hash, each part grows, evicts
 /// and compacts on its own, so that no operation touches more than a part's worth of
 /// entries (a hash map's growth rehashes every entry of the map it grows: with one map of
-/// a million entries, that was a 25 ms pause in a request thread).
-const MAX_PARTS: usize = 64;
-/// Entries per part below which a store has fewer parts (one up to this capacity: eviction
-/// is then exactly oldest first; across parts it is oldest first within each part).
+/// a million entries, that was a 25 ms pause in a request thread). Up to 4 million
+/// entries, a part holds about [`PART_ENTRIES`] whatever the capacity.
+const MAX_PARTS: usize = 4096;
+/// Entries per part (one part up to this capacity: eviction is then exactly oldest first;
+/// across parts it is oldest first within each part).
 const PART_ENTRIES: usize = 1024;
 
 /// Answered keys remembered per part, for duplicates, as a share of its capacity: they no
