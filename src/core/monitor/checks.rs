@@ -33,7 +33,7 @@ pub(crate) struct Evidence {
 
 /// Every check of `w` against `base`.
 pub(crate) fn evaluate(w: &WindowSummary, base: &WindowSummary) -> Vec<Evidence> {
-    let mut out = Vec::new();
+    let mut out = declared_checks(w);
     // A baseline feature the window lacks was missing from every prediction of it.
     let absent = FeatureSummary::all_missing(w.predictions());
     let lacking = base
@@ -49,12 +49,11 @@ pub(crate) fn evaluate(w: &WindowSummary, base: &WindowSummary) -> Vec<Evidence>
                 .map(|(n, f)| (format!("output {n}"), f, base.output(n))),
         );
     for (name, f, b) in columns {
-        match (w.declared_type(&name), b) {
-            (Some(t), _) => declared_type_check(&name, f, t, &mut out),
-            (None, Some(b)) => type_check(&name, f, b, &mut out),
-            (None, None) => {}
-        }
         if let Some(b) = b {
+            // A declared type is checked against the declaration, not the baseline.
+            if w.declared_type(&name).is_none() {
+                type_check(&name, f, b, &mut out);
+            }
             column_checks(&name, f, b, &mut out);
         }
     }

@@ -845,17 +845,14 @@ impl WindowSummary {
             .features
             .iter()
             .filter(|(name, f)| {
+                let nests = || {
+                    let prefix = format!("{name}.");
+                    let next = self.features.range(prefix.clone()..).next();
+                    next.is_some_and(|(child, _)| child.starts_with(&prefix))
+                };
                 f.0.counts.count == f.0.counts.missing
                     && !self.schema.contains_key(*name)
-                    && self
-                        .features
-                        .range(format!("{name}.")..)
-                        .next()
-                        .is_some_and(|(child, _)| {
-                            child.len() > name.len()
-                                && child.starts_with(name.as_str())
-                                && child.as_bytes()[name.len()] == b'.'
-                        })
+                    && nests()
             })
             .map(|(name, _)| name.clone())
             .collect();
