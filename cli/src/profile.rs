@@ -275,16 +275,52 @@ impl Profiler {
                 .iter()
                 .map(|h| String::from_utf8_lossy(h).into_owned()),
         )?;
+        let position = reader.position().byte();
+        let (head, input) = reader.into_inner().unread(position)?;
+        // The type sample: split as plain lines when its lines have no quote (most files),
+        // else by the csv crate; either way the same records, so the same types.
+        let (head, input) = match PlainSample::read(head, input, columns.len())? {
+            Ok((sample, input)) => {
+                self.set_types(&mut columns, &sample.inference);
+                if sample.ended {
+                    // All of it in the sample: folded here.
+                    let with_label = self.options.label.is_some();
+                    let block = Batch::Lines(sample.lines);
+                    let (builder, counts) = (&mut self.builder, &mut self.counts);
+                    fold_batch(
+                        builder,
+                        counts,
+                        &columns,
+                        &block,
+                        with_label,
+                        &mut Vec::new(),
+                    );
+                    return Ok(());
+                }
+                let batches = sample_blocks(&sample.lines);
+                return self.fold_parallel(&columns, batches, sample.rest, input);
+            }
+            Err(unread) => unread,
+        };
 
-        // The sample: records held until the types are known.
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(CSV_BUFFER)
+            .from_reader(Recorder::new(std::io::Cursor::new(head).chain(input)));
         let mut sample = Vec::new();
+        let mut inference = vec![Inference::default(); columns.len()];
         let mut bytes = 0;
         let mut record = csv::ByteRecord::new();
         let mut done = false;
         while sample.len() < SAMPLE_ROWS && bytes < SAMPLE_BYTES {
             match reader.read_byte_record(&mut record) {
+                Ok(true) if record.len() != columns.len() => self.counts.bad_rows += 1,
                 Ok(true) => {
-                    bytes += record.as_slice().len() + 16 * record.len();
+                    bytes += sample_bytes(record.as_slice().len(), record.len());
+                    for (i, cell) in inference.iter_mut().zip(record.iter()) {
+                        i.see(cell);
+                    }
                     sample.push(record.clone());
                 }
                 Ok(false) => {
@@ -294,11 +330,31 @@ impl Profiler {
                 Err(e) => self.bad_record(e)?,
             }
         }
-        for (i, c) in columns.iter_mut().enumerate() {
+        self.set_types(&mut columns, &inference);
+        if done {
+            // All of it in the sample: folded here.
+            for r in &sample {
+                self.log(&columns, r);
+            }
+            return Ok(());
+        }
+        let position = reader.position().byte();
+        let (buffered, input) = reader.into_inner().unread(position)?;
+        let batches = sample
+            .chunks(CHUNK)
+            .map(|c| Batch::Sample(Box::new(Batch::Records(c.to_vec(), c.len()))))
+            .collect();
+        self.fold_parallel(&columns, batches, buffered, input)
+    }
+
+    /// Fixes each column's type: given, known from an earlier file, or inferred from the
+    /// sample.
+    fn set_types(&mut self, columns: &mut [Column], inferred: &[Inference]) {
+        for (c, inferred) in columns.iter_mut().zip(inferred) {
             c.ty = match self.known.get(&c.name) {
                 Some(t) => *t,
                 None => {
-                    let t = infer(sample.iter().filter_map(|r| r.get(i)));
+                    let t = inferred.column_type();
                     self.known.insert(c.name.clone(), t);
                     t
                 }
@@ -307,23 +363,23 @@ impl Profiler {
                 self.types.push((c.name.clone(), c.ty));
             }
         }
-        if done {
-            // All of it in the sample: folded here.
-            for r in &sample {
-                self.log(&columns, r);
-            }
-            return Ok(());
-        }
-        // The rest in two stages: one thread reads blocks of whole lines (the bytes the CSV
-        // reader had buffered first), `folders` threads (this one and more) split them into
-        // cells, parse and fold them, each into its own builder, merged at the end as a
-        // collector merges instances. Splitting lines on commas is exact while the data has
-        // no quote and no lone carriage return; from the first block with one on, the
-        // reader thread splits records with the csv crate (quoted cells may hold commas
-        // and newlines) and sends them instead. Blocks and chunks go back to the reader to
-        // be refilled: no allocation per record, and at most `chunks` in flight.
-        let position = reader.position().byte();
-        let (buffered, input) = reader.into_inner().unread(position)?;
+    }
+
+    /// Folds the sample's `batches`, then `buffered` and the rest of `input`, in two
+    /// stages: one thread reads blocks of whole lines, `folders` threads (this one and
+    /// more) split them into cells, parse and fold them, each into its own builder, merged
+    /// at the end as a collector merges instances. Splitting lines on commas is exact while
+    /// the data has no quote and no lone carriage return; from the first block with one
+    /// on, the reader thread splits records with the csv crate (quoted cells may hold
+    /// commas and newlines) and sends them instead. Blocks and chunks go back to the reader
+    /// to be refilled: no allocation per record, and at most `chunks` in flight.
+    fn fold_parallel(
+        &mut self,
+        columns: &[Column],
+        sample: Vec<Batch>,
+        buffered: Vec<u8>,
+        input: impl Read + Send,
+    ) -> Result<(), String> {
         let folders = self.options.threads.max(1);
         let chunks = 2 * folders + 1;
         let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Batch>(chunks);
@@ -342,7 +398,6 @@ impl Profiler {
             self.extra.push((b, Counts::default()));
         }
         let with_label = self.options.label.is_some();
-        let columns = &columns;
         let read = std::thread::scope(|scope| {
             let splitter = scope.spawn(move || split(sample, buffered, input, empty_rx, full_txs));
             let mut rxs = full_rxs.into_iter();
@@ -738,9 +793,9 @@ enum Batch {
     Lines(Vec<u8>),
     /// Records split by the csv crate, the first `n` of them filled.
     Records(Vec<csv::ByteRecord>, usize),
-    /// Records of the type sample (held to infer the types, then folded like the rest):
-    /// dropped once folded, never refilled.
-    Sample(Vec<csv::ByteRecord>),
+    /// Lines or records of the type sample (held to infer the types, then folded like the
+    /// rest): dropped once folded, never refilled.
+    Sample(Box<Batch>),
 }
 
 /// Gives a folded batch back to the reader to refill; a sample's is dropped instead (its
@@ -822,6 +877,108 @@ fn fill(buf: &mut Vec<u8>, input: &mut impl Read, target: usize) -> Result<bool,
     }
 }
 
+/// What a sample record weighs against [`SAMPLE_BYTES`]: its cells' bytes and a
+/// field's bookkeeping, as the csv crate holds it.
+fn sample_bytes(cell_bytes: usize, fields: usize) -> usize {
+    cell_bytes + 16 * fields
+}
+
+/// The type sample read as plain lines: the first [`SAMPLE_ROWS`] records of the header's
+/// field count (or fewer, up to [`SAMPLE_BYTES`]), as the csv crate would give them, split
+/// with `memchr` and held as the bytes they came in.
+struct PlainSample {
+    inference: Vec<Inference>,
+    /// Whole lines: the sample and what was read with it.
+    lines: Vec<u8>,
+    /// What follows `lines`: the start of a line.
+    rest: Vec<u8>,
+    /// Whether the stream ended within `lines`.
+    ended: bool,
+}
+
+impl PlainSample {
+    /// Reads the sample from `head` (read past the header already) and `input`; or gives
+    /// both back, as read so far, when the sample has a quote or a lone carriage return.
+    #[allow(clippy::type_complexity)]
+    fn read<R: Read>(
+        mut head: Vec<u8>,
+        mut input: R,
+        columns: usize,
+    ) -> Result<Result<(PlainSample, R), (Vec<u8>, R)>, String> {
+        let mut inference = vec![Inference::default(); columns];
+        let (mut rows, mut bytes, mut seen) = (0, 0, 0);
+        let mut ended = false;
+        loop {
+            while rows < SAMPLE_ROWS && bytes < SAMPLE_BYTES {
+                let line = match memchr::memchr(b'\n', &head[seen..]) {
+                    Some(n) => &head[seen..seen + n],
+                    // The last line, without its newline.
+                    None if ended && seen < head.len() => &head[seen..],
+                    None => break,
+                };
+                seen += line.len() + 1;
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.is_empty() {
+                    continue;
+                }
+                if memchr::memchr_iter(b',', line).count() + 1 != columns {
+                    continue;
+                }
+                rows += 1;
+                bytes += sample_bytes(line.len() + 1 - columns, columns);
+                for (i, cell) in inference.iter_mut().zip(line.split(|&b| b == b',')) {
+                    i.see(cell);
+                }
+            }
+            if rows >= SAMPLE_ROWS || bytes >= SAMPLE_BYTES || ended {
+                break;
+            }
+            let target = head.len() + BLOCK;
+            ended = fill(&mut head, &mut input, target)?;
+        }
+        if !plain(&head) {
+            return Ok(Err((head, input)));
+        }
+        let cut = if ended {
+            head.len()
+        } else {
+            head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+        };
+        let rest = head[cut..].to_vec();
+        head.truncate(cut);
+        let sample = PlainSample {
+            inference,
+            lines: head,
+            rest,
+            ended,
+        };
+        Ok(Ok((sample, input)))
+    }
+}
+
+/// The sample's lines as blocks of about [`BLOCK`] bytes, cut at line ends.
+fn sample_blocks(lines: &[u8]) -> Vec<Batch> {
+    let mut blocks = Vec::new();
+    let mut from = 0;
+    while from < lines.len() {
+        let end = from + BLOCK;
+        let cut = if end >= lines.len() {
+            lines.len()
+        } else {
+            match memchr::memrchr(b'\n', &lines[from..end]) {
+                Some(i) => from + i + 1,
+                // A line longer than a block: whole.
+                None => memchr::memchr(b'\n', &lines[end..]).map_or(lines.len(), |i| end + i + 1),
+            }
+        };
+        blocks.push(Batch::Sample(Box::new(Batch::Lines(
+            lines[from..cut].to_vec(),
+        ))));
+        from = cut;
+    }
+    blocks
+}
+
 /// Whether `block` can be split on commas and newlines alone: no quote, and every carriage
 /// return ends a line (`\r\n`), as the csv crate reads them. A `\r` that ends the block
 /// is fine whatever follows it: it ends the file's last line (dropped as the csv crate
@@ -832,16 +989,15 @@ fn plain(block: &[u8]) -> bool {
     if memchr::memchr(b'"', block).is_some() {
         return false;
     }
-    memchr::memchr_iter(b'\r', block)
-        .all(|i| i + 1 == block.len() || block[i + 1] == b'\n')
+    memchr::memchr_iter(b'\r', block).all(|i| i + 1 == block.len() || block[i + 1] == b'\n')
 }
 
-/// The reader thread: the type sample's records in chunks, then `buffered` and `input` as
+/// The reader thread: the type sample's batches, then `buffered` and `input` as
 /// blocks of whole lines while they are plain, then as chunks of records split by the csv
 /// crate. Returns the records the csv crate rejected (the blocks' are counted by the
 /// folding threads).
 fn split(
-    sample: Vec<csv::ByteRecord>,
+    sample: Vec<Batch>,
     buffered: Vec<u8>,
     mut input: impl Read,
     empty: std::sync::mpsc::Receiver<Batch>,
@@ -854,13 +1010,8 @@ fn split(
         next = (next + 1) % full.len();
         ok
     };
-    let mut sample = sample.into_iter();
-    loop {
-        let chunk: Vec<_> = sample.by_ref().take(CHUNK).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        if !send(Batch::Sample(chunk)) {
+    for batch in sample {
+        if !send(batch) {
             return Ok(0);
         }
     }
@@ -948,11 +1099,7 @@ fn fold_batch(
     fields: &mut Vec<(usize, usize)>,
 ) {
     match batch {
-        Batch::Sample(chunk) => {
-            for r in chunk {
-                fold_record(builder, counts, columns, r, with_label, fields);
-            }
-        }
+        Batch::Sample(batch) => fold_batch(builder, counts, columns, batch, with_label, fields),
         Batch::Records(chunk, n) => {
             for r in &chunk[..*n] {
                 fold_record(builder, counts, columns, r, with_label, fields);
@@ -1211,6 +1358,45 @@ fn parse_float(t: &[u8]) -> Option<f64> {
     std::str::from_utf8(t).ok()?.parse().ok()
 }
 
+/// Whether `t` is what `str::parse::<f64>` accepts, without computing the value (a
+/// fifth of the instructions: the type sample is read before the folding threads start):
+/// a sign, then `inf`, `infinity` or `nan` in any case, or digits with at most one `.` and
+/// at least one digit, then an optional `e`/`E`, sign and digits.
+fn float_syntax(t: &[u8]) -> bool {
+    let t = match t {
+        [b'+' | b'-', rest @ ..] => rest,
+        _ => t,
+    };
+    if t.eq_ignore_ascii_case(b"inf")
+        || t.eq_ignore_ascii_case(b"infinity")
+        || t.eq_ignore_ascii_case(b"nan")
+    {
+        return true;
+    }
+    let digits = |t: &[u8]| t.iter().take_while(|b| b.is_ascii_digit()).count();
+    let whole = digits(t);
+    let mut rest = &t[whole..];
+    let mut fraction = 0;
+    if let [b'.', after @ ..] = rest {
+        fraction = digits(after);
+        rest = &after[fraction..];
+    }
+    if whole + fraction == 0 {
+        return false;
+    }
+    match rest {
+        [] => true,
+        [b'e' | b'E', exponent @ ..] => {
+            let exponent = match exponent {
+                [b'+' | b'-', e @ ..] => e,
+                e => e,
+            };
+            !exponent.is_empty() && digits(exponent) == exponent.len()
+        }
+        _ => false,
+    }
+}
+
 /// [`parse_float`] of text already known to be UTF-8 (no second check).
 fn parse_float_str(t: &str) -> Option<f64> {
     if leading_zero(t.as_bytes()) {
@@ -1281,27 +1467,55 @@ fn parse_text(cell: &str, ty: ColumnType) -> (Value<'_>, bool) {
 /// Strict on purpose: one text among numbers makes the column text, which the user sees in
 /// the printed types and can override with `--type`.
 pub fn infer<'a>(cells: impl Iterator<Item = &'a [u8]>) -> ColumnType {
-    let (mut any, mut bools, mut ints, mut floats) = (false, true, true, true);
+    let mut inference = Inference::default();
     for cell in cells {
-        let t = cell.trim_ascii();
-        if is_missing(t) {
-            continue;
-        }
-        any = true;
-        bools &= parse_bool(t).is_some();
-        let int = parse_int(t).is_some();
-        ints &= int;
-        floats &= int || parse_float(t).is_some();
-        if !bools && !floats {
-            return ColumnType::String;
+        inference.see(cell);
+    }
+    inference.column_type()
+}
+
+/// [`infer`] as the cells come: what every cell seen so far could be.
+#[derive(Clone, Copy)]
+struct Inference {
+    any: bool,
+    bools: bool,
+    ints: bool,
+    floats: bool,
+}
+
+impl Default for Inference {
+    fn default() -> Self {
+        Inference {
+            any: false,
+            bools: true,
+            ints: true,
+            floats: true,
         }
     }
-    match (any, bools, ints, floats) {
-        (false, ..) => ColumnType::Auto,
-        (_, true, ..) => ColumnType::Bool,
-        (_, _, true, _) => ColumnType::Int,
-        (_, _, _, true) => ColumnType::Float,
-        _ => ColumnType::String,
+}
+
+impl Inference {
+    fn see(&mut self, cell: &[u8]) {
+        let t = cell.trim_ascii();
+        // Text already: nothing can change that.
+        if (!self.bools && !self.floats) || is_missing(t) {
+            return;
+        }
+        self.any = true;
+        self.bools &= parse_bool(t).is_some();
+        let int = parse_int(t).is_some();
+        self.ints &= int;
+        self.floats &= int || (!leading_zero(t) && float_syntax(t));
+    }
+
+    fn column_type(self) -> ColumnType {
+        match (self.any, self.bools, self.ints, self.floats) {
+            (false, ..) => ColumnType::Auto,
+            (_, true, ..) => ColumnType::Bool,
+            (_, _, true, _) => ColumnType::Int,
+            (_, _, _, true) => ColumnType::Float,
+            _ => ColumnType::String,
+        }
     }
 }
 
@@ -1355,6 +1569,52 @@ mod tests {
 
     fn ty(cells: &[&str]) -> ColumnType {
         infer(cells.iter().map(|c| c.as_bytes()))
+    }
+
+    /// Every string of up to 5 characters over the characters of numbers, and the spelled-out
+    /// ones in every case, is a float's syntax exactly when `str::parse` accepts it.
+    #[test]
+    fn float_syntax_accepts_what_std_parses() {
+        fn each(alphabet: &[u8], len: usize, s: &mut Vec<u8>, f: &mut dyn FnMut(&[u8])) {
+            f(s);
+            if s.len() < len {
+                for &c in alphabet {
+                    s.push(c);
+                    each(alphabet, len, s, f);
+                    s.pop();
+                }
+            }
+        }
+        let mut checked = 0;
+        let mut check = |s: &[u8]| {
+            let text = std::str::from_utf8(s).unwrap();
+            assert_eq!(float_syntax(s), text.parse::<f64>().is_ok(), "{text:?}");
+            checked += 1;
+        };
+        each(b"09.eE+-", 5, &mut Vec::new(), &mut check);
+        // The words, their prefixes and a letter past them, in every case, with each sign.
+        for word in ["infinity", "nan", "infinityx", "nanx"] {
+            for len in 1..=word.len() {
+                for case in 0..1u32 << len {
+                    let cased = word.bytes().take(len).enumerate().map(|(i, b)| {
+                        if case >> i & 1 == 1 {
+                            b.to_ascii_uppercase()
+                        } else {
+                            b
+                        }
+                    });
+                    for sign in ["", "+", "-"] {
+                        let mut s = sign.as_bytes().to_vec();
+                        s.extend(cased.clone());
+                        check(&s);
+                    }
+                }
+            }
+        }
+        for text in ["1.5e", "1e5.", ".e1", "0x10", "1_000", " 1", "1 ", "١"] {
+            check(text.as_bytes());
+        }
+        assert!(checked > 20_000, "{checked}");
     }
 
     #[test]

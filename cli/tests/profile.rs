@@ -568,7 +568,7 @@ fn a_parquet_file_and_a_csv_file_of_the_same_data_give_identical_summaries() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Past the sample, lines without quotes are split on commas and newlines without the csv
+/// Lines without quotes (the type sample included) are split on commas and newlines without the csv
 /// crate; the same rows with every cell quoted (which the csv crate splits), with `\r\n`
 /// line ends, with blank lines, and with a quote appearing half-way, give the same summary
 /// byte for byte, and the same counts.
@@ -619,6 +619,8 @@ fn plain_lines_split_as_the_csv_crate_splits_them() {
     for (what, csv) in [
         ("every cell quoted", write(0, "\n", 0)),
         ("quotes from row 25,000 on", write(25_000, "\n", 0)),
+        // Within the type sample: the sample is split by the csv crate.
+        ("quotes from row 5,000 on", write(5_000, "\n", 0)),
         ("\\r\\n", write(usize::MAX, "\r\n", 0)),
         ("blank lines", write(usize::MAX, "\n", 997)),
         (
