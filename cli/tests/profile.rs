@@ -568,10 +568,10 @@ fn a_parquet_file_and_a_csv_file_of_the_same_data_give_identical_summaries() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Lines without quotes (the type sample included) are split on commas and newlines without the csv
-/// crate; the same rows with every cell quoted (which the csv crate splits), with `\r\n`
-/// line ends, with blank lines, and with a quote appearing half-way, give the same summary
-/// byte for byte, and the same counts.
+/// Lines without quotes (the type sample's too) are split on commas and newlines without
+/// the csv crate; the same rows with every cell quoted (which the csv crate splits), with
+/// `\r\n` line ends, with blank lines, and with a quote appearing half-way, give the same
+/// summary byte for byte, and the same counts.
 #[test]
 fn plain_lines_split_as_the_csv_crate_splits_them() {
     let _serial = serial();
