@@ -20,7 +20,9 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::Read;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Records held to infer the column types before any is logged.
 pub const SAMPLE_ROWS: usize = 10_000;
@@ -297,7 +299,7 @@ impl Profiler {
                     );
                     return Ok(());
                 }
-                let batches = sample_blocks(&sample.lines);
+                let batches = sample_blocks(sample.lines);
                 return self.fold_parallel(&columns, batches, sample.rest, input);
             }
             Err(unread) => unread,
@@ -342,7 +344,7 @@ impl Profiler {
         let (buffered, input) = reader.into_inner().unread(position)?;
         let batches = sample
             .chunks(CHUNK)
-            .map(|c| Batch::Sample(Box::new(Batch::Records(c.to_vec(), c.len()))))
+            .map(|c| Batch::Sample(Sample::Records(c.to_vec())))
             .collect();
         self.fold_parallel(&columns, batches, buffered, input)
     }
@@ -795,7 +797,14 @@ enum Batch {
     Records(Vec<csv::ByteRecord>, usize),
     /// Lines or records of the type sample (held to infer the types, then folded like the
     /// rest): dropped once folded, never refilled.
-    Sample(Box<Batch>),
+    Sample(Sample),
+}
+
+/// The type sample, handed to the folding threads in parts.
+enum Sample {
+    /// A range of whole lines of the sample's bytes, shared by its parts (held once).
+    Lines(Arc<Vec<u8>>, Range<usize>),
+    Records(Vec<csv::ByteRecord>),
 }
 
 /// Gives a folded batch back to the reader to refill; a sample's is dropped instead (its
@@ -956,8 +965,9 @@ impl PlainSample {
     }
 }
 
-/// The sample's lines as blocks of about [`BLOCK`] bytes, cut at line ends.
-fn sample_blocks(lines: &[u8]) -> Vec<Batch> {
+/// The sample's lines in parts of about [`BLOCK`] bytes, cut at line ends.
+fn sample_blocks(lines: Vec<u8>) -> Vec<Batch> {
+    let lines = Arc::new(lines);
     let mut blocks = Vec::new();
     let mut from = 0;
     while from < lines.len() {
@@ -971,9 +981,7 @@ fn sample_blocks(lines: &[u8]) -> Vec<Batch> {
                 None => memchr::memchr(b'\n', &lines[end..]).map_or(lines.len(), |i| end + i + 1),
             }
         };
-        blocks.push(Batch::Sample(Box::new(Batch::Lines(
-            lines[from..cut].to_vec(),
-        ))));
+        blocks.push(Batch::Sample(Sample::Lines(Arc::clone(&lines), from..cut)));
         from = cut;
     }
     blocks
@@ -1099,38 +1107,60 @@ fn fold_batch(
     fields: &mut Vec<(usize, usize)>,
 ) {
     match batch {
-        Batch::Sample(batch) => fold_batch(builder, counts, columns, batch, with_label, fields),
+        Batch::Sample(Sample::Lines(lines, range)) => fold_lines(
+            builder,
+            counts,
+            columns,
+            &lines[range.clone()],
+            with_label,
+            fields,
+        ),
+        Batch::Sample(Sample::Records(chunk)) => {
+            for r in chunk {
+                fold_record(builder, counts, columns, r, with_label, fields);
+            }
+        }
         Batch::Records(chunk, n) => {
             for r in &chunk[..*n] {
                 fold_record(builder, counts, columns, r, with_label, fields);
             }
         }
-        Batch::Lines(block) => {
-            // Cells as byte ranges within their line.
-            let (mut line, mut start) = (0, 0);
+        Batch::Lines(block) => fold_lines(builder, counts, columns, block, with_label, fields),
+    }
+}
+
+/// Folds a block of whole lines (the last one's `\n` optional).
+fn fold_lines(
+    builder: &mut SummaryBuilder,
+    counts: &mut Counts,
+    columns: &[Column],
+    block: &[u8],
+    with_label: bool,
+    fields: &mut Vec<(usize, usize)>,
+) {
+    // Cells as byte ranges within their line.
+    let (mut line, mut start) = (0, 0);
+    fields.clear();
+    for i in memchr::memchr2_iter(b',', b'\n', block) {
+        fields.push((start - line, i - line));
+        start = i + 1;
+        if block[i] == b'\n' {
+            fold_line(
+                builder,
+                counts,
+                columns,
+                &block[line..i],
+                with_label,
+                fields,
+            );
             fields.clear();
-            for i in memchr::memchr2_iter(b',', b'\n', block) {
-                fields.push((start - line, i - line));
-                start = i + 1;
-                if block[i] == b'\n' {
-                    fold_line(
-                        builder,
-                        counts,
-                        columns,
-                        &block[line..i],
-                        with_label,
-                        fields,
-                    );
-                    fields.clear();
-                    line = start;
-                }
-            }
-            if start < block.len() || !fields.is_empty() {
-                fields.push((start - line, block.len() - line));
-                let last = &block[line..];
-                fold_line(builder, counts, columns, last, with_label, fields);
-            }
+            line = start;
         }
+    }
+    if start < block.len() || !fields.is_empty() {
+        fields.push((start - line, block.len() - line));
+        let last = &block[line..];
+        fold_line(builder, counts, columns, last, with_label, fields);
     }
 }
 
