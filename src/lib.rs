@@ -73,7 +73,10 @@
 //! | strings | [`BYTES_PER_STRING_FEATURE`] (HyperLogLog, 1024-bucket profile, length histogram) |
 //! | every type | [`BYTES_PER_FEATURE_MAX`] |
 //!
-//! plus the name (twice) and about 500 bytes of bookkeeping (the column itself, its slot). A session has up to
+//! plus the name (twice) and about 500 bytes of bookkeeping (the column itself, its slot).
+//! Each window also holds up to 256 values of its features and 256 of its outputs before
+//! folding them (16 bytes each, 8 KiB at most), so that a call touches few cache lines
+//! when the server's own work has evicted the sketches. A session has up to
 //! 2 × cores shards (at most 16), each with its current window, up to 4 finished windows
 //! the worker has not collected yet, and 2 spare ones. An agent keeps at most
 //! [`Config::max_sessions`] sessions (default 256; more are inert and counted); a session

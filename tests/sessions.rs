@@ -147,8 +147,10 @@ fn idle_sessions_release_their_window_memory_and_their_handles_keep_working() {
     let handles: Vec<_> = (0..SESSIONS)
         .map(|i| agent.session(&format!("idle-{i}")))
         .collect();
+    // 30 rows of 50 values: past the 1,024 values a window holds before it folds them,
+    // so that each window's sketches are allocated.
     for h in &handles {
-        for _ in 0..10 {
+        for _ in 0..30 {
             h.log_prediction(&row, 0.5);
         }
     }
@@ -182,6 +184,6 @@ fn idle_sessions_release_their_window_memory_and_their_handles_keep_working() {
             .filter(|s| s.0 == number)
             .map(|s| (s.1, s.2))
             .collect();
-        assert_eq!(mine, [(1, 10), (2, 1)], "idle-{number}");
+        assert_eq!(mine, [(1, 30), (2, 1)], "idle-{number}");
     }
 }

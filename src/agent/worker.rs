@@ -161,7 +161,7 @@ impl Worker {
             for (i, start) in starts.into_iter().enumerate() {
                 let partial = stepped || (all && start.saturating_add(self.window_ms) > now);
                 let seal = if i == last { seal } else { Seal::Carry };
-                let summary = self.summarize(&session, start, partial, &taken, seal);
+                let summary = self.summarize(&session, start, partial, &mut taken, seal);
                 self.deliver(&summary);
             }
             // Hand the cleared accumulators back for reuse.
@@ -198,7 +198,7 @@ impl Worker {
         session: &SessionInner,
         start: i64,
         partial: bool,
-        taken: &[(usize, i64, WindowAcc)],
+        taken: &mut [(usize, i64, WindowAcc)],
         seal: Seal,
     ) -> WindowSummary {
         let mut book = session.book.lock();
@@ -222,8 +222,9 @@ impl Worker {
             summary.dropped.add(&h.outbox.take_unreported());
         }
         let limits = &session.shared.limits;
-        for (_, _, w) in taken.iter().filter(|t| t.1 == start) {
-            w.add_to(&mut summary, limits);
+        let key = &session.shared.key;
+        for (_, _, w) in taken.iter_mut().filter(|t| t.1 == start) {
+            w.add_to(&mut summary, limits, key);
         }
         finish_summary(
             &mut summary,

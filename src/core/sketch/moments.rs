@@ -17,21 +17,6 @@ impl Moments {
         self.m2 += delta * (x - self.mean);
     }
 
-    /// Moments of a slice, in two passes (mean, then squared deviations).
-    pub(crate) fn of(xs: &[f64]) -> Moments {
-        if xs.is_empty() {
-            return Moments::default();
-        }
-        let n = xs.len() as f64;
-        let mean = xs.iter().sum::<f64>() / n;
-        let m2 = xs.iter().map(|x| (x - mean) * (x - mean)).sum();
-        Moments {
-            n: xs.len() as u64,
-            mean,
-            m2,
-        }
-    }
-
     pub(crate) fn merge(&mut self, other: &Moments) {
         if other.n == 0 {
             return;

@@ -271,7 +271,7 @@ mod tests {
             key_fingerprint: 0,
         };
         let mut s = WindowSummary::new(header, BTreeMap::new());
-        w.add_to(&mut s, &limits);
+        w.add_to(&mut s, &limits, &key);
         s
     }
 
@@ -367,7 +367,7 @@ mod tests {
         }
         w.log_exception("boom", &[("user", "u-1")], &limits);
         let mut s = WindowSummary::default();
-        w.add_to(&mut s, &limits);
+        w.add_to(&mut s, &limits, &key);
         let mut once = s.clone();
         withhold_small(&mut s, &mut carry, &rules(), Seal::Carry);
         let withheld = s.features().filter(|(_, f)| f.withheld() == 1).count();

@@ -147,7 +147,7 @@ impl SummaryBuilder {
     }
 
     /// As [`Session::log_prediction_batch`](crate::Session::log_prediction_batch): the
-    /// same summary as one `log_prediction` per row, folded column by column.
+    /// same summary as one `log_prediction` per row.
     pub fn log_prediction_batch<F: Features, P: Prediction>(
         &mut self,
         rows: &[F],
@@ -208,7 +208,7 @@ impl SummaryBuilder {
         self.header.key_fingerprint = self.key.fingerprint();
         let mut s = WindowSummary::new(self.header, self.metadata);
         s.schema = self.schema;
-        self.window.add_to(&mut s, &self.limits);
+        self.window.add_to(&mut s, &self.limits, &self.key);
         // A builder has no next window: what is small ships its counts only.
         let sealing = Sealing {
             key: &self.key,

@@ -11,9 +11,6 @@ use crate::core::sketch::vector::VectorSums;
 use crate::core::summary::column::{Column, Counts, Numbers, Strings};
 use std::collections::HashMap;
 
-/// Numbers whose moments are computed together in [`ShardColumn::apply_run`].
-const RUN_MAX: usize = 64;
-
 /// Numbers of a shard: histogram and moments.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ShardNumbers {
@@ -78,7 +75,7 @@ impl PlainCounts {
 /// `max_string_bytes` bytes) and dropped here, so that a batch can be folded column by
 /// column from a scratch buffer that holds no text. Vectors are not reduced: callers fold
 /// them at once with [`ShardColumn::fold_vector`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Folded {
     Missing,
     Bool(bool),
@@ -122,9 +119,68 @@ impl Folded {
     }
 }
 
+/// A column's [`Folded`] value in 16 bytes, as a window holds it until it folds them
+/// (`Columns::defer`): a record's values then fill half as many cache lines.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Held {
+    pub(crate) column: u32,
+    /// The kind in the low 3 bits; for a string, whether it was truncated (bit 3) and its
+    /// length (the 28 bits above).
+    tag: u32,
+    /// The number's bits, the boolean, or the string's hash.
+    bits: u64,
+}
+
+/// The longest string length a [`Held`] value keeps (256 MiB - 1).
+const MAX_HELD_LEN: usize = (1 << 28) - 1;
+
+impl Held {
+    /// `None` for a string of 256 MiB or more, whose length does not fit: to fold at once.
+    #[inline(always)]
+    pub(crate) fn new(column: u32, v: Folded) -> Option<Held> {
+        let (tag, bits) = match v {
+            Folded::Missing => (0, 0),
+            Folded::Bool(b) => (1, u64::from(b)),
+            Folded::Int(x) => (2, x.to_bits()),
+            Folded::Float(x) => (3, x.to_bits()),
+            Folded::PosInf => (4, 0),
+            Folded::NegInf => (5, 0),
+            Folded::Str {
+                hash,
+                len,
+                truncated,
+            } => {
+                if len > MAX_HELD_LEN {
+                    return None;
+                }
+                (6 | u32::from(truncated) << 3 | (len as u32) << 4, hash)
+            }
+        };
+        Some(Held { column, tag, bits })
+    }
+
+    #[inline(always)]
+    pub(crate) fn folded(self) -> Folded {
+        match self.tag & 7 {
+            0 => Folded::Missing,
+            1 => Folded::Bool(self.bits != 0),
+            2 => Folded::Int(f64::from_bits(self.bits)),
+            3 => Folded::Float(f64::from_bits(self.bits)),
+            4 => Folded::PosInf,
+            5 => Folded::NegInf,
+            _ => Folded::Str {
+                hash: self.bits,
+                len: (self.tag >> 4) as usize,
+                truncated: self.tag & 8 != 0,
+            },
+        }
+    }
+}
+
 impl ShardColumn {
-    /// Folds one value. `max_string_bytes` caps what is hashed of a string.
-    #[inline]
+    /// Folds one value at once (the window holds them first: `Columns::defer`).
+    /// `max_string_bytes` caps what is hashed of a string.
+    #[cfg(test)]
     pub(crate) fn fold(&mut self, v: &Value<'_>, key: &HashKey, max_string_bytes: usize) {
         self.fold_unreduced(v, max_string_bytes);
         if let Value::Vector(_) = v {
@@ -163,8 +219,8 @@ impl ShardColumn {
     }
 
     /// Folds one reduced value.
-    #[inline]
-    fn apply(&mut self, v: Folded, key: &HashKey) {
+    #[inline(always)]
+    pub(crate) fn apply(&mut self, v: Folded, key: &HashKey) {
         if let Some(x) = self.count(v) {
             // One value: Welford's update is cheaper than a two-pass run and a merge.
             self.numbers.histogram.record(x);
@@ -173,26 +229,6 @@ impl ShardColumn {
                 .get_or_insert_with(Default::default)
                 .insert_hash(key.hash_f64(x));
         }
-    }
-
-    /// Folds a run of values of this column. Numbers are folded together afterwards, sketch
-    /// by sketch: their keyed hashes are independent and overlap in the pipeline, and their
-    /// moments are computed in two passes and merged once (Welford's per-value update is a
-    /// chain of dependent divisions, the critical path when a column's values come in a row).
-    pub(crate) fn apply_run(&mut self, run: &[Folded], key: &HashKey) {
-        let mut numbers = [0.0; RUN_MAX];
-        let mut n = 0;
-        for &v in run {
-            if let Some(x) = self.count(v) {
-                numbers[n] = x;
-                n += 1;
-                if n == RUN_MAX {
-                    self.fold_numbers(&numbers, key);
-                    n = 0;
-                }
-            }
-        }
-        self.fold_numbers(&numbers[..n], key);
     }
 
     /// Counts a number and folds it into the histogram and moments, without a distinct
@@ -215,7 +251,7 @@ impl ShardColumn {
     }
 
     /// Counts a value and folds it if it is not a number; returns the number otherwise.
-    #[inline]
+    #[inline(always)]
     fn count(&mut self, v: Folded) -> Option<f64> {
         let c = &mut self.counts;
         c.count += 1;
@@ -259,23 +295,6 @@ impl ShardColumn {
             }
         }
         None
-    }
-
-    /// Folds finite numbers into the histogram, the distinct count and the moments.
-    #[inline]
-    fn fold_numbers(&mut self, xs: &[f64], key: &HashKey) {
-        if xs.is_empty() {
-            return;
-        }
-        let numbers = &mut self.numbers;
-        for &x in xs {
-            numbers.histogram.record(x);
-        }
-        numbers.moments.merge(&Moments::of(xs));
-        let distinct = self.distinct_numbers.get_or_insert_with(Default::default);
-        for &x in xs {
-            distinct.insert_hash(key.hash_f64(x));
-        }
     }
 
     /// Zeroes every count, keeping allocations for the next window.
@@ -356,6 +375,46 @@ impl ShardColumn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_values_are_the_folded_ones() {
+        let values = [
+            Folded::Missing,
+            Folded::Bool(false),
+            Folded::Bool(true),
+            Folded::Int(-3.0),
+            Folded::Float(f64::MIN_POSITIVE),
+            Folded::Float(-0.0),
+            Folded::PosInf,
+            Folded::NegInf,
+            Folded::Str {
+                hash: u64::MAX,
+                len: 0,
+                truncated: false,
+            },
+            Folded::Str {
+                hash: 7,
+                len: MAX_HELD_LEN,
+                truncated: true,
+            },
+        ];
+        for (i, v) in values.into_iter().enumerate() {
+            let held = Held::new(i as u32 + u32::MAX / 2, v).expect("held");
+            assert_eq!(held.column, i as u32 + u32::MAX / 2);
+            match (held.folded(), v) {
+                // -0.0 == 0.0: the bits must come back too.
+                (Folded::Float(a), Folded::Float(b)) => assert_eq!(a.to_bits(), b.to_bits()),
+                (a, b) => assert_eq!(a, b),
+            }
+        }
+        let long = Folded::Str {
+            hash: 1,
+            len: MAX_HELD_LEN + 1,
+            truncated: true,
+        };
+        assert!(Held::new(0, long).is_none());
+        assert_eq!(std::mem::size_of::<Held>(), 16);
+    }
     use crate::core::sketch::exponential::MAX_BUCKETS;
 
     const KEY: HashKey = HashKey::new([7; 16]);

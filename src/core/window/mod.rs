@@ -14,7 +14,7 @@ use crate::core::summary::guard::guard_text;
 use crate::core::summary::{
     note_over_cap, DropCounts, ExceptionSummary, FeatureSummary, FeatureType, WindowSummary,
 };
-use column::{Folded, ShardColumn};
+use column::{Folded, Held, ShardColumn};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Caps that bound the memory of one window, whatever is logged. Whatever passes a cap is
@@ -85,13 +85,19 @@ struct Columns {
     unused_from: usize,
     index: HashMap<Box<str>, u32>,
     by_position: Vec<u32>,
-    /// Per column, the values of a batch chunk waiting to be folded (empty between calls).
-    scratch: Vec<Vec<Folded>>,
+    /// Values reduced and named but not yet folded, in the order logged ([`DEFER_MAX`]).
+    deferred: Vec<Held>,
 }
 
-/// Rows of a batch gathered before folding column by column: each column's sketches then
-/// stay in cache for a run of values instead of being evicted by the other columns'.
-pub(crate) const BATCH_CHUNK: usize = 64;
+/// Values of a window's features (or outputs) held before they are folded, at most. A
+/// server's own work between two predictions evicts the sketches from the caches: folded
+/// at once, each value misses on its column's counts, a histogram bucket and a HyperLogLog
+/// register, lines of their own (159 misses a call for the reference row, simulated with
+/// a 1 MiB last level; 94 held). Held, a record's values take a few consecutive lines of
+/// this buffer, which is folded when full (or when the window is read), each column's
+/// lines then fetched once for its ~18 values. 16 bytes a value: 4 KiB per window for the
+/// features, as much at most for the outputs.
+const DEFER_MAX: usize = 256;
 
 /// What folding a record follows besides the hash key: the caps, and the features whose
 /// categories ship by name (`Config::plain_categories`).
@@ -234,12 +240,26 @@ impl Columns {
         }
     }
 
-    /// Folds the gathered scratch values, column by column.
-    fn fold_scratch(&mut self, key: &HashKey) {
-        for (values, column) in self.scratch.iter_mut().zip(self.columns.iter_mut()) {
-            column.apply_run(values, key);
-            values.clear();
+    /// Holds a value of column `i` to be folded with others.
+    #[inline]
+    fn defer(&mut self, i: usize, v: Folded, key: &HashKey) {
+        match Held::new(i as u32, v) {
+            Some(held) => {
+                if self.deferred.len() >= DEFER_MAX {
+                    self.settle(key);
+                }
+                self.deferred.push(held);
+            }
+            None => self.columns[i].apply(v, key),
         }
+    }
+
+    /// Folds the held values, in the order they were logged.
+    fn settle(&mut self, key: &HashKey) {
+        for held in &self.deferred {
+            self.columns[held.column as usize].apply(held.folded(), key);
+        }
+        self.deferred.clear();
     }
 
     fn name(&self, i: usize) -> &str {
@@ -277,7 +297,8 @@ pub(crate) struct WindowAcc {
 }
 
 impl WindowAcc {
-    /// Folds one prediction: features and outputs.
+    /// Folds one prediction: features and outputs. Reduced values are held
+    /// ([`DEFER_MAX`]); vectors and the names of plain categories are folded at once.
     #[inline]
     pub(crate) fn log_prediction<F: Features + ?Sized, P: Prediction + ?Sized>(
         &mut self,
@@ -290,7 +311,10 @@ impl WindowAcc {
         self.predictions += 1;
         let drops = &mut self.drops;
         let fold = |c: &mut Columns, i: usize, v: Value<'_>| {
-            c.columns[i].fold(&v, key, limits.max_string_bytes)
+            c.columns[i].fold_unreduced(&v, limits.max_string_bytes);
+            if !matches!(v, Value::Vector(_)) {
+                c.defer(i, Folded::of(&v, key, limits.max_string_bytes), key);
+            }
         };
         let named = &mut self.names_over_cap;
         walk_columns(
@@ -313,8 +337,7 @@ impl WindowAcc {
         );
     }
 
-    /// Folds `rows[i]` with `predictions[i]`, gathering [`BATCH_CHUNK`] rows at a time and
-    /// folding them column by column. Same result as one `log_prediction` per row.
+    /// Folds `rows[i]` with `predictions[i]`: the same as one `log_prediction` per row.
     pub(crate) fn log_batch<F: Features, P: Prediction>(
         &mut self,
         rows: &[F],
@@ -322,48 +345,10 @@ impl WindowAcc {
         key: &HashKey,
         rules: &Rules<'_>,
     ) {
-        let limits = rules.limits;
         let n = rows.len().min(predictions.len());
         self.drops.batch_unpaired += rows.len().abs_diff(predictions.len()) as u64;
-        for (rows, predictions) in rows[..n]
-            .chunks(BATCH_CHUNK)
-            .zip(predictions[..n].chunks(BATCH_CHUNK))
-        {
-            self.predictions += rows.len() as u64;
-            let drops = &mut self.drops;
-            let named = &mut self.names_over_cap;
-            let gather = |c: &mut Columns, i: usize, v: Value<'_>| {
-                c.columns[i].fold_unreduced(&v, limits.max_string_bytes);
-                if let Value::Vector(_) = v {
-                    return;
-                }
-                if c.scratch.len() <= i {
-                    c.scratch.resize_with(i + 1, Vec::new);
-                }
-                c.scratch[i].push(Folded::of(&v, key, limits.max_string_bytes));
-            };
-            for (row, p) in rows.iter().zip(predictions) {
-                walk_columns(
-                    &mut self.features,
-                    drops,
-                    named,
-                    false,
-                    rules,
-                    |f| row.for_each_feature(f),
-                    gather,
-                );
-                walk_columns(
-                    &mut self.outputs,
-                    drops,
-                    named,
-                    true,
-                    rules,
-                    |f| p.for_each_output(f),
-                    gather,
-                );
-            }
-            self.features.fold_scratch(key);
-            self.outputs.fold_scratch(key);
+        for (row, p) in rows[..n].iter().zip(&predictions[..n]) {
+            self.log_prediction(row, p, key, rules);
         }
     }
 
@@ -476,7 +461,9 @@ impl WindowAcc {
     }
 
     /// Adds this window's statistics into a summary.
-    pub(crate) fn add_to(&self, s: &mut WindowSummary, limits: &Limits) {
+    pub(crate) fn add_to(&mut self, s: &mut WindowSummary, limits: &Limits, key: &HashKey) {
+        self.features.settle(key);
+        self.outputs.settle(key);
         s.predictions += self.predictions;
         for (columns, into) in [
             (&self.features, &mut s.features),
@@ -668,7 +655,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     /// The summary of one window, then the accumulator cleared for reuse, as the worker does.
-    fn seal(w: &mut WindowAcc, limits: &Limits) -> WindowSummary {
+    fn seal(w: &mut WindowAcc, limits: &Limits, key: &HashKey) -> WindowSummary {
         let header = Header {
             deployment: "d".into(),
             instance: 0,
@@ -679,7 +666,7 @@ mod tests {
             key_fingerprint: 0,
         };
         let mut s = WindowSummary::new(header, BTreeMap::new());
-        w.add_to(&mut s, limits);
+        w.add_to(&mut s, limits, key);
         w.clear();
         s
     }
@@ -699,7 +686,7 @@ mod tests {
                     &limits.rules(),
                 );
             }
-            let s = seal(&mut w, &limits);
+            let s = seal(&mut w, &limits, &key);
             assert_eq!(s.features().count(), 302, "window {window}");
             assert_eq!(s.dropped().features_over_cap, 0, "window {window}");
             assert_eq!(s.feature(&format!("w{window}-f300")).unwrap().count(), 1);
@@ -725,7 +712,7 @@ mod tests {
             }
         };
         log(&mut w, &["a", "b", "c", "d", "e", "a"]);
-        let s = seal(&mut w, &limits);
+        let s = seal(&mut w, &limits, &key);
         let names: Vec<&str> = s.features().map(|(n, _)| n).collect();
         assert_eq!(names, ["a", "b", "c", "d"]);
         assert_eq!(s.dropped().features_over_cap, 1);
@@ -733,7 +720,7 @@ mod tests {
 
         // "a" and "b" are held from the last window; the cap counts what this one uses.
         log(&mut w, &["x", "y", "a", "z", "b", "c"]);
-        let s = seal(&mut w, &limits);
+        let s = seal(&mut w, &limits, &key);
         let names: Vec<&str> = s.features().map(|(n, _)| n).collect();
         assert_eq!(names, ["a", "x", "y", "z"]);
         assert_eq!(s.dropped().features_over_cap, 2);
