@@ -2,6 +2,7 @@
 //! --help` for the options.
 
 use clap::{Args, Parser, Subcommand};
+use modelwatch_cli::db::Location;
 use modelwatch_cli::keys::{self, Key, Keys};
 use modelwatch_cli::report::{self, Baseline};
 use modelwatch_cli::retention::{self, Retention};
@@ -44,8 +45,8 @@ struct InspectArgs {
     json: bool,
 }
 
-/// Receive POST /v1/windows from agents and store each summary in SQLite before
-/// acknowledging it. Stops on SIGINT/SIGTERM.
+/// Receive POST /v1/windows from agents and store each summary in SQLite (or PostgreSQL,
+/// shared with other collectors) before acknowledging it. Stops on SIGINT/SIGTERM.
 ///
 /// Keys that may write any deployment also come from the environment variable
 /// MODELWATCH_API_KEY.
@@ -54,9 +55,16 @@ struct CollectArgs {
     /// Address to listen on, e.g. 127.0.0.1:8080.
     #[arg(long, value_name = "ADDR")]
     listen: String,
-    /// The SQLite store (created if missing).
-    #[arg(long, value_name = "FILE")]
-    store: PathBuf,
+    /// The store: a SQLite file (created if missing), or a PostgreSQL URL
+    /// postgres://USER:PASSWORD@HOST:PORT/DB that any number of collectors share; from the
+    /// environment, the password stays out of `ps`.
+    #[arg(
+        long,
+        value_name = "FILE|URL",
+        env = "MODELWATCH_STORE",
+        hide_env_values = true
+    )]
+    store: Location,
     /// One key per line with the deployments it may write: `KEY fraud_* churn_model
     /// [id=NAME]`.
     #[arg(long, value_name = "FILE", env = "MODELWATCH_KEYS_FILE")]
@@ -119,9 +127,15 @@ struct CollectArgs {
 /// T is Unix milliseconds or YYYY-MM-DDTHH:MM:SSZ.
 #[derive(Args)]
 struct ReportArgs {
-    /// The SQLite store written by `modelwatch collect`.
-    #[arg(long, value_name = "FILE", conflicts_with = "dir")]
-    store: Option<PathBuf>,
+    /// The store written by `modelwatch collect`: a SQLite file or a PostgreSQL URL.
+    #[arg(
+        long,
+        value_name = "FILE|URL",
+        env = "MODELWATCH_STORE",
+        hide_env_values = true,
+        conflicts_with = "dir"
+    )]
+    store: Option<Location>,
     /// Folders (or files) of .msgpack summaries; repeatable.
     #[arg(long, value_name = "PATH")]
     dir: Vec<PathBuf>,
