@@ -240,6 +240,7 @@ impl Collector {
         for d in deployments {
             if let Some(m) = watch.monitor(&d) {
                 self.metrics.incidents(&d, m.incidents());
+                self.metrics.baseline(&d, m.baseline());
             }
         }
     }
