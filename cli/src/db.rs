@@ -286,14 +286,16 @@ const KEEPALIVE: (u32, u32, u32) = (10, 5, 3);
 
 enum Conn {
     Sqlite(rusqlite::Connection),
-    Postgres {
-        config: Box<postgres::Config>,
-        /// `None` after the connection was lost: the next statement reconnects.
-        client: Option<postgres::Client>,
-        statements: HashMap<String, postgres::Statement>,
-        /// Advisory locks this session holds (dropped with the session).
-        leases: Vec<i64>,
-    },
+    Postgres(Box<Pg>),
+}
+
+struct Pg {
+    config: postgres::Config,
+    /// `None` after the connection was lost: the next statement reconnects.
+    client: Option<postgres::Client>,
+    statements: HashMap<String, postgres::Statement>,
+    /// Advisory locks this session holds (dropped with the session).
+    leases: Vec<i64>,
 }
 
 /// A connection. Its methods take `&self` (as rusqlite's do): a statement runs to its end
@@ -323,20 +325,14 @@ impl Db {
                     .keepalives_idle(Duration::from_secs(u64::from(KEEPALIVE.0)))
                     .connect_timeout(Duration::from_secs(10))
                     .application_name("modelwatch");
-                let client = connect(&config)?;
-                let mut conn = Conn::Postgres {
-                    config: Box::new(config),
+                let mut client = connect(&config)?;
+                migrate(&mut client)?;
+                Conn::Postgres(Box::new(Pg {
+                    config,
                     client: Some(client),
                     statements: HashMap::new(),
                     leases: Vec::new(),
-                };
-                if let Conn::Postgres {
-                    client: Some(c), ..
-                } = &mut conn
-                {
-                    migrate(c)?;
-                }
-                conn
+                }))
             }
         };
         Ok(Db {
@@ -346,7 +342,7 @@ impl Db {
 
     /// Whether this is PostgreSQL (shared by several collectors).
     pub fn is_postgres(&self) -> bool {
-        matches!(*self.conn.borrow(), Conn::Postgres { .. })
+        matches!(*self.conn.borrow(), Conn::Postgres(_))
     }
 
     /// Runs SQL without parameters on SQLite only: its schema, which PostgreSQL's
@@ -362,7 +358,7 @@ impl Db {
     pub fn batch(&self, sql: &str) -> Result<()> {
         self.with(|conn| match conn {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Conn::Postgres { client, .. } => Ok(live(client)?.batch_execute(sql)?),
+            Conn::Postgres(pg) => Ok(live(&mut pg.client)?.batch_execute(sql)?),
         })
     }
 
@@ -373,11 +369,9 @@ impl Db {
                 Ok(c.prepare_cached(sql)?
                     .execute(rusqlite::params_from_iter(params))? as u64)
             }
-            Conn::Postgres {
-                client, statements, ..
-            } => {
-                let client = live(client)?;
-                let stmt = prepared(client, statements, sql)?;
+            Conn::Postgres(pg) => {
+                let client = live(&mut pg.client)?;
+                let stmt = prepared(client, &mut pg.statements, sql)?;
                 Ok(client.execute(&stmt, &pg_params(params))?)
             }
         })
@@ -400,12 +394,10 @@ impl Db {
                 }
                 Ok(())
             }
-            Conn::Postgres {
-                client, statements, ..
-            } => {
+            Conn::Postgres(pg) => {
                 use postgres::fallible_iterator::FallibleIterator;
-                let client = live(client)?;
-                let stmt = prepared(client, statements, sql)?;
+                let client = live(&mut pg.client)?;
+                let stmt = prepared(client, &mut pg.statements, sql)?;
                 let mut rows = client.query_raw(&stmt, pg_params(params))?;
                 while let Some(r) = rows.next()? {
                     each(&Row::Postgres(&r))?;
@@ -486,16 +478,17 @@ impl Db {
     pub fn try_lease(&self, key: i64) -> Result<bool> {
         self.with(|conn| match conn {
             Conn::Sqlite(_) => Ok(true),
-            Conn::Postgres { client, leases, .. } => {
-                if leases.contains(&key) {
+            Conn::Postgres(pg) => {
+                if pg.leases.contains(&key) {
                     // Still ours only if the session still is.
-                    live(client)?.batch_execute("SELECT 1")?;
+                    live(&mut pg.client)?.batch_execute("SELECT 1")?;
                     return Ok(true);
                 }
-                let row = live(client)?.query_one("SELECT pg_try_advisory_lock($1)", &[&key])?;
+                let row =
+                    live(&mut pg.client)?.query_one("SELECT pg_try_advisory_lock($1)", &[&key])?;
                 let got: bool = row.try_get(0)?;
                 if got {
-                    leases.push(key);
+                    pg.leases.push(key);
                 }
                 Ok(got)
             }
@@ -506,24 +499,18 @@ impl Db {
     /// leases and prepared statements) so that the next call reconnects.
     fn with<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
         let mut conn = self.conn.borrow_mut();
-        if let Conn::Postgres {
-            config,
-            client,
-            statements,
-            leases,
-        } = &mut *conn
-        {
-            if client.as_ref().is_none_or(|c| c.is_closed()) {
-                *client = None;
-                statements.clear();
-                leases.clear();
-                *client = Some(connect(config)?);
+        if let Conn::Postgres(pg) = &mut *conn {
+            if pg.client.as_ref().is_none_or(|c| c.is_closed()) {
+                pg.client = None;
+                pg.statements.clear();
+                pg.leases.clear();
+                pg.client = Some(connect(&pg.config)?);
             }
         }
         let out = f(&mut conn);
-        if let Conn::Postgres { client, .. } = &mut *conn {
-            if client.as_ref().is_some_and(|c| c.is_closed()) {
-                *client = None;
+        if let Conn::Postgres(pg) = &mut *conn {
+            if pg.client.as_ref().is_some_and(|c| c.is_closed()) {
+                pg.client = None;
             }
         }
         out

@@ -280,7 +280,7 @@ fn three_collectors_on_one_database_store_once_and_alert_once_through_a_kill() {
                 while start.elapsed() < Duration::from_secs(30) {
                     let t = start.elapsed().as_secs();
                     for _ in 0..10 {
-                        let missing = (12..18).contains(&t) && i % 3 == 0;
+                        let missing = (12..18).contains(&t) && i.is_multiple_of(3);
                         let age = (!missing).then_some(20 + (i % 50) as i64);
                         session.log_prediction([("age", Feature::from(age))], 0.2);
                         i += 1;
