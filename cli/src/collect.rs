@@ -474,9 +474,10 @@ impl Collector {
             .await
             .expect("the semaphore is never closed");
         let store = Arc::clone(&self.store);
-        let (metrics, watch, commit) = (
+        let (metrics, watch, alerter, commit) = (
             Arc::clone(&self.metrics),
             Arc::clone(&self.watch),
+            Arc::clone(&self.alerter),
             Arc::clone(&self.commit),
         );
         // Decoding is CPU work and the store write blocks on fsync: both off the runtime's
@@ -491,20 +492,30 @@ impl Collector {
             // Decoded: the next one may decode while this one waits for its commit.
             drop(decode_permit);
             let summary = Arc::new(summary);
+            let key_id = key.id().to_owned();
             let arriving = Arriving {
-                key_id: key.id().to_owned(),
+                key_id: key_id.clone(),
                 summary: Arc::clone(&summary),
                 body,
                 received_ms: now_ms(),
             };
             let stored = commit.store(&store, arriving).map_err(Rejected::Store)?;
-            // After the store's lock is released: the series are computed here. The
-            // evaluation reads the summary back from the store on the next tick (`watch.rs`),
-            // whichever collector of the store leads.
+            // After the store's lock is released: the evaluation and the series are computed
+            // here. The summary is stored and acknowledged whatever the watch says. A
+            // collector that does not lead leaves it to the leader's next tick (`watch.rs`).
             if stored == Stored::New {
-                let watch = watch.lock().unwrap_or_else(|p| p.into_inner());
+                let mut watch = watch.lock().unwrap_or_else(|p| p.into_inner());
+                if watch.leading() {
+                    let taken = watch.accept(&key_id, &summary, now_ms(), &mut alert_to(&alerter));
+                    if let Err(e) = taken {
+                        eprintln!("modelwatch collect: cannot evaluate: {e}");
+                    }
+                }
                 let monitor = watch.monitor(summary.deployment());
                 metrics.observe(&summary, monitor.and_then(|m| m.baseline()));
+                if let Some(m) = monitor {
+                    metrics.incidents(summary.deployment(), m.incidents());
+                }
             }
             Ok(stored)
         })

@@ -2,12 +2,14 @@
 //! ([`modelwatch::Monitor`]) as they arrive, with the engine's state kept in the store so
 //! that a restarted collector carries on where it stopped and opens nothing twice.
 //!
-//! The windows come from the store, not from the requests: each stored summary is noted
-//! in the table `unevaluated`, which the watch drains on every [`Watch::tick`]. So with
-//! several collectors on one PostgreSQL store, the one that holds the lease
-//! ([`LEADER_LEASE`], an advisory lock on the watch's own session) evaluates what all of
-//! them stored; the others wait. A leader that dies loses its session and the lock with
-//! it, and another collector's next tick takes over from the saved state.
+//! The windows come from the store: each stored summary is noted in the table
+//! `unevaluated`, which the watch drains on every [`Watch::tick`]. So with several
+//! collectors on one PostgreSQL store, the one that holds the lease ([`LEADER_LEASE`], an
+//! advisory lock on the watch's own session) evaluates what all of them stored; the others
+//! wait. A leader that dies loses its session and the lock with it, and another
+//! collector's next tick takes over from the saved state. The leader (a lone SQLite
+//! collector always) also takes the summaries it receives at once ([`Watch::accept`]), so
+//! that its drain reads and decodes only what other collectors stored.
 //!
 //! Summaries of one window come from several instances and at different times, so a
 //! window is evaluated once `evaluate_after` has passed since its end (by the collector's
@@ -148,8 +150,9 @@ impl Watch {
             );",
         )?;
         Ok(Watch {
+            // SQLite's lease is always held; PostgreSQL's is taken at the first tick.
+            leading: !db.is_postgres(),
             db,
-            leading: false,
             config,
             deployments: HashMap::new(),
             late: 0,
@@ -219,37 +222,56 @@ impl Watch {
     /// Takes up to [`DRAIN_PAGE`] summaries off `unevaluated`, in the order of its key, in
     /// one transaction that keeps other writers of it out: what is deleted is what was
     /// read. One taken and then lost (a crash before its evaluation) is read back from
-    /// the windows when its deployment is next loaded.
+    /// the windows when its deployment is next loaded. Only the summaries not merged yet
+    /// are read and decoded: those this collector took itself ([`Watch::accept`] from the
+    /// request) are, so a lone collector decodes each summary once.
     fn take_unevaluated(&self) -> crate::db::Result<Vec<(String, WindowSummary)>> {
-        const KEY: &str = "u.key_id, u.deployment, u.window_start, u.instance, u.sequence";
         self.db.exclusive("unevaluated", || {
-            let mut last = None;
-            let mut page = Vec::new();
-            self.db.query_each(
+            let ids = self.db.query_map(
                 &format!(
-                    "SELECT {KEY}, w.body FROM unevaluated u LEFT JOIN windows w
-                         USING (key_id, deployment, window_start, instance, sequence)
-                     ORDER BY {KEY} LIMIT {DRAIN_PAGE}"
+                    "SELECT key_id, deployment, window_start, instance, sequence FROM unevaluated
+                     ORDER BY key_id, deployment, window_start, instance, sequence
+                     LIMIT {DRAIN_PAGE}"
                 ),
                 &[],
-                |r| {
-                    last = Some((r.text(0)?, r.text(1)?, r.int(2)?, r.int(3)?, r.int(4)?));
-                    // A window pruned since, or no longer decoding (`report` names it).
-                    if let Some(s) = r.blob(5).ok().and_then(|b| WindowSummary::decode(b).ok()) {
-                        page.push((r.text(0)?, s));
-                    }
-                    Ok(())
-                },
+                |r| Ok((r.text(0)?, r.text(1)?, r.int(2)?, r.int(3)?, r.int(4)?)),
             )?;
-            if let Some((key_id, d, start, instance, sequence)) = last {
+            let mut page = Vec::new();
+            for (key_id, d, start, instance, sequence) in &ids {
+                if self.merged(key_id, d, *start, *instance as u64, *sequence as u64) {
+                    continue;
+                }
+                let s = self.db.query_row(
+                    "SELECT body FROM windows WHERE key_id = ?1 AND deployment = ?2
+                         AND window_start = ?3 AND instance = ?4 AND sequence = ?5",
+                    args![key_id, d, *start, *instance, *sequence],
+                    |r| Ok(WindowSummary::decode(r.blob(0)?).ok()),
+                )?;
+                // None: a window pruned since, or no longer decoding (`report` names it).
+                if let Some(Some(s)) = s {
+                    page.push((key_id.clone(), s));
+                }
+            }
+            if let Some((key_id, d, start, instance, sequence)) = ids.last() {
                 self.db.execute(
                     "DELETE FROM unevaluated
                      WHERE (key_id, deployment, window_start, instance, sequence)
                          <= (?1, ?2, ?3, ?4, ?5)",
-                    args![&key_id, &d, start, instance, sequence],
+                    args![key_id, d, *start, *instance, *sequence],
                 )?;
             }
             Ok(page)
+        })
+    }
+
+    /// Whether a summary is in the watch already: merged into a pending window, or of a
+    /// window evaluated (then it would be late).
+    fn merged(&self, key_id: &str, d: &str, start: i64, instance: u64, sequence: u64) -> bool {
+        self.deployments.get(d).is_some_and(|w| {
+            start <= w.evaluated_to
+                || w.pending
+                    .get(&start)
+                    .is_some_and(|p| p.ids.contains(&(key_id.to_owned(), instance, sequence)))
         })
     }
 

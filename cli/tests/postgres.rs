@@ -45,19 +45,50 @@ fn server() -> Option<String> {
     }
 }
 
-/// A new, empty database on the server of `url`; its URL.
-fn fresh_database(url: &str, tag: &str) -> String {
-    let name = format!("modelwatch_{tag}_{}", std::process::id());
-    let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    // Two statements: neither runs in a transaction, which one batch would be.
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    let (server, _) = url.rsplit_once('/').unwrap();
-    format!("{server}/{name}")
+/// A new, empty database on the server of `url`, dropped when this is (after a test
+/// that passed: a failed one leaves it to look at, and the next run drops it).
+struct Database {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    fn fresh(url: &str, tag: &str) -> Database {
+        let name = format!("modelwatch_{tag}");
+        let db = Database {
+            admin: url.to_owned(),
+            url: format!("{}/{name}", url.rsplit_once('/').unwrap().0),
+            name,
+        };
+        db.drop_it();
+        db.admin()
+            .batch_execute(&format!("CREATE DATABASE {}", db.name))
+            .unwrap();
+        db
+    }
+
+    fn admin(&self) -> postgres::Client {
+        postgres::Client::connect(&self.admin, postgres::NoTls).unwrap()
+    }
+
+    // Its own statement: DROP DATABASE refuses to run in a transaction, which a batch is.
+    fn drop_it(&self) {
+        self.admin()
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .unwrap();
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.drop_it();
+        }
+    }
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -139,7 +170,8 @@ fn report(store: &str, args: &[&str]) -> String {
 #[test]
 fn a_day_posted_to_sqlite_and_to_postgres_reports_the_same() {
     let Some(url) = server() else { return };
-    let pg = fresh_database(&url, "same");
+    let db = Database::fresh(&url, "same");
+    let pg = db.url.clone();
     let dir = temp_dir("same");
     let sqlite = dir.join("store.db").display().to_string();
     let stores = [sqlite.as_str(), pg.as_str()];
@@ -221,7 +253,8 @@ fn count(db: &mut postgres::Client, sql: &str) -> i64 {
 #[test]
 fn three_collectors_on_one_database_store_once_and_alert_once_through_a_kill() {
     let Some(url) = server() else { return };
-    let pg = fresh_database(&url, "three");
+    let database = Database::fresh(&url, "three");
+    let pg = database.url.clone();
     let dir = temp_dir("three");
     let received: Received = Arc::default();
     let hook = receiver(&received);
