@@ -127,14 +127,10 @@ struct CollectArgs {
 /// T is Unix milliseconds or YYYY-MM-DDTHH:MM:SSZ.
 #[derive(Args)]
 struct ReportArgs {
-    /// The store written by `modelwatch collect`: a SQLite file or a PostgreSQL URL.
-    #[arg(
-        long,
-        value_name = "FILE|URL",
-        env = "MODELWATCH_STORE",
-        hide_env_values = true,
-        conflicts_with = "dir"
-    )]
+    /// The store written by `modelwatch collect`: a SQLite file or a PostgreSQL URL; without
+    /// it and without folders, the environment variable MODELWATCH_STORE.
+    // Not clap's `env`: a store in the environment would conflict with `--dir`.
+    #[arg(long, value_name = "FILE|URL", conflicts_with = "dir")]
     store: Option<Location>,
     /// Folders (or files) of .msgpack summaries; repeatable.
     #[arg(long, value_name = "PATH")]
@@ -397,11 +393,19 @@ fn run(command: Command) -> Result<i32, String> {
 fn report_command(a: ReportArgs) -> Result<i32, String> {
     let mut dirs = a.dir;
     dirs.extend(a.paths);
-    let source = match (a.store, dirs.is_empty()) {
-        (Some(store), true) => Source::Store(store),
-        (None, false) => Source::Files(dirs),
-        _ => return Err("report needs --store FILE or --dir PATH (see --help)".into()),
+    let from_env = || match std::env::var("MODELWATCH_STORE") {
+        Ok(s) if dirs.is_empty() => Some(Location::parse(&s)),
+        _ => None,
     };
+    let source =
+        match (a.store.or_else(from_env), dirs.is_empty()) {
+            (Some(store), true) => Source::Store(store),
+            (None, false) => Source::Files(dirs),
+            _ => return Err(
+                "report needs --store FILE|URL (or MODELWATCH_STORE) or --dir PATH (see --help)"
+                    .into(),
+            ),
+        };
     let baseline = match a.baseline.baseline(3)? {
         modelwatch::Baseline::Summary(s) => Baseline::Summary(s),
         modelwatch::Baseline::Range(f, t) => Baseline::Range(f, t),
