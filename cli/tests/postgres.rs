@@ -207,6 +207,21 @@ fn a_day_posted_to_sqlite_and_to_postgres_reports_the_same() {
         );
         assert!(a == b, "{resolution}: SQLite and PostgreSQL reports differ");
     }
+    // Retention alike: a collector started with the windows kept 30 days (the day is older)
+    // prunes them at start, and keeps the rollups.
+    for store in stores {
+        let port = free_port();
+        let retain = ["--retain", "1m=30d,1h=forever"];
+        terminate(collect(store, port, &dir.join("collect.log"), &retain));
+        let s =
+            modelwatch_cli::store::Store::open(modelwatch_cli::db::Location::parse(store)).unwrap();
+        assert_eq!(s.count().unwrap(), 0, "{store}");
+    }
+    let args = ["--resolution", "1h", "--to", &to];
+    assert!(
+        report(stores[0], &args) == report(stores[1], &args),
+        "after pruning: SQLite and PostgreSQL reports differ"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
