@@ -33,12 +33,13 @@ fn server() -> Option<String> {
     match postgres::Client::connect(&url, postgres::NoTls) {
         Ok(_) => Some(url),
         Err(e) => {
+            let shown = modelwatch_cli::db::Location::parse(&url).display();
             assert!(
                 std::env::var_os("CI").is_none(),
-                "CI starts PostgreSQL (scripts/install-postgres.sh): {url}: {e}"
+                "CI starts PostgreSQL (scripts/install-postgres.sh): {shown}: {e}"
             );
             eprintln!(
-                "SKIPPED: no PostgreSQL at {url} ({e}); run scripts/install-postgres.sh or set MODELWATCH_TEST_POSTGRES"
+                "SKIPPED: no PostgreSQL at {shown} ({e}); run scripts/install-postgres.sh or set MODELWATCH_TEST_POSTGRES"
             );
             None
         }
