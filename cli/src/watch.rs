@@ -310,6 +310,12 @@ impl Watch {
                 changed = true;
             }
             if changed {
+                // Saved only while this session holds the lease: a leader whose session was
+                // lost (and reconnected without it) must not overwrite the new leader's state.
+                if !self.db.try_lease(LEADER_LEASE).map_err(|e| e.to_string())? {
+                    self.leading = false;
+                    return Err("the lease was lost: another collector evaluates".into());
+                }
                 self.db
                     .execute(
                         "INSERT INTO monitors (deployment, evaluated_to, state) VALUES (?1, ?2, ?3)
