@@ -411,3 +411,65 @@ fn three_collectors_on_one_database_store_once_and_alert_once_through_a_kill() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The lease in process: two watches on one database, the leader's session killed by the
+/// server. The other takes the lease at its next tick; the old leader, not knowing yet,
+/// evaluates a summary it receives but cannot save its state over the new leader's.
+#[test]
+fn a_lost_lease_passes_to_the_next_watch_and_the_old_leader_saves_nothing() {
+    use modelwatch_cli::db::Location;
+    use modelwatch_cli::store::Store;
+    use modelwatch_cli::watch::{Watch, WatchConfig};
+    let Some(url) = server() else { return };
+    let database = Database::fresh(&url, "lease");
+    let location = Location::parse(&database.url);
+    let store = Store::open(&location).unwrap();
+    let config = WatchConfig {
+        baseline: modelwatch::Baseline::FirstWindows(3),
+        evaluate_after: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let mut a = Watch::open(&location, config.clone()).unwrap();
+    let mut b = Watch::open(&location, config).unwrap();
+    let mut ignore = |_: &modelwatch::IncidentEvent| Ok(());
+    a.tick(0, &mut ignore).unwrap();
+    b.tick(0, &mut ignore).unwrap();
+    assert!(a.leading() && !b.leading());
+
+    let mut db = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+    let killed = count(
+        &mut db,
+        &format!(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks
+             WHERE locktype = 'advisory' AND granted AND objid = {LEASE_OBJID}"
+        ),
+    );
+    assert_eq!(killed, 1);
+    wait_for("the lease to be free", || {
+        b.tick(0, &mut ignore).unwrap();
+        b.leading()
+    });
+
+    let s = fraud_day::window(1, 0, Changes { at: None });
+    store.insert("k", &s, &s.encode(), 0).unwrap();
+    let later = DAY_START_MS + 3_600_000;
+    // The first statement on the dead session fails; the next reconnects, without the lock.
+    let errors: Vec<String> = (0..2)
+        .map(|_| a.accept("k", &s, later, &mut ignore).unwrap_err())
+        .collect();
+    assert!(errors[1].contains("lease"), "{errors:?}");
+    assert_eq!(count(&mut db, "SELECT COUNT(*) FROM monitors"), 0);
+    a.tick(later, &mut ignore).unwrap();
+    assert!(!a.leading());
+
+    b.tick(later, &mut ignore).unwrap();
+    let saved: i64 = db
+        .query_one("SELECT evaluated_to FROM monitors", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        saved,
+        s.window_start(),
+        "the new leader evaluated the window"
+    );
+}
