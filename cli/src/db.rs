@@ -445,20 +445,27 @@ impl Db {
         self.run_in("BEGIN", f)
     }
 
-    /// Runs `f` in a transaction that first takes `table` for itself against other
-    /// writers of it (SQLite: the store's write lock, `BEGIN IMMEDIATE`; PostgreSQL: a
-    /// SHARE ROW EXCLUSIVE lock on the table, which readers pass): two processes that drain
-    /// the same queue table wait for each other, and no row is added to it between what
-    /// `f` reads and what it deletes.
-    pub fn exclusive<T>(&self, table: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        if self.is_postgres() {
-            self.run_in(
-                &format!("BEGIN; LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"),
-                f,
-            )
-        } else {
-            self.run_in("BEGIN IMMEDIATE", f)
+    /// Runs `f` as the only drainer of the queue table `queue`, in a transaction in which
+    /// the rows `f` reads are the rows its `DELETE FROM queue` deletes: two processes that
+    /// drain the same queue wait for each other, and a row added meanwhile stays for the
+    /// next round. SQLite: the store's write lock (`BEGIN IMMEDIATE`), which also holds
+    /// writers off. PostgreSQL: a session advisory lock per queue, taken before the
+    /// transaction starts so that its REPEATABLE READ snapshot sees the previous drainer's
+    /// work, and that snapshot for what is read and deleted; writers are not held up.
+    pub fn exclusive<T>(&self, queue: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        if !self.is_postgres() {
+            return self.run_in("BEGIN IMMEDIATE", f);
         }
+        // A stable key per queue name under this command's prefix (FNV-1a).
+        let hash = queue.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let key = (0x6d77_i64 << 32) | i64::from(hash);
+        self.execute("SELECT pg_advisory_lock(?1)", &[Value::Int(key)])?;
+        let out = self.run_in("BEGIN ISOLATION LEVEL REPEATABLE READ", f);
+        // Lost with the session if the connection is (then nothing is left to release).
+        let _ = self.execute("SELECT pg_advisory_unlock(?1)", &[Value::Int(key)]);
+        out
     }
 
     fn run_in<T>(&self, begin: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {

@@ -269,7 +269,8 @@ impl Store {
     /// encoded once per call, however many of its windows came. A rollup that would encode
     /// past the largest summary (exception messages add up over a day) is left as it was
     /// and counts the windows as left out, so that it always decodes. Collectors sharing a
-    /// store roll up one at a time ([`Db::exclusive`]).
+    /// store roll up one at a time, and a window stored meanwhile waits for the next round
+    /// ([`Db::exclusive`]).
     pub fn roll_up_pending(&self) -> Result<u64> {
         // Nothing noted: no write lock taken (a report on a store it may only read).
         let noted = self

@@ -473,3 +473,48 @@ fn a_lost_lease_passes_to_the_next_watch_and_the_old_leader_saves_nothing() {
         "the new leader evaluated the window"
     );
 }
+
+/// Roll-ups of several collectors at once, while summaries are stored: every window is
+/// merged into its hour and day exactly once.
+#[test]
+fn concurrent_roll_ups_while_storing_merge_every_window_once() {
+    use modelwatch_cli::db::Location;
+    use modelwatch_cli::store::{Resolution, Store};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(url) = server() else { return };
+    let database = Database::fresh(&url, "rollups");
+    let location = Location::parse(&database.url);
+    let store = Store::open(&location).unwrap();
+    let storing = Arc::new(AtomicBool::new(true));
+    let rollers: Vec<_> = (0..3)
+        .map(|_| {
+            let (location, storing) = (location.clone(), Arc::clone(&storing));
+            std::thread::spawn(move || {
+                let store = Store::open(&location).unwrap();
+                let mut merged = 0;
+                while storing.load(Ordering::SeqCst) {
+                    merged += store.roll_up_pending().unwrap();
+                }
+                merged
+            })
+        })
+        .collect();
+    let windows = 600;
+    for w in 0..windows {
+        let s = fraud_day::window(3, w, Changes { at: None });
+        store.insert("k", &s, &s.encode(), 0).unwrap();
+    }
+    storing.store(false, Ordering::SeqCst);
+    let mut merged: u64 = rollers.into_iter().map(|r| r.join().unwrap()).sum();
+    merged += store.roll_up_pending().unwrap();
+    assert_eq!(merged, windows as u64, "each window merged once");
+    for resolution in [Resolution::Hour, Resolution::Day] {
+        let mut predictions = 0;
+        store
+            .scan(resolution, None, i64::MIN, i64::MAX, |s| {
+                predictions += s.unwrap().predictions()
+            })
+            .unwrap();
+        assert_eq!(predictions, (windows * fraud_day::PER_WINDOW) as u64);
+    }
+}
