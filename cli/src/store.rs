@@ -65,7 +65,7 @@ impl Resolution {
 }
 
 /// Whether a summary was new or a retry of one already stored.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stored {
     /// Stored now.
     New,
@@ -119,9 +119,23 @@ impl Store {
         &self,
         batch: &[(&str, &WindowSummary, &[u8], i64)],
     ) -> Result<Vec<Stored>> {
+        // In key order: two collectors storing the same summaries at once (an agent's
+        // retry elsewhere) wait for each other instead of deadlocking (PostgreSQL).
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by_key(|&i| {
+            let (key_id, s, ..) = batch[i];
+            (
+                key_id,
+                s.deployment(),
+                s.window_start(),
+                s.instance(),
+                s.sequence(),
+            )
+        });
         self.db.transaction(|| {
-            let mut stored = Vec::with_capacity(batch.len());
-            for &(key_id, s, body, received_ms) in batch {
+            let mut stored = vec![Stored::Duplicate; batch.len()];
+            for &i in &order {
+                let (key_id, s, body, received_ms) = batch[i];
                 let n = self.db.execute(
                     "INSERT INTO windows (key_id, deployment, window_start, instance, sequence,
                          window_ms, predictions, received_ms, body)
@@ -139,7 +153,6 @@ impl Store {
                     ],
                 )?;
                 if n == 0 {
-                    stored.push(Stored::Duplicate);
                     continue;
                 }
                 for queue in [
@@ -157,7 +170,7 @@ impl Store {
                     ];
                     self.db.execute(queue, identity)?;
                 }
-                stored.push(Stored::New);
+                stored[i] = Stored::New;
             }
             Ok(stored)
         })
