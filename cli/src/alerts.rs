@@ -1,8 +1,8 @@
 //! Notifications of incidents: a JSON webhook (Slack-compatible) and Alertmanager's v2 API,
 //! each event delivered once per destination, across restarts.
 //!
-//! [`Alerter::notify`] writes the event into an outbox table of the collector's SQLite file
-//! (its own connection; WAL lets it share the file with the store) and returns: the caller
+//! [`Alerter::notify`] writes the event into an outbox table of the collector's store
+//! (its own connection; on SQLite, WAL lets it share the file with the store) and returns: the caller
 //! never waits for the network. One thread delivers each destination's events in order
 //! (an incident's open before its close), retries with exponential back-off, and marks an
 //! event delivered for that destination after a 2xx. On start, what was not delivered is
@@ -17,12 +17,16 @@
 //! Exactly once holds for everything but a crash between a destination's 2xx and the
 //! commit that records it (a few milliseconds): then the event is sent again on start,
 //! with the same `id` and `Idempotency-Key` header, and Alertmanager deduplicates by labels.
+//!
+//! Several collectors on one PostgreSQL store share the outbox; only the one holding the
+//! watch's lease delivers ([`Alerter::lead`]), so an event is sent once, and the outbox
+//! carries what a leader that died left undelivered over to the next.
 
+use crate::args;
+use crate::db::{Db, Location};
 use modelwatch::{format_utc, Incident, IncidentEvent};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -93,7 +97,7 @@ pub struct AlertStats {
     pub refused: AtomicU64,
     /// Failed attempts that will be retried.
     pub retries: AtomicU64,
-    /// Outbox errors (SQLite).
+    /// Outbox errors (the store's).
     pub errors: AtomicU64,
 }
 
@@ -110,6 +114,8 @@ struct Shared {
 struct Signals {
     stop: bool,
     new_events: bool,
+    /// Whether this collector delivers: the store's only one, or the lease holder.
+    leading: bool,
 }
 
 impl Shared {
@@ -126,7 +132,7 @@ impl Shared {
 /// Delivers incident events; see the module docs. Dropping it stops delivery after the
 /// request in flight; what is left is sent by the next one started on the same file.
 pub struct Alerter {
-    conn: Option<Mutex<Connection>>,
+    conn: Option<Mutex<Db>>,
     destinations: Vec<String>,
     max_pending: usize,
     shared: Arc<Shared>,
@@ -164,42 +170,37 @@ CREATE INDEX IF NOT EXISTS alert_deliveries_pending ON alert_deliveries (state, 
 const KEEP_DONE_MS: i64 = 30 * 86_400_000;
 
 /// Deletes the events enqueued before `before` that no destination still waits for.
-fn prune(conn: &Connection, before: i64) -> rusqlite::Result<()> {
-    let tx = conn.unchecked_transaction()?;
-    tx.execute(
-        "DELETE FROM alert_deliveries WHERE seq IN (
-             SELECT o.seq FROM alert_outbox o WHERE o.enqueued_ms < ?1 AND NOT EXISTS (
-                 SELECT 1 FROM alert_deliveries d WHERE d.seq = o.seq AND d.state = 'pending'))",
-        params![before],
-    )?;
-    tx.execute(
-        "DELETE FROM alert_outbox WHERE enqueued_ms < ?1
-             AND seq NOT IN (SELECT seq FROM alert_deliveries)",
-        params![before],
-    )?;
-    tx.commit()
+fn prune(db: &Db, before: i64) -> crate::db::Result<()> {
+    db.transaction(|| {
+        db.execute(
+            "DELETE FROM alert_deliveries WHERE seq IN (
+                 SELECT o.seq FROM alert_outbox o WHERE o.enqueued_ms < ?1 AND NOT EXISTS (
+                     SELECT 1 FROM alert_deliveries d WHERE d.seq = o.seq AND d.state = 'pending'))",
+            args![before],
+        )?;
+        db.execute(
+            "DELETE FROM alert_outbox WHERE enqueued_ms < ?1
+                 AND seq NOT IN (SELECT seq FROM alert_deliveries)",
+            args![before],
+        )?;
+        Ok(())
+    })
 }
 
 /// Deliveries waiting for `destinations`. Those of a destination no longer configured stay
 /// (sent if it comes back) but do not count against the bound.
-fn pending(conn: &Connection, destinations: &[String]) -> rusqlite::Result<u64> {
+fn pending(db: &Db, destinations: &[String]) -> crate::db::Result<u64> {
     let mut n = 0;
     for d in destinations {
-        n += conn.query_row(
-            "SELECT COUNT(*) FROM alert_deliveries WHERE state = 'pending' AND destination = ?1",
-            params![d],
-            |r| r.get::<_, i64>(0),
-        )? as u64;
+        n += db
+            .query_row(
+                "SELECT COUNT(*) FROM alert_deliveries WHERE state = 'pending' AND destination = ?1",
+                args![d],
+                |r| r.int(0),
+            )?
+            .unwrap_or(0) as u64;
     }
     Ok(n)
-}
-
-fn open(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    Ok(conn)
 }
 
 fn now_ms() -> i64 {
@@ -250,9 +251,11 @@ pub fn check_url(url: &str) -> Result<(), String> {
 }
 
 impl Alerter {
-    /// Opens the outbox in the SQLite file `store` (created if needed) and starts
-    /// delivering, first what an earlier run left undelivered.
-    pub fn start(store: &Path, config: AlertConfig) -> Result<Alerter, String> {
+    /// Opens the outbox in the store (a SQLite file, created if needed, or PostgreSQL) and
+    /// starts delivering, first what an earlier run left undelivered; on PostgreSQL, only
+    /// once told it leads ([`Alerter::lead`]).
+    pub fn start(store: impl Into<Location>, config: AlertConfig) -> Result<Alerter, String> {
+        let store = store.into();
         for url in config.webhooks.iter().chain(&config.alertmanagers) {
             check_url(url)?;
         }
@@ -271,11 +274,12 @@ impl Alerter {
                 worker: None,
             });
         }
-        let fail = |e: rusqlite::Error| format!("alert outbox in {}: {e}", store.display());
-        let conn = open(store).map_err(fail)?;
-        conn.execute_batch(SCHEMA).map_err(fail)?;
+        let fail = |e: crate::db::Error| format!("alert outbox in {}: {e}", store.display());
+        let conn = Db::open(&store).map_err(fail)?;
+        conn.sqlite_schema(SCHEMA).map_err(fail)?;
         prune(&conn, now_ms() - KEEP_DONE_MS).map_err(fail)?;
-        let worker_conn = open(store).map_err(fail)?;
+        shared.signals().leading = !conn.is_postgres();
+        let worker_conn = Db::open(&store).map_err(fail)?;
         let worker = Worker::new(worker_conn, &destinations, &config, Arc::clone(&shared));
         let worker = std::thread::Builder::new()
             .name("modelwatch-alerts".into())
@@ -319,54 +323,67 @@ impl Alerter {
         queued
     }
 
-    fn store(&self, conn: &Connection, event: &IncidentEvent) -> rusqlite::Result<Queued> {
+    /// Whether this collector delivers (on a shared store: whether it holds the lease);
+    /// the others keep their hands off the outbox.
+    pub fn lead(&self, leading: bool) {
+        if self.shared.signals().leading != leading {
+            self.shared.signal(|s| s.leading = leading);
+        }
+    }
+
+    fn store(&self, conn: &Db, event: &IncidentEvent) -> crate::db::Result<Queued> {
         let (name, incident) = match event {
             IncidentEvent::Opened(i) => ("opened", i),
             IncidentEvent::Closed(i) => ("closed", i),
             // A kind of event this version does not announce.
             _ => return Ok(Queued::Ignored),
         };
-        let tx = conn.unchecked_transaction()?;
-        let exists: Option<i64> = tx
-            .query_row(
+        let id = incident.id();
+        conn.transaction(|| {
+            let exists = conn.query_row(
                 "SELECT seq FROM alert_outbox WHERE incident = ?1 AND event = ?2",
-                params![incident.id(), name],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if exists.is_some() {
-            return Ok(Queued::Duplicate);
-        }
-        let pending = pending(&tx, &self.destinations)?;
-        if pending as usize + self.destinations.len() > self.max_pending {
-            return Ok(Queued::Dropped);
-        }
-        tx.execute(
-            "INSERT INTO alert_outbox (incident, event, deployment, kind, subject, text,
-                 opened_ms, closed_ms, webhook, enqueued_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                incident.id(),
-                name,
-                incident.deployment,
-                incident.kind.name(),
-                incident.subject,
-                incident.text,
-                incident.opened_ms,
-                incident.closed_ms,
-                webhook_body(name, incident).to_string(),
-                now_ms(),
-            ],
-        )?;
-        let seq = tx.last_insert_rowid();
-        for d in &self.destinations {
-            tx.execute(
-                "INSERT INTO alert_deliveries (destination, seq) VALUES (?1, ?2)",
-                params![d, seq],
+                args![&id, name],
+                |r| r.int(0),
             )?;
-        }
-        tx.commit()?;
-        Ok(Queued::Stored)
+            if exists.is_some() {
+                return Ok(Queued::Duplicate);
+            }
+            let pending = pending(conn, &self.destinations)?;
+            if pending as usize + self.destinations.len() > self.max_pending {
+                return Ok(Queued::Dropped);
+            }
+            // ON CONFLICT: another collector's evaluation of the same window, racing a
+            // takeover, stores it once (and this one then finds no row: a duplicate).
+            let seq = conn.query_row(
+                "INSERT INTO alert_outbox (incident, event, deployment, kind, subject, text,
+                     opened_ms, closed_ms, webhook, enqueued_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (incident, event) DO NOTHING RETURNING seq",
+                args![
+                    &id,
+                    name,
+                    &incident.deployment,
+                    incident.kind.name(),
+                    &incident.subject,
+                    &incident.text,
+                    incident.opened_ms,
+                    incident.closed_ms,
+                    &webhook_body(name, incident).to_string(),
+                    now_ms(),
+                ],
+                |r| r.int(0),
+            )?;
+            let Some(seq) = seq else {
+                return Ok(Queued::Duplicate);
+            };
+            for d in &self.destinations {
+                conn.execute(
+                    "INSERT INTO alert_deliveries (destination, seq) VALUES (?1, ?2)",
+                    args![d, seq],
+                )?;
+            }
+            Ok(Queued::Stored)
+        })
     }
 
     /// Counts since start.
@@ -379,7 +396,8 @@ impl Alerter {
     pub fn drain(&self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         loop {
-            if self.pending() == 0 {
+            // A collector that does not lead leaves the outbox to the one that does.
+            if !self.shared.signals().leading || self.pending() == 0 {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -504,7 +522,7 @@ struct Destination {
 }
 
 struct Worker {
-    conn: Connection,
+    conn: Db,
     agent: ureq::Agent,
     destinations: Vec<Destination>,
     config: AlertConfig,
@@ -514,28 +532,23 @@ struct Worker {
 const ROW_COLUMNS: &str = "o.seq, o.incident, o.event, o.deployment, o.kind, o.subject, o.text,
     o.opened_ms, o.closed_ms, o.webhook";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+fn row(r: &crate::db::Row<'_>) -> crate::db::Result<Row> {
     Ok(Row {
-        seq: r.get(0)?,
-        incident: r.get(1)?,
-        event: r.get(2)?,
-        deployment: r.get(3)?,
-        kind: r.get(4)?,
-        subject: r.get(5)?,
-        text: r.get(6)?,
-        opened_ms: r.get(7)?,
-        closed_ms: r.get(8)?,
-        webhook: r.get(9)?,
+        seq: r.int(0)?,
+        incident: r.text(1)?,
+        event: r.text(2)?,
+        deployment: r.text(3)?,
+        kind: r.text(4)?,
+        subject: r.text(5)?,
+        text: r.text(6)?,
+        opened_ms: r.int(7)?,
+        closed_ms: r.opt_int(8)?,
+        webhook: r.text(9)?,
     })
 }
 
 impl Worker {
-    fn new(
-        conn: Connection,
-        names: &[String],
-        config: &AlertConfig,
-        shared: Arc<Shared>,
-    ) -> Worker {
+    fn new(conn: Db, names: &[String], config: &AlertConfig, shared: Arc<Shared>) -> Worker {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(config.timeout))
@@ -572,9 +585,13 @@ impl Worker {
 
     fn run(mut self) {
         loop {
-            self.shared.signals().new_events = false;
+            let leading = {
+                let mut signals = self.shared.signals();
+                signals.new_events = false;
+                signals.leading
+            };
             let mut wake = Instant::now() + self.config.resend;
-            for i in 0..self.destinations.len() {
+            for i in (0..self.destinations.len()).filter(|_| leading) {
                 if let Some(at) = self.serve(i) {
                     wake = wake.min(at);
                 }
@@ -583,7 +600,7 @@ impl Worker {
             if signals.stop {
                 break;
             }
-            if signals.new_events {
+            if signals.new_events || signals.leading != leading {
                 continue;
             }
             let wait = wake.saturating_duration_since(Instant::now());
@@ -603,19 +620,16 @@ impl Worker {
             if self.stopping() {
                 return None;
             }
-            let next = self
-                .conn
-                .query_row(
-                    &format!(
-                        "SELECT {ROW_COLUMNS} FROM alert_deliveries d JOIN alert_outbox o
-                             ON o.seq = d.seq
-                         WHERE d.destination = ?1 AND d.state = 'pending'
-                         ORDER BY d.seq LIMIT 1"
-                    ),
-                    params![self.destinations[i].name],
-                    row,
-                )
-                .optional();
+            let next = self.conn.query_row(
+                &format!(
+                    "SELECT {ROW_COLUMNS} FROM alert_deliveries d JOIN alert_outbox o
+                         ON o.seq = d.seq
+                     WHERE d.destination = ?1 AND d.state = 'pending'
+                     ORDER BY d.seq LIMIT 1"
+                ),
+                args![&self.destinations[i].name],
+                row,
+            );
             let row = match next {
                 Ok(Some(row)) => row,
                 Ok(None) => break,
@@ -650,7 +664,7 @@ impl Worker {
                     let _ = self.conn.execute(
                         "UPDATE alert_deliveries SET attempts = attempts + 1
                          WHERE destination = ?1 AND seq = ?2",
-                        params![d.name, row.seq],
+                        args![&d.name, row.seq],
                     );
                     return Some(d.retry_at);
                 }
@@ -660,7 +674,7 @@ impl Worker {
             if let Err(e) = self.conn.execute(
                 "UPDATE alert_deliveries SET state = ?1, attempts = attempts + 1, done_ms = ?2
                  WHERE destination = ?3 AND seq = ?4",
-                params![state, now_ms(), self.destinations[i].name, row.seq],
+                args![state, now_ms(), &self.destinations[i].name, row.seq],
             ) {
                 return Some(self.outbox_error(i, &e));
             }
@@ -679,16 +693,17 @@ impl Worker {
             return Some(at);
         }
         d.resend_at = Some(now + self.config.resend);
-        let firing: rusqlite::Result<Vec<Row>> = self
-            .conn
-            .prepare(&format!(
+        let firing = self.conn.query_map(
+            &format!(
                 "SELECT {ROW_COLUMNS} FROM alert_deliveries d JOIN alert_outbox o ON o.seq = d.seq
                  WHERE d.destination = ?1 AND d.state = 'delivered' AND o.event = 'opened'
                    AND NOT EXISTS (SELECT 1 FROM alert_outbox c
                                    WHERE c.incident = o.incident AND c.event = 'closed')
                  ORDER BY o.seq",
-            ))
-            .and_then(|mut s| s.query_map(params![d.name], row)?.collect());
+            ),
+            args![&d.name],
+            row,
+        );
         match firing {
             Ok(rows) if !rows.is_empty() => {
                 let url = d.name["alertmanager ".len()..].to_owned();
@@ -710,7 +725,7 @@ impl Worker {
         self.destinations[i].resend_at
     }
 
-    fn outbox_error(&mut self, i: usize, e: &rusqlite::Error) -> Instant {
+    fn outbox_error(&mut self, i: usize, e: &crate::db::Error) -> Instant {
         self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
         eprintln!("modelwatch collect: alert outbox: {e}");
         let d = &mut self.destinations[i];
@@ -761,8 +776,8 @@ mod tests {
 
     #[test]
     fn pruning_keeps_what_is_recent_or_still_waited_for() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
+        let conn = Db::open(&Location::Sqlite(":memory:".into())).unwrap();
+        conn.sqlite_schema(SCHEMA).unwrap();
         // (incident, enqueued at, states of its two deliveries)
         let rows = [
             ("old-done", 1, ["delivered", "refused"]),
@@ -770,35 +785,35 @@ mod tests {
             ("new-done", 100, ["delivered", "delivered"]),
         ];
         for (incident, at, states) in rows {
-            conn.execute(
-                "INSERT INTO alert_outbox (incident, event, deployment, kind, subject, text,
-                     opened_ms, webhook, enqueued_ms)
-                 VALUES (?1, 'opened', 'd', 'drift', 's', 't', 0, '{}', ?2)",
-                params![incident, at],
-            )
-            .unwrap();
-            let seq = conn.last_insert_rowid();
+            let seq = conn
+                .query_row(
+                    "INSERT INTO alert_outbox (incident, event, deployment, kind, subject, text,
+                         opened_ms, webhook, enqueued_ms)
+                     VALUES (?1, 'opened', 'd', 'drift', 's', 't', 0, '{}', ?2) RETURNING seq",
+                    args![incident, at],
+                    |r| r.int(0),
+                )
+                .unwrap()
+                .unwrap();
             for (d, state) in ["a", "b"].iter().zip(states) {
                 conn.execute(
                     "INSERT INTO alert_deliveries (destination, seq, state) VALUES (?1, ?2, ?3)",
-                    params![d, seq, state],
+                    args![*d, seq, state],
                 )
                 .unwrap();
             }
         }
         prune(&conn, 50).unwrap();
-        let left: Vec<String> = conn
-            .prepare("SELECT incident FROM alert_outbox ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
+        let left = conn
+            .query_map("SELECT incident FROM alert_outbox ORDER BY seq", &[], |r| {
+                r.text(0)
+            })
             .unwrap();
         assert_eq!(left, ["old-waiting", "new-done"]);
-        let deliveries: i64 = conn
-            .query_row("SELECT COUNT(*) FROM alert_deliveries", [], |r| r.get(0))
+        let deliveries = conn
+            .query_row("SELECT COUNT(*) FROM alert_deliveries", &[], |r| r.int(0))
             .unwrap();
-        assert_eq!(deliveries, 4);
+        assert_eq!(deliveries, Some(4));
         assert_eq!(pending(&conn, &["b".into()]).unwrap(), 1);
         assert_eq!(pending(&conn, &["a".into()]).unwrap(), 0);
     }

@@ -1,5 +1,6 @@
 //! `modelwatch collect`: receives `POST /v1/windows` as `docs/delivery.md` specifies and
-//! stores every valid summary in SQLite before acknowledging it.
+//! stores every valid summary (in SQLite, or in PostgreSQL shared with other collectors)
+//! before acknowledging it.
 //!
 //! Built to survive hostile traffic (`docs/cli.md`, "Limits"): hyper on a small tokio
 //! runtime, so an idle or stalled connection costs a socket and a few KiB, not a thread;
@@ -11,6 +12,7 @@
 
 use crate::alerts::{AlertConfig, Alerter};
 use crate::commit::{Arriving, GroupCommit};
+use crate::db::Location;
 use crate::keys::{Key, Keys};
 use crate::metrics::{CollectorCounts, Metrics};
 use crate::retention::Retention;
@@ -23,7 +25,6 @@ use hyper::header::{
 };
 use hyper::{Method, Request, Response, StatusCode};
 use modelwatch::WindowSummary;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -128,7 +129,7 @@ impl Collector {
     /// destinations.
     pub fn bind(
         listen: &str,
-        store: &Path,
+        store: impl Into<Location>,
         keys: Keys,
         limits: Limits,
         watch: WatchConfig,
@@ -143,12 +144,12 @@ impl Collector {
                 "limits must be at least 1 (and the body memory at least {MAX_BODY_BYTES} bytes, one body): {limits:?}"
             ));
         }
-        let store_path = store;
-        let store = Store::open(store)
-            .map_err(|e| format!("cannot open the store {}: {e}", store.display()))?;
-        let alerter = Alerter::start(store_path, alerts)?;
-        let watch = Watch::open(store_path, watch)
-            .map_err(|e| format!("cannot open the store {}: {e}", store_path.display()))?;
+        let location = &store.into();
+        let store = Store::open(location)
+            .map_err(|e| format!("cannot open the store {}: {e}", location.display()))?;
+        let alerter = Alerter::start(location, alerts)?;
+        let watch = Watch::open(location, watch)
+            .map_err(|e| format!("cannot open the store {}: {e}", location.display()))?;
         let listener = std::net::TcpListener::bind(listen)
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         listener
@@ -226,17 +227,20 @@ impl Collector {
         }
     }
 
-    /// Evaluates every deployment's windows due by `now_ms` (what the collector does on its
-    /// own every 5 seconds; callable by tests with any clock).
+    /// Evaluates every deployment's windows stored since the last tick and due by `now_ms`
+    /// if this collector holds the lease, and delivers alerts only then (what the
+    /// collector does on its own every 5 seconds; callable by tests with any clock).
     pub fn tick(&self, now_ms: i64) {
         let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = watch.tick(now_ms, &mut alert_to(&self.alerter)) {
             eprintln!("modelwatch collect: cannot evaluate: {e}");
         }
+        self.alerter.lead(watch.leading());
         let deployments: Vec<String> = watch.deployments().map(str::to_owned).collect();
         for d in deployments {
             if let Some(m) = watch.monitor(&d) {
                 self.metrics.incidents(&d, m.incidents());
+                self.metrics.baseline(&d, m.baseline());
             }
         }
     }
@@ -488,19 +492,24 @@ impl Collector {
             // Decoded: the next one may decode while this one waits for its commit.
             drop(decode_permit);
             let summary = Arc::new(summary);
+            let key_id = key.id().to_owned();
             let arriving = Arriving {
-                key_id: key.id().to_owned(),
+                key_id: key_id.clone(),
                 summary: Arc::clone(&summary),
                 body,
                 received_ms: now_ms(),
             };
             let stored = commit.store(&store, arriving).map_err(Rejected::Store)?;
             // After the store's lock is released: the evaluation and the series are computed
-            // here. The summary is stored and acknowledged whatever the watch says.
+            // here. The summary is stored and acknowledged whatever the watch says. A
+            // collector that does not lead leaves it to the leader's next tick (`watch.rs`).
             if stored == Stored::New {
                 let mut watch = watch.lock().unwrap_or_else(|p| p.into_inner());
-                if let Err(e) = watch.accept(&summary, now_ms(), &mut alert_to(&alerter)) {
-                    eprintln!("modelwatch collect: cannot evaluate: {e}");
+                if watch.leading() {
+                    let taken = watch.accept(&key_id, &summary, now_ms(), &mut alert_to(&alerter));
+                    if let Err(e) = taken {
+                        eprintln!("modelwatch collect: cannot evaluate: {e}");
+                    }
                 }
                 let monitor = watch.monitor(summary.deployment());
                 metrics.observe(&summary, monitor.and_then(|m| m.baseline()));
@@ -620,7 +629,7 @@ impl Collector {
 /// `watch` says, and incidents go to `alerts`' destinations.
 pub fn run(
     listen: &str,
-    store: &Path,
+    store: &Location,
     keys: Keys,
     limits: Limits,
     retention: &Retention,

@@ -1,6 +1,6 @@
 //! The `modelwatch` command, as a library so that its parts are testable and the demo can
 //! print a report: `inspect` reads summary files, `collect` receives summaries over HTTP
-//! into SQLite, `report` finds issues against a baseline and renders text, JSON or HTML,
+//! into SQLite or PostgreSQL, `report` finds issues against a baseline and renders text, JSON or HTML,
 //! `profile` folds a training dataset into a baseline summary and `constraints` suggests
 //! and checks constraints from one (`docs/baseline.md`).
 //!
@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod collect;
 pub mod commit;
 pub mod constraints;
+pub mod db;
 pub mod html;
 pub mod incidents;
 pub mod inspect;
@@ -29,8 +30,8 @@ pub mod watch;
 /// Where summaries are read from.
 #[derive(Clone, Debug)]
 pub enum Source {
-    /// A SQLite store written by `modelwatch collect`.
-    Store(std::path::PathBuf),
+    /// A store written by `modelwatch collect`: a SQLite file or a PostgreSQL database.
+    Store(db::Location),
     /// Folders or files of `.msgpack` summaries (what the folder sink writes).
     Files(Vec<std::path::PathBuf>),
 }

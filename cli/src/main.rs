@@ -2,6 +2,7 @@
 //! --help` for the options.
 
 use clap::{Args, Parser, Subcommand};
+use modelwatch_cli::db::Location;
 use modelwatch_cli::keys::{self, Key, Keys};
 use modelwatch_cli::report::{self, Baseline};
 use modelwatch_cli::retention::{self, Retention};
@@ -44,8 +45,8 @@ struct InspectArgs {
     json: bool,
 }
 
-/// Receive POST /v1/windows from agents and store each summary in SQLite before
-/// acknowledging it. Stops on SIGINT/SIGTERM.
+/// Receive POST /v1/windows from agents and store each summary in SQLite (or PostgreSQL,
+/// shared with other collectors) before acknowledging it. Stops on SIGINT/SIGTERM.
 ///
 /// Keys that may write any deployment also come from the environment variable
 /// MODELWATCH_API_KEY.
@@ -54,9 +55,16 @@ struct CollectArgs {
     /// Address to listen on, e.g. 127.0.0.1:8080.
     #[arg(long, value_name = "ADDR")]
     listen: String,
-    /// The SQLite store (created if missing).
-    #[arg(long, value_name = "FILE")]
-    store: PathBuf,
+    /// The store: a SQLite file (created if missing), or a PostgreSQL URL
+    /// postgres://USER:PASSWORD@HOST:PORT/DB that any number of collectors share; from the
+    /// environment, the password stays out of `ps`.
+    #[arg(
+        long,
+        value_name = "FILE|URL",
+        env = "MODELWATCH_STORE",
+        hide_env_values = true
+    )]
+    store: Location,
     /// One key per line with the deployments it may write: `KEY fraud_* churn_model
     /// [id=NAME]`.
     #[arg(long, value_name = "FILE", env = "MODELWATCH_KEYS_FILE")]
@@ -119,9 +127,11 @@ struct CollectArgs {
 /// T is Unix milliseconds or YYYY-MM-DDTHH:MM:SSZ.
 #[derive(Args)]
 struct ReportArgs {
-    /// The SQLite store written by `modelwatch collect`.
-    #[arg(long, value_name = "FILE", conflicts_with = "dir")]
-    store: Option<PathBuf>,
+    /// The store written by `modelwatch collect`: a SQLite file or a PostgreSQL URL; without
+    /// it and without folders, the environment variable MODELWATCH_STORE.
+    // Not clap's `env`: a store in the environment would conflict with `--dir`.
+    #[arg(long, value_name = "FILE|URL", conflicts_with = "dir")]
+    store: Option<Location>,
     /// Folders (or files) of .msgpack summaries; repeatable.
     #[arg(long, value_name = "PATH")]
     dir: Vec<PathBuf>,
@@ -383,11 +393,19 @@ fn run(command: Command) -> Result<i32, String> {
 fn report_command(a: ReportArgs) -> Result<i32, String> {
     let mut dirs = a.dir;
     dirs.extend(a.paths);
-    let source = match (a.store, dirs.is_empty()) {
-        (Some(store), true) => Source::Store(store),
-        (None, false) => Source::Files(dirs),
-        _ => return Err("report needs --store FILE or --dir PATH (see --help)".into()),
+    let from_env = || match std::env::var("MODELWATCH_STORE") {
+        Ok(s) if dirs.is_empty() => Some(Location::parse(&s)),
+        _ => None,
     };
+    let source =
+        match (a.store.or_else(from_env), dirs.is_empty()) {
+            (Some(store), true) => Source::Store(store),
+            (None, false) => Source::Files(dirs),
+            _ => return Err(
+                "report needs --store FILE|URL (or MODELWATCH_STORE) or --dir PATH (see --help)"
+                    .into(),
+            ),
+        };
     let baseline = match a.baseline.baseline(3)? {
         modelwatch::Baseline::Summary(s) => Baseline::Summary(s),
         modelwatch::Baseline::Range(f, t) => Baseline::Range(f, t),

@@ -320,6 +320,19 @@ impl Metrics {
             }
             _ => d.latest = Some(summary.clone()),
         }
+        d.stale = true;
+        drop(state);
+        self.baseline(summary.deployment(), baseline);
+    }
+
+    /// Sets the baseline the deployment's drift is computed against (none: no drift);
+    /// called with each summary, and by the collector's evaluation when the baseline forms
+    /// after the summaries came.
+    pub fn baseline(&self, deployment: &str, baseline: Option<&WindowSummary>) {
+        let mut state = self.state();
+        let Some(d) = state.deployment(deployment) else {
+            return;
+        };
         let changed = |b: &WindowSummary, mine: &WindowSummary| {
             (
                 b.window_start(),
@@ -335,9 +348,12 @@ impl Metrics {
         };
         match (baseline, &d.baseline) {
             (Some(b), Some(mine)) if !changed(b, mine) => {}
-            (b, _) => d.baseline = b.cloned(),
+            (None, None) => {}
+            (b, _) => {
+                d.baseline = b.cloned();
+                d.stale = true;
+            }
         }
-        d.stale = true;
     }
 
     /// Sets the deployment's open incidents per kind from its monitor's incidents.

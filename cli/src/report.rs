@@ -64,7 +64,7 @@ pub fn pick_resolution(
     deployment: Option<&str>,
     from: i64,
     to: i64,
-) -> rusqlite::Result<Resolution> {
+) -> crate::db::Result<Resolution> {
     for r in Resolution::ALL {
         let covers = store.pruned_before(r)?.is_none_or(|before| from >= before);
         if covers
@@ -153,11 +153,13 @@ pub fn run_checked(
     Ok((reports, skipped, resolution))
 }
 
-fn open(path: &std::path::Path) -> Result<Store, String> {
-    if !path.exists() {
-        return Err(format!("no store at {}", path.display()));
+fn open(location: &crate::db::Location) -> Result<Store, String> {
+    if let crate::db::Location::Sqlite(path) = location {
+        if !path.exists() {
+            return Err(format!("no store at {}", path.display()));
+        }
     }
-    Store::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))
+    Store::open(location).map_err(|e| format!("cannot open {}: {e}", location.display()))
 }
 
 /// Hands each summary within [from, to) to `each`, one at a time, grouped by deployment and

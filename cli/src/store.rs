@@ -9,15 +9,18 @@
 //! exactly (counts add, sketches merge bucket by bucket), so a report over rollups says what
 //! one over the windows would. Each resolution is pruned after its own retention
 //! (`collect --retain`).
+//!
+//! The same SQL runs on SQLite and on PostgreSQL ([`crate::db`]); on PostgreSQL any number
+//! of collectors share the store, the primary key deduplicating across them.
 
+use crate::args;
+use crate::db::{Db, Location, Result};
 use modelwatch::WindowSummary;
-use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// An open store.
 pub struct Store {
-    conn: Connection,
+    db: Db,
     rollup_limit: usize,
 }
 
@@ -62,7 +65,7 @@ impl Resolution {
 }
 
 /// Whether a summary was new or a retry of one already stored.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stored {
     /// Stored now.
     New,
@@ -71,17 +74,17 @@ pub enum Stored {
 }
 
 impl Store {
-    /// Opens (or creates) a store: WAL journal, full sync, so a commit is durable when it
-    /// returns.
-    pub fn open(path: &Path) -> rusqlite::Result<Store> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        migrate(&conn)?;
-        add_rollups(&conn)?;
+    /// Opens (or creates) a store, a SQLite path or a PostgreSQL URL; a commit is durable
+    /// when it returns.
+    pub fn open(location: impl Into<Location>) -> Result<Store> {
+        let db = Db::open(&location.into())?;
+        if !db.is_postgres() {
+            migrate(&db)?;
+            add_rollups(&db)?;
+            db.sqlite_schema(UNEVALUATED_SCHEMA)?;
+        }
         Ok(Store {
-            conn,
+            db,
             rollup_limit: modelwatch::MAX_SUMMARY_BYTES,
         })
     }
@@ -100,13 +103,14 @@ impl Store {
         s: &WindowSummary,
         body: &[u8],
         received_ms: i64,
-    ) -> rusqlite::Result<Stored> {
+    ) -> Result<Stored> {
         let mut stored = self.insert_batch(&[(key_id, s, body, received_ms)])?;
         Ok(stored.remove(0))
     }
 
     /// Stores validated summaries with their encoded bytes, and notes them for the rollups
-    /// ([`Store::roll_up_pending`]), in one transaction: one fsync for the batch (group
+    /// ([`Store::roll_up_pending`]) and the incident evaluation ([`crate::watch`]), in one
+    /// transaction: one fsync for the batch (group
     /// commit, `collect.rs`); durable when this returns. Each arrives as (`key_id`, the
     /// summary, its bytes, when it was received); `key_id` is the id of the key that sent
     /// it ([`crate::keys::Key::id`]). A retry changes nothing: it is reported as
@@ -114,47 +118,62 @@ impl Store {
     pub fn insert_batch(
         &self,
         batch: &[(&str, &WindowSummary, &[u8], i64)],
-    ) -> rusqlite::Result<Vec<Stored>> {
-        let tx = self.conn.unchecked_transaction()?;
-        let mut stored = Vec::with_capacity(batch.len());
-        {
-            let mut window = tx.prepare_cached(
-                "INSERT OR IGNORE INTO windows (key_id, deployment, window_start, instance, sequence,
-                    window_ms, predictions, received_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            let mut unrolled = tx.prepare_cached(
-                "INSERT INTO unrolled (key_id, deployment, window_start, instance, sequence)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for &(key_id, s, body, received_ms) in batch {
-                let identity = params![
-                    key_id,
-                    s.deployment(),
-                    s.window_start(),
-                    s.instance() as i64,
-                    s.sequence() as i64
-                ];
-                let n = window.execute(params![
-                    key_id,
-                    s.deployment(),
-                    s.window_start(),
-                    s.instance() as i64,
-                    s.sequence() as i64,
-                    s.window_length() as i64,
-                    s.predictions() as i64,
-                    received_ms,
-                    body
-                ])?;
+    ) -> Result<Vec<Stored>> {
+        // In key order: two collectors storing the same summaries at once (an agent's
+        // retry elsewhere) wait for each other instead of deadlocking (PostgreSQL).
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by_key(|&i| {
+            let (key_id, s, ..) = batch[i];
+            (
+                key_id,
+                s.deployment(),
+                s.window_start(),
+                s.instance(),
+                s.sequence(),
+            )
+        });
+        self.db.transaction(|| {
+            let mut stored = vec![Stored::Duplicate; batch.len()];
+            for &i in &order {
+                let (key_id, s, body, received_ms) = batch[i];
+                let n = self.db.execute(
+                    "INSERT INTO windows (key_id, deployment, window_start, instance, sequence,
+                         window_ms, predictions, received_ms, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+                    args![
+                        key_id,
+                        s.deployment(),
+                        s.window_start(),
+                        s.instance() as i64,
+                        s.sequence() as i64,
+                        s.window_length() as i64,
+                        s.predictions() as i64,
+                        received_ms,
+                        body
+                    ],
+                )?;
                 if n == 0 {
-                    stored.push(Stored::Duplicate);
-                } else {
-                    unrolled.execute(identity)?;
-                    stored.push(Stored::New);
+                    continue;
                 }
+                for queue in [
+                    "INSERT INTO unrolled (key_id, deployment, window_start, instance, sequence)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO unevaluated (key_id, deployment, window_start, instance, sequence)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                ] {
+                    let identity = args![
+                        key_id,
+                        s.deployment(),
+                        s.window_start(),
+                        s.instance() as i64,
+                        s.sequence() as i64
+                    ];
+                    self.db.execute(queue, identity)?;
+                }
+                stored[i] = Stored::New;
             }
-        }
-        tx.commit()?;
-        Ok(stored)
+            Ok(stored)
+        })
     }
 
     /// Summaries of a deployment (or all) within [from, to), oldest first. Rows that no
@@ -164,7 +183,7 @@ impl Store {
         deployment: Option<&str>,
         from: i64,
         to: i64,
-    ) -> rusqlite::Result<Vec<Result<WindowSummary, String>>> {
+    ) -> Result<Vec<std::result::Result<WindowSummary, String>>> {
         let mut out = Vec::new();
         self.scan(Resolution::Window, deployment, from, to, |s| out.push(s))?;
         Ok(out)
@@ -179,29 +198,25 @@ impl Store {
         deployment: Option<&str>,
         from: i64,
         to: i64,
-        mut each: impl FnMut(Result<WindowSummary, String>),
-    ) -> rusqlite::Result<()> {
+        mut each: impl FnMut(std::result::Result<WindowSummary, String>),
+    ) -> Result<()> {
         let sql = match resolution {
             Resolution::Window => {
                 "SELECT deployment, window_start, instance, sequence, body FROM windows
-                 WHERE (?1 IS NULL OR deployment = ?1) AND window_start >= ?2 AND window_start < ?3
+                 WHERE (CAST(?1 AS TEXT) IS NULL OR deployment = ?1)
+                   AND window_start >= ?2 AND window_start < ?3
                  ORDER BY deployment, window_start, instance, sequence, key_id"
             }
             _ => {
                 "SELECT deployment, window_start, key_fingerprint, left_out, body FROM rollups
-                 WHERE resolution_ms = ?4
-                   AND (?1 IS NULL OR deployment = ?1) AND window_start >= ?2 AND window_start < ?3
+                 WHERE resolution_ms = ?4 AND (CAST(?1 AS TEXT) IS NULL OR deployment = ?1)
+                   AND window_start >= ?2 AND window_start < ?3
                  ORDER BY deployment, window_start, key_fingerprint"
             }
         };
-        let mut stmt = self.conn.prepare(sql)?;
-        let mut rows = match resolution.bucket_ms() {
-            None => stmt.query(params![deployment, from, to])?,
-            Some(bucket) => stmt.query(params![deployment, from, to, bucket])?,
-        };
-        while let Some(r) = rows.next()? {
-            let (deployment, start) = (r.get::<_, String>(0)?, r.get::<_, i64>(1)?);
-            let (c2, c3) = (r.get::<_, i64>(2)?, r.get::<_, i64>(3)?);
+        let each_row = |r: &crate::db::Row<'_>| {
+            let (deployment, start) = (r.text(0)?, r.int(1)?);
+            let (c2, c3) = (r.int(2)?, r.int(3)?);
             let id = match resolution {
                 // Instance and sequence.
                 Resolution::Window => format!("{deployment}@{start}#{c2}/{c3}"),
@@ -216,10 +231,17 @@ impl Store {
                     id
                 }
             };
-            let body = r.get_ref(4)?.as_blob()?;
-            each(WindowSummary::decode(body).map_err(|e| format!("{id}: {e}")));
+            each(WindowSummary::decode(r.blob(4)?).map_err(|e| format!("{id}: {e}")));
+            Ok(())
+        };
+        match resolution.bucket_ms() {
+            None => self
+                .db
+                .query_each(sql, args![deployment, from, to], each_row),
+            Some(bucket) => self
+                .db
+                .query_each(sql, args![deployment, from, to, bucket], each_row),
         }
-        Ok(())
     }
 
     /// The rows at `resolution` of the deployment with the most of them in [from, to)
@@ -230,108 +252,130 @@ impl Store {
         deployment: Option<&str>,
         from: i64,
         to: i64,
-    ) -> rusqlite::Result<u64> {
+    ) -> Result<u64> {
         let sql = match resolution {
             Resolution::Window => {
                 "SELECT MAX(n) FROM (SELECT COUNT(DISTINCT window_start) AS n FROM windows
-                 WHERE (?1 IS NULL OR deployment = ?1) AND window_start >= ?2 AND window_start < ?3
-                 GROUP BY deployment)"
+                 WHERE (CAST(?1 AS TEXT) IS NULL OR deployment = ?1)
+                   AND window_start >= ?2 AND window_start < ?3
+                 GROUP BY deployment) AS per_deployment"
             }
             _ => {
                 "SELECT MAX(n) FROM (SELECT COUNT(DISTINCT window_start) AS n FROM rollups
-                 WHERE resolution_ms = ?4
-                   AND (?1 IS NULL OR deployment = ?1) AND window_start >= ?2 AND window_start < ?3
-                 GROUP BY deployment)"
+                 WHERE resolution_ms = ?4 AND (CAST(?1 AS TEXT) IS NULL OR deployment = ?1)
+                   AND window_start >= ?2 AND window_start < ?3
+                 GROUP BY deployment) AS per_deployment"
             }
         };
-        let n = |r: &rusqlite::Row<'_>| r.get::<_, Option<i64>>(0);
+        let n = |r: &crate::db::Row<'_>| r.opt_int(0);
         let n = match resolution.bucket_ms() {
-            None => self.conn.query_row(sql, params![deployment, from, to], n)?,
+            None => self.db.query_row(sql, args![deployment, from, to], n)?,
             Some(bucket) => self
-                .conn
-                .query_row(sql, params![deployment, from, to, bucket], n)?,
+                .db
+                .query_row(sql, args![deployment, from, to, bucket], n)?,
         };
-        Ok(n.unwrap_or(0) as u64)
+        Ok(n.flatten().unwrap_or(0) as u64)
     }
-
     /// Merges the windows stored since the last call into their hour's and day's rollups
     /// (per deployment and hash key: summaries of different keys do not merge), in one
     /// transaction; returns how many windows it merged. Each rollup touched is decoded and
     /// encoded once per call, however many of its windows came. A rollup that would encode
     /// past the largest summary (exception messages add up over a day) is left as it was
-    /// and counts the windows as left out, so that it always decodes.
-    pub fn roll_up_pending(&self) -> rusqlite::Result<u64> {
+    /// and counts the windows as left out, so that it always decodes. Collectors sharing a
+    /// store roll up one at a time, and a window stored meanwhile waits for the next round
+    /// ([`Db::exclusive`]).
+    pub fn roll_up_pending(&self) -> Result<u64> {
         // Nothing noted: no write lock taken (a report on a store it may only read).
-        let noted: bool =
-            self.conn
-                .query_row("SELECT EXISTS (SELECT 1 FROM unrolled)", [], |r| r.get(0))?;
-        if !noted {
+        let noted = self
+            .db
+            .query_row("SELECT EXISTS (SELECT 1 FROM unrolled)", &[], |r| r.flag(0))?;
+        if noted != Some(true) {
             return Ok(0);
         }
-        immediate(&self.conn, || {
-            let mut stmt = self.conn.prepare(
-                "SELECT w.body FROM unrolled u JOIN windows w USING (key_id, deployment,
-                     window_start, instance, sequence)
-                 ORDER BY w.deployment, w.window_start, w.instance, w.sequence, w.key_id",
-            )?;
-            let mut rows = stmt.query([])?;
+        self.db.exclusive("unrolled", || {
             // The new windows of each bucket, merged; a bucket is written once no later
-            // window can fall in it (rows come by deployment, then start).
+            // window can fall in it (rows come by deployment, then start). Read in pages
+            // (by key, after the last row read), as rollups are written between them.
             let mut deltas: BTreeMap<(i64, String, i64, u32), Delta> = BTreeMap::new();
             let mut merged = 0;
-            while let Some(r) = rows.next()? {
-                // A row that no longer decodes is named by every report reading windows.
-                let Ok(s) = WindowSummary::decode(r.get_ref(0)?.as_blob()?) else {
-                    continue;
+            let mut after: Option<(String, i64, i64, i64, String)> = None;
+            loop {
+                let page = |r: &crate::db::Row<'_>| {
+                    let key = (r.text(0)?, r.int(1)?, r.int(2)?, r.int(3)?, r.text(4)?);
+                    Ok((key, WindowSummary::decode(r.blob(5)?).ok()))
                 };
-                let done: Vec<_> = deltas
-                    .keys()
-                    .filter(|(bucket, d, start, _)| {
-                        d != s.deployment() || start + bucket <= s.window_start()
-                    })
-                    .cloned()
-                    .collect();
-                for key in done {
-                    let delta = deltas.remove(&key).expect("a key just listed");
-                    self.write_rollup(key, delta)?;
-                }
-                for bucket in [HOUR, DAY] {
-                    let key = (
-                        bucket,
-                        s.deployment().to_owned(),
-                        s.window_start().div_euclid(bucket) * bucket,
-                        s.key_fingerprint(),
-                    );
-                    match deltas.get_mut(&key) {
-                        Some(d) => d.add(&s),
-                        None => {
-                            deltas.insert(key, Delta::of(&s));
+                let rows = match &after {
+                    None => self.db.query_map(
+                        &format!("{UNROLLED} ORDER BY {UNROLLED_ORDER} LIMIT {ROLL_UP_PAGE}"),
+                        &[],
+                        page,
+                    )?,
+                    Some((d, start, instance, sequence, key_id)) => self.db.query_map(
+                        &format!(
+                            "{UNROLLED} WHERE ({UNROLLED_ORDER}) > (?1, ?2, ?3, ?4, ?5)
+                             ORDER BY {UNROLLED_ORDER} LIMIT {ROLL_UP_PAGE}"
+                        ),
+                        args![d, *start, *instance, *sequence, key_id],
+                        page,
+                    )?,
+                };
+                let last_page = rows.len() < ROLL_UP_PAGE;
+                for (key, s) in rows {
+                    after = Some(key);
+                    // A row that no longer decodes is named by every report reading windows.
+                    let Some(s) = s else {
+                        continue;
+                    };
+                    let done: Vec<_> = deltas
+                        .keys()
+                        .filter(|(bucket, d, start, _)| {
+                            d != s.deployment() || start + bucket <= s.window_start()
+                        })
+                        .cloned()
+                        .collect();
+                    for key in done {
+                        let delta = deltas.remove(&key).expect("a key just listed");
+                        self.write_rollup(key, delta)?;
+                    }
+                    for bucket in [HOUR, DAY] {
+                        let key = (
+                            bucket,
+                            s.deployment().to_owned(),
+                            s.window_start().div_euclid(bucket) * bucket,
+                            s.key_fingerprint(),
+                        );
+                        match deltas.get_mut(&key) {
+                            Some(d) => d.add(&s),
+                            None => {
+                                deltas.insert(key, Delta::of(&s));
+                            }
                         }
                     }
+                    merged += 1;
                 }
-                merged += 1;
+                if last_page {
+                    break;
+                }
             }
             for (key, delta) in std::mem::take(&mut deltas) {
                 self.write_rollup(key, delta)?;
             }
-            self.conn.execute("DELETE FROM unrolled", [])?;
+            self.db.execute("DELETE FROM unrolled", &[])?;
             Ok(merged)
         })
     }
 
     /// Merges new windows into a rollup row, or starts it.
-    fn write_rollup(&self, key: (i64, String, i64, u32), delta: Delta) -> rusqlite::Result<()> {
+    fn write_rollup(&self, key: (i64, String, i64, u32), delta: Delta) -> Result<()> {
         let (bucket, deployment, start, fingerprint) = key;
-        let old: Option<(Vec<u8>, i64, i64, i64)> = self
-            .conn
-            .query_row(
-                "SELECT body, first_start, last_start, left_out FROM rollups
-                 WHERE resolution_ms = ?1 AND deployment = ?2 AND window_start = ?3
-                 AND key_fingerprint = ?4",
-                params![bucket, deployment, start, fingerprint],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
+        let fp = i64::from(fingerprint);
+        let old = self.db.query_row(
+            "SELECT body, first_start, last_start, left_out FROM rollups
+             WHERE resolution_ms = ?1 AND deployment = ?2 AND window_start = ?3
+             AND key_fingerprint = ?4",
+            args![bucket, &deployment, start, fp],
+            |r| Ok((r.blob(0)?.to_vec(), r.int(1)?, r.int(2)?, r.int(3)?)),
+        )?;
         let Delta {
             mut merged,
             mut first,
@@ -346,7 +390,7 @@ impl Store {
                 .ok()
                 .and_then(|mut old| old.merge(&merged).is_ok().then_some(old));
             let Some(combined) = combined else {
-                return self.leave_out(bucket, &deployment, start, fingerprint, windows);
+                return self.leave_out(bucket, &deployment, start, fp, windows);
             };
             merged = combined;
             left_out = old_left_out;
@@ -356,7 +400,7 @@ impl Store {
         if body.len() > self.rollup_limit {
             if had_old {
                 // The old rollup stays; the new windows are counted out of it.
-                return self.leave_out(bucket, &deployment, start, fingerprint, windows);
+                return self.leave_out(bucket, &deployment, start, fp, windows);
             }
             // A new rollup: its first window, the others counted out.
             merged = first_window;
@@ -364,21 +408,25 @@ impl Store {
             left_out = windows - 1;
             body = merged.encode();
         }
-        self.conn.execute(
-            "INSERT OR REPLACE INTO rollups (resolution_ms, deployment, window_start,
+        self.db.execute(
+            "INSERT INTO rollups (resolution_ms, deployment, window_start,
                  key_fingerprint, windows, predictions, first_start, last_start, left_out, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (resolution_ms, deployment, window_start, key_fingerprint) DO UPDATE
+             SET windows = excluded.windows, predictions = excluded.predictions,
+                 first_start = excluded.first_start, last_start = excluded.last_start,
+                 left_out = excluded.left_out, body = excluded.body",
+            args![
                 bucket,
-                deployment,
+                &deployment,
                 start,
-                fingerprint,
+                fp,
                 merged.merged_windows() as i64,
                 merged.predictions() as i64,
                 first,
                 last,
                 left_out,
-                body
+                &body
             ],
         )?;
         Ok(())
@@ -391,107 +439,102 @@ impl Store {
         bucket: i64,
         deployment: &str,
         start: i64,
-        fingerprint: u32,
+        fingerprint: i64,
         windows: i64,
-    ) -> rusqlite::Result<()> {
-        self.conn.execute(
+    ) -> Result<()> {
+        self.db.execute(
             "UPDATE rollups SET left_out = left_out + ?5 WHERE resolution_ms = ?1
              AND deployment = ?2 AND window_start = ?3 AND key_fingerprint = ?4",
-            params![bucket, deployment, start, fingerprint, windows],
+            args![bucket, deployment, start, fingerprint, windows],
         )?;
         Ok(())
     }
 
     /// Before when `resolution` was pruned: it holds everything from there on; `None` if it
     /// was never pruned.
-    pub fn pruned_before(&self, resolution: Resolution) -> rusqlite::Result<Option<i64>> {
-        self.conn
-            .query_row(
-                "SELECT before_ms FROM pruned WHERE resolution = ?1",
-                [resolution.name()],
-                |r| r.get(0),
-            )
-            .optional()
+    pub fn pruned_before(&self, resolution: Resolution) -> Result<Option<i64>> {
+        self.db.query_row(
+            "SELECT before_ms FROM pruned WHERE resolution = ?1",
+            args![resolution.name()],
+            |r| r.int(0),
+        )
     }
 
     /// Deletes, per resolution, what starts before its cutoff (Unix ms; a rollup goes only
     /// once its whole hour or day is before it); returns the rows deleted. Remembers each
     /// cutoff, so that a report knows which resolutions still cover a range.
-    pub fn prune(&self, cutoffs: &[(Resolution, i64)]) -> rusqlite::Result<u64> {
-        let tx = self.conn.unchecked_transaction()?;
-        let mut deleted = 0;
-        for &(resolution, cutoff) in cutoffs {
-            let complete_before = match resolution.bucket_ms() {
-                None => {
-                    deleted +=
-                        tx.execute("DELETE FROM windows WHERE window_start < ?1", [cutoff])?;
-                    cutoff
-                }
-                Some(bucket) => {
-                    let first_kept = cutoff.div_euclid(bucket) * bucket;
-                    deleted += tx.execute(
-                        "DELETE FROM rollups WHERE resolution_ms = ?1 AND window_start < ?2",
-                        [bucket, first_kept],
-                    )?;
-                    first_kept
-                }
-            };
-            tx.execute(
-                "INSERT INTO pruned (resolution, before_ms) VALUES (?1, ?2)
-                 ON CONFLICT (resolution) DO UPDATE SET before_ms = MAX(before_ms, ?2)",
-                params![resolution.name(), complete_before],
-            )?;
-        }
-        tx.commit()?;
-        Ok(deleted as u64)
+    pub fn prune(&self, cutoffs: &[(Resolution, i64)]) -> Result<u64> {
+        self.db.transaction(|| {
+            let mut deleted = 0;
+            for &(resolution, cutoff) in cutoffs {
+                let complete_before = match resolution.bucket_ms() {
+                    None => {
+                        deleted += self.db.execute(
+                            "DELETE FROM windows WHERE window_start < ?1",
+                            args![cutoff],
+                        )?;
+                        cutoff
+                    }
+                    Some(bucket) => {
+                        let first_kept = cutoff.div_euclid(bucket) * bucket;
+                        deleted += self.db.execute(
+                            "DELETE FROM rollups WHERE resolution_ms = ?1 AND window_start < ?2",
+                            args![bucket, first_kept],
+                        )?;
+                        first_kept
+                    }
+                };
+                self.db.execute(
+                    "INSERT INTO pruned (resolution, before_ms) VALUES (?1, ?2)
+                     ON CONFLICT (resolution) DO UPDATE SET before_ms = excluded.before_ms
+                     WHERE excluded.before_ms > pruned.before_ms",
+                    args![resolution.name(), complete_before],
+                )?;
+            }
+            Ok(deleted)
+        })
     }
 
     /// Each deployment stored: its summaries, first and last window start, as the daily
     /// rollups count them (they outlive the windows).
-    pub fn deployments(&self) -> rusqlite::Result<Vec<(String, u64, i64, i64)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT deployment, SUM(windows), MIN(first_start), MAX(last_start) FROM rollups
-             WHERE resolution_ms = 86400000 GROUP BY deployment ORDER BY deployment",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?, r.get(3)?))
-        })?;
-        rows.collect()
+    pub fn deployments(&self) -> Result<Vec<(String, u64, i64, i64)>> {
+        self.db.query_map(
+            "SELECT deployment, CAST(SUM(windows) AS BIGINT), MIN(first_start), MAX(last_start)
+             FROM rollups WHERE resolution_ms = 86400000 GROUP BY deployment ORDER BY deployment",
+            &[],
+            |r| Ok((r.text(0)?, r.int(1)? as u64, r.int(2)?, r.int(3)?)),
+        )
     }
 
     /// How many summaries are stored.
-    pub fn count(&self) -> rusqlite::Result<u64> {
-        self.conn
-            .query_row("SELECT COUNT(*) FROM windows", [], |r| r.get::<_, i64>(0))
-            .map(|n| n as u64)
+    pub fn count(&self) -> Result<u64> {
+        let n = self
+            .db
+            .query_row("SELECT COUNT(*) FROM windows", &[], |r| r.int(0))?;
+        Ok(n.unwrap_or(0) as u64)
     }
 
     /// Sum of the stored summaries' predictions.
-    pub fn predictions(&self) -> rusqlite::Result<u64> {
-        self.conn
-            .query_row("SELECT SUM(predictions) FROM windows", [], |r| {
-                r.get::<_, Option<i64>>(0)
-            })
-            .optional()
-            .map(|n| n.flatten().unwrap_or(0) as u64)
+    pub fn predictions(&self) -> Result<u64> {
+        let n = self.db.query_row(
+            "SELECT CAST(SUM(predictions) AS BIGINT) FROM windows",
+            &[],
+            |r| r.opt_int(0),
+        )?;
+        Ok(n.flatten().unwrap_or(0) as u64)
     }
 }
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 86_400_000;
 
-/// Runs `f` in a transaction that takes the write lock first (`BEGIN IMMEDIATE`), so that two
-/// processes rolling up or migrating one store wait for each other instead of failing.
-fn immediate<T>(conn: &Connection, f: impl FnOnce() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    match f() {
-        Ok(t) => conn.execute_batch("COMMIT").map(|()| t),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
-}
+/// The windows noted for the rollups, with their bodies; [`Store::roll_up_pending`] reads
+/// them in pages of [`ROLL_UP_PAGE`] in this order.
+const UNROLLED: &str = "SELECT w.deployment, w.window_start, w.instance, w.sequence, w.key_id,
+    w.body FROM unrolled u JOIN windows w USING (key_id, deployment, window_start, instance,
+    sequence)";
+const UNROLLED_ORDER: &str = "w.deployment, w.window_start, w.instance, w.sequence, w.key_id";
+const ROLL_UP_PAGE: usize = 512;
 
 /// New windows of one rollup, merged, with their first and last start and their count;
 /// and the first of them alone, for a new rollup that the merge would take past the limit.
@@ -550,30 +593,39 @@ CREATE TABLE unrolled (
 ) WITHOUT ROWID;
 CREATE INDEX windows_by_time ON windows (deployment, window_start);";
 
-/// Adds the rollup tables to a store written before them, every window noted for the
-/// rollups (the next [`Store::roll_up_pending`] merges them), in one transaction.
-fn add_rollups(conn: &Connection) -> rusqlite::Result<()> {
-    let exists = |conn: &Connection| -> rusqlite::Result<bool> {
-        conn.query_row(
+/// Windows not yet handed to the incident evaluation ([`crate::watch`]), which drains them.
+const UNEVALUATED_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS unevaluated (
+    key_id       TEXT    NOT NULL,
+    deployment   TEXT    NOT NULL,
+    window_start INTEGER NOT NULL,
+    instance     INTEGER NOT NULL,
+    sequence     INTEGER NOT NULL,
+    PRIMARY KEY (key_id, deployment, window_start, instance, sequence)
+) WITHOUT ROWID;";
+
+/// Adds the rollup tables to a SQLite store written before them, every window noted for
+/// the rollups (the next [`Store::roll_up_pending`] merges them), in one transaction.
+fn add_rollups(db: &Db) -> Result<()> {
+    let exists = || -> Result<bool> {
+        let n = db.query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'rollups'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|n| n > 0)
+            &[],
+            |r| r.int(0),
+        )?;
+        Ok(n.unwrap_or(0) > 0)
     };
-    if exists(conn)? {
+    if exists()? {
         return Ok(());
     }
-    immediate(conn, || {
-        if exists(conn)? {
+    db.exclusive("windows", || {
+        if exists()? {
             return Ok(());
         }
-        conn.execute_batch(ROLLUP_SCHEMA)?;
-        conn.execute_batch(
+        db.batch(ROLLUP_SCHEMA)?;
+        db.batch(
             "INSERT INTO unrolled (key_id, deployment, window_start, instance, sequence)
              SELECT key_id, deployment, window_start, instance, sequence FROM windows",
-        )?;
-        Ok(())
+        )
     })
 }
 
@@ -591,43 +643,33 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS windows (
     PRIMARY KEY (key_id, deployment, window_start, instance, sequence)
 ) WITHOUT ROWID;";
 
-/// Creates the table, or brings a store written before keys were scoped up to date. SQLite
-/// cannot change a primary key in place, so the old table is copied into the new one (its
-/// rows get the key id `''`) in one transaction: a crash leaves the old or the new store.
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has_key_id = |conn: &Connection| -> rusqlite::Result<Option<bool>> {
-        let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('windows')")?;
-        let columns: Vec<String> = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+/// Creates the table, or brings a SQLite store written before keys were scoped up to date.
+/// SQLite cannot change a primary key in place, so the old table is copied into the new one
+/// (its rows get the key id `''`) in one transaction: a crash leaves the old or the new store.
+fn migrate(db: &Db) -> Result<()> {
+    let has_key_id = || -> Result<Option<bool>> {
+        let columns = db.query_map("SELECT name FROM pragma_table_info('windows')", &[], |r| {
+            r.text(0)
+        })?;
         Ok((!columns.is_empty()).then(|| columns.iter().any(|c| c == "key_id")))
     };
-    if has_key_id(conn)? == Some(true) {
+    if has_key_id()? == Some(true) {
         return Ok(());
     }
     // IMMEDIATE: a collector and a report opening the same old store migrate it once.
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let done = (|| {
-        if has_key_id(conn)? == Some(false) {
-            conn.execute_batch("ALTER TABLE windows RENAME TO windows_unscoped;")?;
-            conn.execute_batch(SCHEMA)?;
-            conn.execute_batch(
+    db.exclusive("windows", || {
+        if has_key_id()? == Some(false) {
+            db.batch("ALTER TABLE windows RENAME TO windows_unscoped;")?;
+            db.batch(SCHEMA)?;
+            db.batch(
                 "INSERT INTO windows (deployment, window_start, instance, sequence, window_ms,
                      predictions, received_ms, body)
                  SELECT deployment, window_start, instance, sequence, window_ms, predictions,
                      received_ms, body FROM windows_unscoped;
                  DROP TABLE windows_unscoped;",
-            )?;
+            )
         } else {
-            conn.execute_batch(SCHEMA)?;
+            db.batch(SCHEMA)
         }
-        Ok(())
-    })();
-    match done {
-        Ok(()) => conn.execute_batch("COMMIT"),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
+    })
 }

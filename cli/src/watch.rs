@@ -2,6 +2,15 @@
 //! ([`modelwatch::Monitor`]) as they arrive, with the engine's state kept in the store so
 //! that a restarted collector carries on where it stopped and opens nothing twice.
 //!
+//! The windows come from the store: each stored summary is noted in the table
+//! `unevaluated`, which the watch drains on every [`Watch::tick`]. So with several
+//! collectors on one PostgreSQL store, the one that holds the lease ([`LEADER_LEASE`], an
+//! advisory lock on the watch's own session) evaluates what all of them stored; the others
+//! wait. A leader that dies loses its session and the lock with it, and another
+//! collector's next tick takes over from the saved state. The leader (a lone SQLite
+//! collector always) also takes the summaries it receives at once ([`Watch::accept`]), so
+//! that its drain reads and decodes only what other collectors stored.
+//!
 //! Summaries of one window come from several instances and at different times, so a
 //! window is evaluated once `evaluate_after` has passed since its end (by the collector's
 //! clock), all its summaries merged. A summary arriving after its window was evaluated is
@@ -11,12 +20,21 @@
 //! newest evaluated window, in the table `monitors`. Windows not evaluated yet are not
 //! saved apart: after a restart they are read back from the stored summaries.
 
+use crate::args;
 use crate::constraints::Constraints;
+use crate::db::{Db, Location};
 use modelwatch::{Baseline, IncidentEvent, Monitor, WindowSummary};
-use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
+
+/// The advisory lock that makes one collector of a shared store the one that evaluates
+/// (and delivers alerts).
+pub const LEADER_LEASE: i64 = 0x6d77_0002;
+
+/// Summaries taken from `unevaluated` per transaction, and transactions per tick at most:
+/// a backlog (a store without a leader for a while) is worked off over several ticks.
+const DRAIN_PAGE: usize = 1_024;
+const DRAIN_PAGES_PER_TICK: usize = 64;
 
 /// Windows waiting for evaluation per deployment, at most: past it the oldest is
 /// evaluated early, so a sender of far-future windows cannot grow the collector's memory.
@@ -94,12 +112,20 @@ struct Watched {
     /// Start of the newest evaluated window; windows up to it are done.
     evaluated_to: i64,
     /// Windows not evaluated yet, the summaries of each merged.
-    pending: BTreeMap<i64, WindowSummary>,
+    pending: BTreeMap<i64, Pending>,
+}
+
+/// A window's summaries merged, and which ones (key id, instance, sequence): a summary
+/// both read back from the store and drained from `unevaluated` is merged once.
+struct Pending {
+    merged: WindowSummary,
+    ids: HashSet<(String, u64, u64)>,
 }
 
 /// The watch over every deployment of one store.
 pub struct Watch {
-    conn: Connection,
+    db: Db,
+    leading: bool,
     config: WatchConfig,
     deployments: HashMap<String, Watched>,
     late: u64,
@@ -112,12 +138,11 @@ pub struct Watch {
 pub type OnEvent<'a> = &'a mut dyn FnMut(&IncidentEvent) -> Result<(), String>;
 
 impl Watch {
-    /// Opens the watch over the store at `path` (its own connection; the store must exist
-    /// or be created by [`crate::store::Store::open`] first).
-    pub fn open(path: &Path, config: WatchConfig) -> rusqlite::Result<Watch> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.execute_batch(
+    /// Opens the watch over the store at `location` (its own connection; the store must
+    /// exist or be created by [`crate::store::Store::open`] first).
+    pub fn open(location: impl Into<Location>, config: WatchConfig) -> crate::db::Result<Watch> {
+        let db = Db::open(&location.into())?;
+        db.sqlite_schema(
             "CREATE TABLE IF NOT EXISTS monitors (
                 deployment   TEXT PRIMARY KEY,
                 evaluated_to INTEGER NOT NULL,
@@ -125,7 +150,9 @@ impl Watch {
             );",
         )?;
         Ok(Watch {
-            conn,
+            // SQLite's lease is always held; PostgreSQL's is taken at the first tick.
+            leading: !db.is_postgres(),
+            db,
             config,
             deployments: HashMap::new(),
             late: 0,
@@ -133,10 +160,11 @@ impl Watch {
         })
     }
 
-    /// Takes a newly stored summary (not a duplicate). Evaluates the windows due by
-    /// `now_ms`, of this deployment and others.
+    /// Takes a newly stored summary (not a duplicate), sent with the key `key_id`.
+    /// Evaluates the windows due by `now_ms`, of this deployment and others.
     pub fn accept(
         &mut self,
+        key_id: &str,
         s: &WindowSummary,
         now_ms: i64,
         on_event: OnEvent<'_>,
@@ -155,16 +183,96 @@ impl Watch {
             if s.window_start() <= w.evaluated_to {
                 self.late += 1;
             } else {
-                merge_pending(&mut w.pending, s.clone());
+                merge_pending(&mut w.pending, key_id, s.clone());
             }
         }
         self.evaluate(Some(d.to_owned()), now_ms, on_event)
     }
 
-    /// Evaluates every deployment's windows due by `now_ms` (call it on a timer, so that the
-    /// last windows before a quiet spell are evaluated too).
+    /// If this watch holds the lease (taking it if it is free): takes the summaries stored
+    /// since the last tick, by any collector, and evaluates every deployment's windows due
+    /// by `now_ms` (call it on a timer, so that the last windows before a quiet spell are
+    /// evaluated too). Without the lease it forgets its state: a later takeover reads it
+    /// back from the store, as the leader left it.
     pub fn tick(&mut self, now_ms: i64, on_event: OnEvent<'_>) -> Result<(), String> {
+        let leading = self.db.try_lease(LEADER_LEASE);
+        self.leading = leading.as_ref().is_ok_and(|l| *l);
+        if !self.leading {
+            self.deployments.clear();
+            return leading.map(drop).map_err(|e| e.to_string());
+        }
+        for _ in 0..DRAIN_PAGES_PER_TICK {
+            let page = self.take_unevaluated().map_err(|e| e.to_string())?;
+            let full = page.len() == DRAIN_PAGE;
+            for (key_id, s) in page {
+                self.accept(&key_id, &s, now_ms, on_event)?;
+            }
+            if !full {
+                break;
+            }
+        }
         self.evaluate(None, now_ms, on_event)
+    }
+
+    /// Whether this watch held the lease at its last tick (always, on SQLite).
+    pub fn leading(&self) -> bool {
+        self.leading
+    }
+
+    /// Takes up to [`DRAIN_PAGE`] summaries off `unevaluated`, in the order of its key, in
+    /// one transaction that keeps other writers of it out: what is deleted is what was
+    /// read. One taken and then lost (a crash before its evaluation) is read back from
+    /// the windows when its deployment is next loaded. Only the summaries not merged yet
+    /// are read and decoded: those this collector took itself ([`Watch::accept`] from the
+    /// request) are, so a lone collector decodes each summary once.
+    fn take_unevaluated(&self) -> crate::db::Result<Vec<(String, WindowSummary)>> {
+        self.db.exclusive("unevaluated", || {
+            let ids = self.db.query_map(
+                &format!(
+                    "SELECT key_id, deployment, window_start, instance, sequence FROM unevaluated
+                     ORDER BY key_id, deployment, window_start, instance, sequence
+                     LIMIT {DRAIN_PAGE}"
+                ),
+                &[],
+                |r| Ok((r.text(0)?, r.text(1)?, r.int(2)?, r.int(3)?, r.int(4)?)),
+            )?;
+            let mut page = Vec::new();
+            for (key_id, d, start, instance, sequence) in &ids {
+                if self.merged(key_id, d, *start, *instance as u64, *sequence as u64) {
+                    continue;
+                }
+                let s = self.db.query_row(
+                    "SELECT body FROM windows WHERE key_id = ?1 AND deployment = ?2
+                         AND window_start = ?3 AND instance = ?4 AND sequence = ?5",
+                    args![key_id, d, *start, *instance, *sequence],
+                    |r| Ok(WindowSummary::decode(r.blob(0)?).ok()),
+                )?;
+                // None: a window pruned since, or no longer decoding (`report` names it).
+                if let Some(Some(s)) = s {
+                    page.push((key_id.clone(), s));
+                }
+            }
+            if let Some((key_id, d, start, instance, sequence)) = ids.last() {
+                self.db.execute(
+                    "DELETE FROM unevaluated
+                     WHERE (key_id, deployment, window_start, instance, sequence)
+                         <= (?1, ?2, ?3, ?4, ?5)",
+                    args![key_id, d, *start, *instance, *sequence],
+                )?;
+            }
+            Ok(page)
+        })
+    }
+
+    /// Whether a summary is in the watch already: merged into a pending window, or of a
+    /// window evaluated (then it would be late).
+    fn merged(&self, key_id: &str, d: &str, start: i64, instance: u64, sequence: u64) -> bool {
+        self.deployments.get(d).is_some_and(|w| {
+            start <= w.evaluated_to
+                || w.pending
+                    .get(&start)
+                    .is_some_and(|p| p.ids.contains(&(key_id.to_owned(), instance, sequence)))
+        })
     }
 
     fn evaluate(
@@ -184,29 +292,36 @@ impl Watch {
                 continue;
             };
             let mut changed = false;
-            while let Some((&start, s)) = w.pending.first_key_value() {
+            while let Some((&start, p)) = w.pending.first_key_value() {
                 let due = start
-                    .saturating_add(s.window_length() as i64)
+                    .saturating_add(p.merged.window_length() as i64)
                     .saturating_add(after)
                     <= now_ms;
                 if !due && w.pending.len() <= MAX_PENDING_WINDOWS && total <= MAX_PENDING_TOTAL {
                     break;
                 }
-                let (start, s) = w.pending.pop_first().expect("not empty");
+                let (start, p) = w.pending.pop_first().expect("not empty");
                 total -= 1;
                 let constraints = self.config.constraints_of(&d);
-                for e in observe(&mut w.monitor, constraints, &s) {
+                for e in observe(&mut w.monitor, constraints, &p.merged) {
                     on_event(&e)?;
                 }
                 w.evaluated_to = start;
                 changed = true;
             }
             if changed {
-                self.conn
+                // Saved only while this session holds the lease: a leader whose session was
+                // lost (and reconnected without it) must not overwrite the new leader's state.
+                if !self.db.try_lease(LEADER_LEASE).map_err(|e| e.to_string())? {
+                    self.leading = false;
+                    return Err("the lease was lost: another collector evaluates".into());
+                }
+                self.db
                     .execute(
                         "INSERT INTO monitors (deployment, evaluated_to, state) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (deployment) DO UPDATE SET evaluated_to = ?2, state = ?3",
-                        params![d, w.evaluated_to, w.monitor.to_bytes()],
+                         ON CONFLICT (deployment) DO UPDATE
+                         SET evaluated_to = excluded.evaluated_to, state = excluded.state",
+                        args![&d, w.evaluated_to, &w.monitor.to_bytes()],
                     )
                     .map_err(|e| e.to_string())?;
             }
@@ -220,15 +335,14 @@ impl Watch {
     /// before `s`: a collector started on an old store does not alert on its history.
     fn load(&mut self, s: &WindowSummary, on_event: OnEvent<'_>) -> Result<(), String> {
         let d = s.deployment();
-        let err = |e: rusqlite::Error| e.to_string();
+        let err = |e: crate::db::Error| e.to_string();
         let saved: Option<(i64, Vec<u8>)> = self
-            .conn
+            .db
             .query_row(
                 "SELECT evaluated_to, state FROM monitors WHERE deployment = ?1",
-                params![d],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                args![d],
+                |r| Ok((r.int(0)?, r.blob(1)?.to_vec())),
             )
-            .optional()
             .map_err(err)?;
         let saved = saved.and_then(|(t, b)| Some((Monitor::from_bytes(&b).ok()?, t)));
         let history = MAX_PENDING_WINDOWS as i64 * s.window_length().max(1) as i64;
@@ -238,33 +352,49 @@ impl Watch {
                 s.window_start().saturating_sub(history),
             )
         });
-        let mut pending: BTreeMap<i64, WindowSummary> = BTreeMap::new();
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT body FROM windows WHERE deployment = ?1 AND window_start > ?2
-                 ORDER BY window_start, instance, sequence",
-            )
-            .map_err(err)?;
-        let bodies = stmt
-            .query_map(params![d, evaluated_to], |r| r.get::<_, Vec<u8>>(0))
-            .map_err(err)?;
-        for body in bodies {
-            // The store validated every body it holds; one that no longer decodes is
-            // skipped here and reported by `report`.
-            let Ok(s) = WindowSummary::decode(&body.map_err(err)?) else {
-                continue;
-            };
-            merge_pending(&mut pending, s);
-            if pending.len() > MAX_PENDING_WINDOWS {
-                let (start, w) = pending.pop_first().expect("not empty");
-                for e in observe(&mut monitor, self.config.constraints_of(d), &w) {
-                    on_event(&e)?;
+        let mut pending: BTreeMap<i64, Pending> = BTreeMap::new();
+        // Read in pages (by start, after the last read): on PostgreSQL no other statement
+        // runs on a connection while rows stream, and events are stored between pages.
+        let mut after = (evaluated_to, i64::MIN, i64::MIN, String::new());
+        loop {
+            let rows = self
+                .db
+                .query_map(
+                    &format!(
+                        "SELECT window_start, instance, sequence, key_id, body FROM windows
+                         WHERE deployment = ?1 AND window_start > ?2 AND
+                             (window_start, instance, sequence, key_id) > (?3, ?4, ?5, ?6)
+                         ORDER BY window_start, instance, sequence, key_id LIMIT {DRAIN_PAGE}"
+                    ),
+                    args![d, evaluated_to, after.0, after.1, after.2, &after.3],
+                    |r| {
+                        let key = (r.int(0)?, r.int(1)?, r.int(2)?, r.text(3)?);
+                        Ok((key, WindowSummary::decode(r.blob(4)?).ok()))
+                    },
+                )
+                .map_err(err)?;
+            let last_page = rows.len() < DRAIN_PAGE;
+            for (key, s) in rows {
+                let key_id = key.3.clone();
+                after = key;
+                // The store validated every body it holds; one that no longer decodes is
+                // skipped here and reported by `report`.
+                let Some(s) = s else {
+                    continue;
+                };
+                merge_pending(&mut pending, &key_id, s);
+                if pending.len() > MAX_PENDING_WINDOWS {
+                    let (start, p) = pending.pop_first().expect("not empty");
+                    for e in observe(&mut monitor, self.config.constraints_of(d), &p.merged) {
+                        on_event(&e)?;
+                    }
+                    evaluated_to = start;
                 }
-                evaluated_to = start;
+            }
+            if last_page {
+                break;
             }
         }
-        drop(stmt);
         self.deployments.insert(
             d.to_owned(),
             Watched {
@@ -302,18 +432,30 @@ impl Watch {
     }
 }
 
-/// Adds a summary to the windows waiting, merged with the others of its window. One made
-/// with another hash key replaces them: the newest key's windows go to the monitor, which
-/// restarts its baseline on it.
-fn merge_pending(pending: &mut BTreeMap<i64, WindowSummary>, s: WindowSummary) {
+/// Adds a summary to the windows waiting, merged with the others of its window, unless it
+/// is there already. One made with another hash key replaces them: the newest key's windows
+/// go to the monitor, which restarts its baseline on it.
+fn merge_pending(pending: &mut BTreeMap<i64, Pending>, key_id: &str, s: WindowSummary) {
+    let id = (key_id.to_owned(), s.instance(), s.sequence());
     match pending.get_mut(&s.window_start()) {
         Some(p) => {
-            if p.merge(&s).is_err() {
-                *p = s;
+            if p.ids.contains(&id) {
+                return;
             }
+            if p.merged.merge(&s).is_err() {
+                p.merged = s;
+                p.ids.clear();
+            }
+            p.ids.insert(id);
         }
         None => {
-            pending.insert(s.window_start(), s);
+            pending.insert(
+                s.window_start(),
+                Pending {
+                    merged: s,
+                    ids: HashSet::from([id]),
+                },
+            );
         }
     }
 }

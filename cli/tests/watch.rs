@@ -34,7 +34,7 @@ fn incidents_open_once_across_restarts_and_late_summaries_are_counted() {
         store.insert("k", &s, &s.encode(), 0).unwrap();
         let now = DAY_START_MS + (w as i64 + 1) * 60_000 + 31_000;
         watch
-            .accept(&s, now, &mut |e| {
+            .accept("k", &s, now, &mut |e| {
                 events.push(e.clone());
                 Ok(())
             })
@@ -66,7 +66,7 @@ fn incidents_open_once_across_restarts_and_late_summaries_are_counted() {
     // A summary of an evaluated window: stored by the collector, not evaluated again.
     let old = fraud_day::window(22, 150, Changes { at: None });
     watch
-        .accept(&old, DAY_START_MS + 300 * 60_000, &mut |_| Ok(()))
+        .accept("k", &old, DAY_START_MS + 300 * 60_000, &mut |_| Ok(()))
         .unwrap();
     assert_eq!(watch.late(), 1);
     let _ = std::fs::remove_dir_all(&dir);
@@ -88,7 +88,7 @@ fn far_future_windows_do_not_pile_up() {
         let s = fraud_day::window(4, w, Changes { at: None });
         store.insert("k", &s, &s.encode(), 0).unwrap();
         // The collector's clock stays before the first window: nothing is due by time.
-        watch.accept(&s, 0, &mut |_| Ok(())).unwrap();
+        watch.accept("k", &s, 0, &mut |_| Ok(())).unwrap();
         assert!(watch.pending() <= MAX_PENDING_WINDOWS);
     }
     assert_eq!(watch.pending(), MAX_PENDING_WINDOWS);
