@@ -4,7 +4,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 
-/// One logged value. Missing is `Null` (also what `None` and NaN become).
+/// One logged value. Missing is `Null` (also what `None` and NaN become). Non-exhaustive:
+/// a later version may add kinds of values, so a `match` on it needs a `_` arm.
 ///
 /// ```
 /// use modelwatch::Value;
@@ -13,6 +14,7 @@ use std::hash::BuildHasher;
 /// assert_eq!(Value::from("fraud"), Value::Str("fraud".into()));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Value<'a> {
     /// Missing.
     Null,

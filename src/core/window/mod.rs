@@ -224,6 +224,9 @@ impl Columns {
         for c in &mut self.columns {
             c.clear();
         }
+        // Held values of a window not read (none, as the worker reads every window first)
+        // must not fold into the next one.
+        self.deferred.clear();
         self.used.fill(false);
         self.in_use = 0;
         self.unused_from = 0;
