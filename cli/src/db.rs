@@ -274,7 +274,13 @@ impl Row<'_> {
 }
 
 /// PostgreSQL's schema, one migration per file, applied in order once per database.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_initial.sql")),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_queue_trigger.sql"),
+    ),
+];
 
 /// Advisory lock keys of this command (PostgreSQL), an arbitrary prefix so that they do not
 /// collide with other applications' on a shared server.

@@ -758,12 +758,12 @@ fn fold_cells<'a>(
             // A segment is a name whatever its type (region 3 is segment "3").
             Role::Segment => {
                 segment = match cell(i) {
-                    // A cell is never a vector.
-                    Value::Null | Value::Vector(_) => None,
                     Value::Str(s) => Some(s),
                     Value::Int(n) => Some(Cow::Owned(n.to_string())),
                     Value::Float(x) => Some(Cow::Owned(x.to_string())),
                     Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+                    // Missing (a cell is never a vector).
+                    _ => None,
                 }
             }
             _ => {}

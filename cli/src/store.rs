@@ -82,6 +82,7 @@ impl Store {
             migrate(&db)?;
             add_rollups(&db)?;
             db.sqlite_schema(UNEVALUATED_SCHEMA)?;
+            db.sqlite_schema(QUEUE_TRIGGER)?;
         }
         Ok(Store {
             db,
@@ -152,25 +153,11 @@ impl Store {
                         body
                     ],
                 )?;
-                if n == 0 {
-                    continue;
+                // A new row is queued for the rollups and the evaluation by the trigger
+                // `windows_queued`, in this statement.
+                if n > 0 {
+                    stored[i] = Stored::New;
                 }
-                for queue in [
-                    "INSERT INTO unrolled (key_id, deployment, window_start, instance, sequence)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    "INSERT INTO unevaluated (key_id, deployment, window_start, instance, sequence)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                ] {
-                    let identity = args![
-                        key_id,
-                        s.deployment(),
-                        s.window_start(),
-                        s.instance() as i64,
-                        s.sequence() as i64
-                    ];
-                    self.db.execute(queue, identity)?;
-                }
-                stored[i] = Stored::New;
             }
             Ok(stored)
         })
@@ -602,6 +589,16 @@ const UNEVALUATED_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS unevaluated (
     sequence     INTEGER NOT NULL,
     PRIMARY KEY (key_id, deployment, window_start, instance, sequence)
 ) WITHOUT ROWID;";
+
+/// Notes each stored window in the rollup and evaluation queues, in the statement that
+/// stores it (PostgreSQL's is the same trigger, migration 2).
+const QUEUE_TRIGGER: &str = "CREATE TRIGGER IF NOT EXISTS windows_queued AFTER INSERT ON windows
+BEGIN
+    INSERT INTO unrolled (key_id, deployment, window_start, instance, sequence)
+        VALUES (NEW.key_id, NEW.deployment, NEW.window_start, NEW.instance, NEW.sequence);
+    INSERT INTO unevaluated (key_id, deployment, window_start, instance, sequence)
+        VALUES (NEW.key_id, NEW.deployment, NEW.window_start, NEW.instance, NEW.sequence);
+END;";
 
 /// Adds the rollup tables to a SQLite store written before them, every window noted for
 /// the rollups (the next [`Store::roll_up_pending`] merges them), in one transaction.
