@@ -669,7 +669,6 @@ impl Worker {
                     return Some(d.retry_at);
                 }
             };
-            counter.fetch_add(1, Ordering::Relaxed);
             self.destinations[i].failures = 0;
             if let Err(e) = self.conn.execute(
                 "UPDATE alert_deliveries SET state = ?1, attempts = attempts + 1, done_ms = ?2
@@ -678,6 +677,8 @@ impl Worker {
             ) {
                 return Some(self.outbox_error(i, &e));
             }
+            // Counted once recorded: a reader of the counts then finds the outbox agree.
+            counter.fetch_add(1, Ordering::Relaxed);
         }
         self.resend_open(i)
     }

@@ -56,10 +56,7 @@ fn now_utc() -> String {
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("modelwatch-alerts-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    client::temp_dir("alerts", tag)
 }
 
 /// One request the listener received, and the status it answered.

@@ -93,18 +93,7 @@ impl Drop for Database {
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("modelwatch-pg-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    client::temp_dir("pg", tag)
 }
 
 /// Polls `done` for up to two minutes (a shared machine).
@@ -177,7 +166,7 @@ fn a_day_posted_to_sqlite_and_to_postgres_reports_the_same() {
     let sqlite = dir.join("store.db").display().to_string();
     let stores = [sqlite.as_str(), pg.as_str()];
     for store in stores {
-        let port = free_port();
+        let port = client::free_port();
         let child = collect(store, port, &dir.join("collect.log"), &[]);
         let addr = format!("127.0.0.1:{port}");
         for w in 0..WINDOWS {
@@ -211,7 +200,7 @@ fn a_day_posted_to_sqlite_and_to_postgres_reports_the_same() {
     // Retention alike: a collector started with the windows kept 30 days (the day is older)
     // prunes them at start, and keeps the rollups.
     for store in stores {
-        let port = free_port();
+        let port = client::free_port();
         let retain = ["--retain", "1m=30d,1h=forever"];
         terminate(collect(store, port, &dir.join("collect.log"), &retain));
         let s =
@@ -274,7 +263,11 @@ fn three_collectors_on_one_database_store_once_and_alert_once_through_a_kill() {
     let dir = temp_dir("three");
     let received: Received = Arc::default();
     let hook = receiver(&received);
-    let ports = [free_port(), free_port(), free_port()];
+    let ports = [
+        client::free_port(),
+        client::free_port(),
+        client::free_port(),
+    ];
     let logs: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("c{i}.log"))).collect();
     let args = [
         "--evaluate-after",

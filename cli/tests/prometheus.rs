@@ -9,7 +9,7 @@ use modelwatch::{
     Baseline, IncidentEvent, Monitor, SummaryBuilder, Value, WindowSummary, RELATIVE_ERROR,
 };
 use modelwatch_cli::metrics::{CollectorCounts, Format, Metrics, MAX_DEPLOYMENTS};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,18 +21,7 @@ const HASH_KEY: [u8; 16] = *b"prom-test-hashky";
 const ODD: &str = "a \"b\"\n\\c";
 
 fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("modelwatch-prom-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    client::temp_dir("prom", tag)
 }
 
 /// Polls `done` for up to two minutes (Prometheus starts and scrapes on a shared machine).
@@ -298,7 +287,7 @@ fn prometheus(bin: &str, dir: &Path, collector: &str, native: bool) -> (Kill, St
         ),
     )
     .unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", client::free_port());
     let mut command = Command::new(bin);
     command
         .arg(format!("--config.file={}", config.display()))
@@ -365,7 +354,7 @@ fn prometheus_scrapes_the_collector_and_promql_returns_the_logged_count() {
     };
     let dir = temp_dir("scrape");
     let store = dir.join("store.db");
-    let collector = format!("127.0.0.1:{}", free_port());
+    let collector = format!("127.0.0.1:{}", client::free_port());
     let _collector = Kill(
         Command::new(BIN)
             .args([
@@ -559,7 +548,7 @@ fn every_panel_of_the_grafana_dashboard_returns_data() {
     );
 
     let dir = temp_dir("grafana");
-    let collector = format!("127.0.0.1:{}", free_port());
+    let collector = format!("127.0.0.1:{}", client::free_port());
     let _collector = Kill(
         Command::new(BIN)
             .args([

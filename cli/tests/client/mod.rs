@@ -1,7 +1,8 @@
 //! A minimal HTTP/1.1 client for the command's tests: raw requests on a real socket.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A minimal HTTP/1.1 exchange: (status, body); status 0 if the connection failed or
@@ -37,4 +38,23 @@ pub fn post(addr: &str, key: &str, body: &[u8]) -> (u16, String) {
     .into_bytes();
     req.extend_from_slice(body);
     http(addr, &req)
+}
+
+/// A fresh folder for a test's files, named after its suite, its tag and this process.
+#[allow(dead_code)] // not every suite that speaks HTTP makes folders
+pub fn temp_dir(suite: &str, tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("modelwatch-{suite}-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A port free on 127.0.0.1 now (the system's pick), for a server the test starts.
+#[allow(dead_code)]
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
