@@ -93,7 +93,7 @@ struct Columns {
 /// server's own work between two predictions evicts the sketches from the caches: folded
 /// at once, each value misses on its column's counts, a histogram bucket and a HyperLogLog
 /// register, lines of their own (159 misses a call for the reference row, simulated with
-/// a 1 MiB last level; 94 held). Held, a record's values take a few consecutive lines of
+/// a 1 MiB last level; 95 held). Held, a record's values take a few consecutive lines of
 /// this buffer, which is folded when full (or when the window is read), each column's
 /// lines then fetched once for its ~18 values. 16 bytes a value: 4 KiB per window for the
 /// features, as much at most for the outputs.
