@@ -72,9 +72,9 @@ impl PlainCounts {
 }
 
 /// A logged value reduced to what the sketches need. Strings are hashed (on at most
-/// `max_string_bytes` bytes) and dropped here, so that a batch can be folded column by
-/// column from a scratch buffer that holds no text. Vectors are not reduced: callers fold
-/// them at once with [`ShardColumn::fold_vector`].
+/// `max_string_bytes` bytes) and dropped here, so that a window can hold the value, with no
+/// text, until it folds a burst of them (as a [`Held`]). Vectors are not reduced: callers
+/// fold them at once with [`ShardColumn::fold_vector`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Folded {
     Missing,
@@ -375,6 +375,9 @@ impl ShardColumn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::sketch::exponential::MAX_BUCKETS;
+
+    const KEY: HashKey = HashKey::new([7; 16]);
 
     #[test]
     fn held_values_are_the_folded_ones() {
@@ -415,9 +418,6 @@ mod tests {
         assert!(Held::new(0, long).is_none());
         assert_eq!(std::mem::size_of::<Held>(), 16);
     }
-    use crate::core::sketch::exponential::MAX_BUCKETS;
-
-    const KEY: HashKey = HashKey::new([7; 16]);
 
     /// Drives a column to its largest size: magnitudes over more than the bucket cap, of
     /// the signs and types asked for.
