@@ -11,8 +11,8 @@
 //! past 10^9 without the empirical bias tables or the linear-counting switch of the original
 //! paper. Standard error: 1.04/sqrt(2^P).
 
+use super::inflate::{inflate, Framing};
 use super::{charge, WireError, WireResult};
-use std::io::Read;
 
 /// Register-index bits of the sketch of strings: 4096 registers.
 pub(crate) const STRING_PRECISION: u32 = 12;
@@ -273,12 +273,7 @@ impl<const P: u32> HllSummary<P> {
                 Ok(HllSummary::Dense(Hll::from_pairs(&pairs)))
             }
             DEFLATE => {
-                charge(2 * m)?;
-                let mut raw = Vec::with_capacity(m);
-                flate2::read::ZlibDecoder::new(body)
-                    .take(m as u64 + 1)
-                    .read_to_end(&mut raw)
-                    .map_err(|_| bad("corrupt deflate stream"))?;
+                let raw = inflate(body, Framing::Zlib, m, "hyperloglog")?;
                 if raw.len() != m || raw.iter().any(|&r| r > max_rank) {
                     return Err(bad("registers out of range"));
                 }

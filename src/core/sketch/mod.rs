@@ -3,6 +3,7 @@
 
 pub(crate) mod exponential;
 pub(crate) mod hll;
+pub(crate) mod inflate;
 pub(crate) mod keyed_hash;
 pub(crate) mod moments;
 pub(crate) mod profile;

@@ -1,5 +1,6 @@
 //! LEB128 varints and zig-zag signed varints: the byte coding of every sketch payload.
 
+use super::inflate::{inflate, Framing};
 use super::{charge, WireError, WireResult};
 
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -12,6 +13,13 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 
 /// Reads a varint; `None` when truncated or longer than ten bytes.
 pub(crate) fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
+    // Most varints of a sketch are one byte (bucket counts and their deltas).
+    if let Some((&b, rest)) = bytes.split_first() {
+        if b < 0x80 {
+            *bytes = rest;
+            return Some(u64::from(b));
+        }
+    }
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let (&b, rest) = bytes.split_first()?;
@@ -138,33 +146,17 @@ pub(crate) fn pack(plain: Vec<u8>) -> Vec<u8> {
 }
 
 /// Reads what [`pack`] wrote, inflating at most `max_plain` bytes (a larger payload is an
-/// error, not an allocation), each chunk charged to the decode budget before it is kept.
+/// error, not an allocation), each growth charged to the decode budget before it is made.
 pub(crate) fn unpack<'a>(
     packed: &'a [u8],
     max_plain: usize,
     sketch: &'static str,
 ) -> WireResult<std::borrow::Cow<'a, [u8]>> {
-    use std::io::Read;
     let bad = |why| WireError::sketch(sketch, why);
     match packed.split_first() {
         Some((&PLAIN, rest)) if rest.len() <= max_plain => Ok(rest.into()),
         Some((&DEFLATED, rest)) => {
-            let mut inflate = flate2::read::DeflateDecoder::new(rest);
-            let mut plain = Vec::new();
-            let mut chunk = [0u8; 4096];
-            loop {
-                let n = inflate
-                    .read(&mut chunk)
-                    .map_err(|_| bad("corrupt deflate stream"))?;
-                if n == 0 {
-                    return Ok(plain.into());
-                }
-                if plain.len() + n > max_plain {
-                    return Err(bad("payload inflates past its bound"));
-                }
-                charge(n)?;
-                plain.extend_from_slice(&chunk[..n]);
-            }
+            inflate(rest, Framing::Raw, max_plain, sketch).map(std::borrow::Cow::Owned)
         }
         Some((&PLAIN, _)) => Err(bad("payload past its bound")),
         _ => Err(bad("unknown payload encoding")),
