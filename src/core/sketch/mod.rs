@@ -52,21 +52,35 @@ pub(crate) fn add_sorted_counts<K: Ord + Copy>(
     mine: &mut Vec<(K, u64)>,
     other: impl Iterator<Item = (K, u64)>,
 ) {
-    let mut a = std::mem::take(mine).into_iter().peekable();
-    let mut b = other.peekable();
-    loop {
-        let next = match (a.peek(), b.peek()) {
-            (Some(&(i, x)), Some(&(j, y))) if i == j => {
-                a.next();
-                b.next();
-                (i, x.saturating_add(y))
-            }
-            (Some(&(i, _)), Some(&(j, _))) if j < i => b.next().expect("peeked"),
-            (Some(_), _) => a.next().expect("peeked"),
-            (None, Some(_)) => b.next().expect("peeked"),
-            (None, None) => break,
-        };
-        mine.push(next);
+    // Counts of indexes `mine` has are added in place; the new ones (few, when a running
+    // total such as a rollup or a watched window absorbs one more summary) are set aside,
+    // then merged in from the back, each element moved once.
+    let mut new = Vec::new();
+    let mut at = 0;
+    for (j, y) in other {
+        while mine.get(at).is_some_and(|&(i, _)| i < j) {
+            at += 1;
+        }
+        match mine.get_mut(at) {
+            Some((i, x)) if *i == j => *x = x.saturating_add(y),
+            _ => new.push((j, y)),
+        }
+    }
+    if new.is_empty() {
+        return;
+    }
+    let old = mine.len();
+    mine.resize(old + new.len(), new[0]);
+    let (mut a, mut w) = (old, mine.len());
+    while let Some(&(j, y)) = new.last() {
+        w -= 1;
+        if a > 0 && mine[a - 1].0 > j {
+            a -= 1;
+            mine[w] = mine[a];
+        } else {
+            mine[w] = (j, y);
+            new.pop();
+        }
     }
 }
 
@@ -94,5 +108,40 @@ impl WireError {
 impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    proptest! {
+        // A map sum is the oracle; `subset` makes `other` mostly indexes `mine` has, the
+        // in-place path, with a few new ones that take the merging path at any point.
+        #[test]
+        fn adding_sorted_counts_equals_summing_maps(
+            mine in prop::collection::btree_map(-200i32..200, 1u64..1_000, 0..120),
+            extra in prop::collection::btree_map(-220i32..220, 1u64..1_000, 0..6),
+            subset in prop::collection::vec(any::<bool>(), 120),
+            saturate in any::<bool>(),
+        ) {
+            let mut other: BTreeMap<i32, u64> = mine
+                .iter()
+                .zip(&subset)
+                .filter(|(_, &keep)| keep)
+                .map(|((&i, &c), _)| (i, if saturate { u64::MAX } else { c }))
+                .collect();
+            other.extend(extra);
+            let mut expected = mine.clone();
+            for (&i, &c) in &other {
+                let e = expected.entry(i).or_insert(0);
+                *e = e.saturating_add(c);
+            }
+            let mut sum: Vec<(i32, u64)> = mine.into_iter().collect();
+            add_sorted_counts(&mut sum, other.into_iter());
+            prop_assert_eq!(sum, expected.into_iter().collect::<Vec<_>>());
+        }
     }
 }
