@@ -23,9 +23,9 @@ const HASH_KEY: [u8; 16] = *b"load-generator-k";
 
 /// One window of 1,000 predictions shaped like the reference workload: ten lognormal
 /// floats with 2 % missing, a 20-category string, a 10,000-id string, a flag.
-fn template() -> modelwatch::WindowSummary {
+fn template(window_start: i64) -> modelwatch::WindowSummary {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut b = SummaryBuilder::new("load", 0, 60_000, HASH_KEY);
+    let mut b = SummaryBuilder::new("load", window_start, 60_000, HASH_KEY);
     let names: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
     let users: Vec<String> = (0..10_000).map(|i| format!("user-{i}")).collect();
     for _ in 0..1_000 {
@@ -93,13 +93,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let key = args.get(2).cloned().unwrap_or_else(|| "load-key".into());
     let total: usize = args.get(3).map_or(Ok(20_000), |s| s.parse())?;
     let connections: usize = args.get(4).map_or(Ok(16), |s| s.parse())?;
-    let template = template();
+    // The current minute, as a fleet's agents send it: the collector's watch merges each
+    // summary into the window it evaluates, as it would in production.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let window_start = now_ms - now_ms % 60_000;
+    let template = template(window_start);
     let run = Instant::now().elapsed().as_nanos() as u64 ^ u64::from(std::process::id());
     // Distinct (instance, sequence) per summary, encoded before the clock starts.
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..total)
             .map(|i| {
-                let mut s = SummaryBuilder::new("load", 0, 60_000, HASH_KEY)
+                let mut s = SummaryBuilder::new("load", window_start, 60_000, HASH_KEY)
                     .identity(run ^ (i / 1_000) as u64, 1 + (i % 1_000) as u64)
                     .build();
                 s.merge(&template).expect("same key and deployment");

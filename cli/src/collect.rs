@@ -107,7 +107,7 @@ pub struct Collector {
     /// Every deployment's windows through the incident engine (`watch.rs`).
     watch: Arc<Mutex<Watch>>,
     /// Summaries arriving together share a transaction (`commit.rs`).
-    commit: Arc<GroupCommit>,
+    commit: GroupCommit,
 }
 
 fn now_ms() -> i64 {
@@ -158,18 +158,32 @@ impl Collector {
         let addr = listener
             .local_addr()
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let store = Arc::new(Mutex::new(store));
+        let alerter = Arc::new(alerter);
+        let metrics = Arc::new(Metrics::new());
+        let watch = Arc::new(Mutex::new(watch));
+        let after_commit = {
+            let (alerter, metrics, watch) = (
+                Arc::clone(&alerter),
+                Arc::clone(&metrics),
+                Arc::clone(&watch),
+            );
+            Box::new(move |a: &Arriving| observe(&watch, &alerter, &metrics, a))
+        };
+        let commit = GroupCommit::start(Arc::clone(&store), after_commit)
+            .map_err(|e| format!("cannot start the commit thread: {e}"))?;
         Ok(Arc::new(Collector {
             listener: Mutex::new(Some(listener)),
             addr,
-            store: Arc::new(Mutex::new(store)),
+            store,
             keys,
             limits,
             counters: Counters::default(),
-            stopping: watch::channel(false).0,
-            alerter: Arc::new(alerter),
-            metrics: Arc::new(Metrics::new()),
-            watch: Arc::new(Mutex::new(watch)),
-            commit: Arc::new(GroupCommit::default()),
+            stopping: tokio::sync::watch::channel(false).0,
+            alerter,
+            metrics,
+            watch,
+            commit,
         }))
     }
 
@@ -473,53 +487,28 @@ impl Collector {
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        let store = Arc::clone(&self.store);
-        let (metrics, watch, alerter, commit) = (
-            Arc::clone(&self.metrics),
-            Arc::clone(&self.watch),
-            Arc::clone(&self.alerter),
-            Arc::clone(&self.commit),
-        );
-        // Decoding is CPU work and the store write blocks on fsync: both off the runtime's
-        // threads, at most `max_inflight_decodes` decoding at once; the body's memory is
-        // held until it is stored.
-        let outcome = tokio::task::spawn_blocking(move || {
-            let _memory = memory_permit;
+        // Decoding is CPU work: off the runtime's threads, at most `max_inflight_decodes`
+        // at once. The body's memory is held until the summary is stored.
+        let decoded = tokio::task::spawn_blocking(move || {
             let summary = WindowSummary::decode(&body).map_err(Rejected::Invalid)?;
+            drop(decode_permit);
             if !key.may_write(summary.deployment()) {
                 return Err(Rejected::Forbidden(summary.deployment().to_owned()));
             }
-            // Decoded: the next one may decode while this one waits for its commit.
-            drop(decode_permit);
-            let summary = Arc::new(summary);
-            let key_id = key.id().to_owned();
-            let arriving = Arriving {
-                key_id: key_id.clone(),
-                summary: Arc::clone(&summary),
+            Ok(Arriving {
+                key_id: key.id().to_owned(),
+                summary: Arc::new(summary),
                 body,
                 received_ms: now_ms(),
-            };
-            let stored = commit.store(&store, arriving).map_err(Rejected::Store)?;
-            // After the store's lock is released: the evaluation and the series are computed
-            // here. The summary is stored and acknowledged whatever the watch says. A
-            // collector that does not lead leaves it to the leader's next tick (`watch.rs`).
-            if stored == Stored::New {
-                let mut watch = watch.lock().unwrap_or_else(|p| p.into_inner());
-                if watch.leading() {
-                    let taken = watch.accept(&key_id, &summary, now_ms(), &mut alert_to(&alerter));
-                    if let Err(e) = taken {
-                        eprintln!("modelwatch collect: cannot evaluate: {e}");
-                    }
-                }
-                let monitor = watch.monitor(summary.deployment());
-                metrics.observe(&summary, monitor.and_then(|m| m.baseline()));
-                if let Some(m) = monitor {
-                    metrics.incidents(summary.deployment(), m.incidents());
-                }
-            }
-            Ok(stored)
+            })
         })
         .await;
+        let outcome = match decoded {
+            Ok(Ok(arriving)) => Ok(self.commit.store(arriving).await.map_err(Rejected::Store)),
+            Ok(Err(rejected)) => Ok(Err(rejected)),
+            Err(e) => Err(e),
+        };
+        drop(memory_permit);
         match outcome {
             Ok(Ok(Stored::New)) => {
                 count(&c.stored);
@@ -581,6 +570,26 @@ const TICK: Duration = Duration::from_secs(5);
 
 /// Hands incident events to the alerter's durable outbox; an event it could not store
 /// stops the evaluation before its state is saved, so it comes again after a restart.
+/// What the collector does with a summary once it is stored new, before acknowledging it
+/// (run by the committing thread, `commit.rs`): the leader's watch evaluates it, and
+/// `/metrics` takes its series. A collector that does not lead leaves the evaluation to
+/// the leader's next tick (`watch.rs`). The summary is stored and acknowledged whatever
+/// the watch says.
+fn observe(watch: &Mutex<Watch>, alerter: &Alerter, metrics: &Metrics, a: &Arriving) {
+    let mut watch = watch.lock().unwrap_or_else(|p| p.into_inner());
+    if watch.leading() {
+        let taken = watch.accept(&a.key_id, &a.summary, now_ms(), &mut alert_to(alerter));
+        if let Err(e) = taken {
+            eprintln!("modelwatch collect: cannot evaluate: {e}");
+        }
+    }
+    let monitor = watch.monitor(a.summary.deployment());
+    metrics.observe(&a.summary, monitor.and_then(|m| m.baseline()));
+    if let Some(m) = monitor {
+        metrics.incidents(a.summary.deployment(), m.incidents());
+    }
+}
+
 fn alert_to(
     alerter: &Alerter,
 ) -> impl FnMut(&modelwatch::IncidentEvent) -> Result<(), String> + '_ {

@@ -1,17 +1,22 @@
 //! Group commit: summaries arriving together are stored in one transaction, one fsync,
 //! and each request is answered only once its transaction has committed.
 //!
-//! No thread of its own: the first request to find no commit under way leads one with
-//! every summary waiting at that moment, then hands the outcomes to their requests; those
-//! that arrive while it commits wait and form the next batch (LevelDB's writer queue). A
-//! lone request is committed at once, with no added wait; under load, batches grow with
-//! the time an fsync takes.
+//! One thread commits. Requests queue their decoded summary and wait, without holding a
+//! thread, for the outcome; the committer takes every summary waiting at that moment (at
+//! most [`MAX_BATCH`]) into one transaction, then hands each new one to the collector's
+//! own work (the watch, `/metrics`) and answers it. Those that arrive meanwhile form the
+//! next batch (LevelDB's writer queue): a lone request is committed at once, with no added
+//! wait; under load, batches grow with the time a commit takes.
+//!
+//! Waking only the committer and then only the requests of its batch matters: a condition
+//! variable shared by the waiting requests woke them all at every commit, and those task
+//! switches cost more than the commit's own work (`docs/benchmarks.md`, "Collector").
 
 use crate::store::{Store, Stored};
 use hyper::body::Bytes;
 use modelwatch::WindowSummary;
-use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
+use tokio::sync::oneshot;
 
 /// Summaries in one transaction, at most.
 const MAX_BATCH: usize = 1_024;
@@ -28,76 +33,145 @@ pub struct Arriving {
     pub received_ms: i64,
 }
 
-/// The queue of summaries waiting for a commit, and the outcomes not yet collected.
-#[derive(Default)]
+/// What the committer does with each summary it stored new, before answering its request.
+pub type AfterCommit = Box<dyn FnMut(&Arriving) + Send>;
+
+type Outcome = Result<Stored, String>;
+
+/// The committing thread and its queue; dropping it commits what is queued, then stops
+/// the thread.
 pub struct GroupCommit {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Shared {
     state: Mutex<State>,
-    settled: Condvar,
+    work: Condvar,
 }
 
 #[derive(Default)]
 struct State {
-    next_ticket: u64,
-    waiting: Vec<(u64, Arriving)>,
-    outcomes: HashMap<u64, Result<Stored, String>>,
-    committing: bool,
+    waiting: Vec<(Arriving, oneshot::Sender<Outcome>)>,
+    stopping: bool,
     /// Transactions committed and summaries in them, for the collector's counters.
     commits: u64,
     committed: u64,
 }
 
 impl GroupCommit {
-    /// Stores `arriving` in the next transaction of `store`; returns once it has committed
-    /// (or failed: then every summary of that transaction fails, and is not acknowledged).
-    pub fn store(&self, store: &Mutex<Store>, arriving: Arriving) -> Result<Stored, String> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let ticket = st.next_ticket;
-        st.next_ticket += 1;
-        st.waiting.push((ticket, arriving));
-        loop {
-            if let Some(outcome) = st.outcomes.remove(&ticket) {
-                return outcome;
+    /// Starts the committing thread over `store`; `after` sees each summary stored new.
+    pub fn start(store: Arc<Mutex<Store>>, after: AfterCommit) -> std::io::Result<GroupCommit> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+        });
+        let thread = std::thread::Builder::new()
+            .name("modelwatch-commit".into())
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || commit_loop(&shared, &store, after)
+            })?;
+        Ok(GroupCommit {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stores `arriving` in the next transaction; resolves once it has committed (or
+    /// failed: then every summary of that transaction fails, and is not acknowledged).
+    pub async fn store(&self, arriving: Arriving) -> Outcome {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut st = lock(&self.shared.state);
+            if st.stopping {
+                return Err("the collector is stopping".into());
             }
-            if st.committing {
-                st = self.settled.wait(st).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            st.committing = true;
-            let take = st.waiting.len().min(MAX_BATCH);
-            let batch: Vec<(u64, Arriving)> = st.waiting.drain(..take).collect();
-            drop(st);
-            let rows: Vec<(&str, &WindowSummary, &[u8], i64)> = batch
-                .iter()
-                .map(|(_, a)| (a.key_id.as_str(), &*a.summary, &a.body[..], a.received_ms))
-                .collect();
-            let result = store
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert_batch(&rows);
-            st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            st.committing = false;
-            match result {
-                Ok(stored) => {
-                    st.commits += 1;
-                    st.committed += batch.len() as u64;
-                    for ((t, _), s) in batch.iter().zip(stored) {
-                        st.outcomes.insert(*t, Ok(s));
-                    }
-                }
-                Err(e) => {
-                    for (t, _) in &batch {
-                        st.outcomes.insert(*t, Err(e.to_string()));
-                    }
-                }
-            }
-            self.settled.notify_all();
+            st.waiting.push((arriving, tx));
         }
+        self.shared.work.notify_one();
+        rx.await
+            .unwrap_or_else(|_| Err("the commit failed unexpectedly".into()))
     }
 
     /// Transactions committed, and summaries stored or found duplicate in them.
     pub fn commits(&self) -> (u64, u64) {
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = lock(&self.shared.state);
         (st.commits, st.committed)
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        lock(&self.shared.state).stopping = true;
+        self.shared.work.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn commit_loop(shared: &Shared, store: &Mutex<Store>, mut after: AfterCommit) {
+    loop {
+        let batch: Vec<(Arriving, oneshot::Sender<Outcome>)> = {
+            let mut st = lock(&shared.state);
+            while st.waiting.is_empty() && !st.stopping {
+                st = shared.work.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            if st.waiting.is_empty() {
+                return;
+            }
+            let take = st.waiting.len().min(MAX_BATCH);
+            st.waiting.drain(..take).collect()
+        };
+        // A panic (in the store or in `after`) answers this batch's requests with an error
+        // (their senders are dropped) and leaves the thread committing the next ones; a
+        // summary committed before it is found duplicate on the agent's retry.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            commit_batch(shared, store, &mut after, batch)
+        }));
+    }
+}
+
+fn commit_batch(
+    shared: &Shared,
+    store: &Mutex<Store>,
+    after: &mut AfterCommit,
+    batch: Vec<(Arriving, oneshot::Sender<Outcome>)>,
+) {
+    let rows: Vec<(&str, &WindowSummary, &[u8], i64)> = batch
+        .iter()
+        .map(|(a, _)| (a.key_id.as_str(), &*a.summary, &a.body[..], a.received_ms))
+        .collect();
+    let result = store
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert_batch(&rows);
+    drop(rows);
+    match result {
+        Ok(stored) => {
+            {
+                let mut st = lock(&shared.state);
+                st.commits += 1;
+                st.committed += batch.len() as u64;
+            }
+            for ((arriving, tx), s) in batch.into_iter().zip(stored) {
+                if s == Stored::New {
+                    after(&arriving);
+                }
+                // A request that gave up waiting (its connection closed) is not answered.
+                let _ = tx.send(Ok(s));
+            }
+        }
+        Err(e) => {
+            for (_, tx) in batch {
+                let _ = tx.send(Err(e.to_string()));
+            }
+        }
     }
 }
 
@@ -105,6 +179,7 @@ impl GroupCommit {
 mod tests {
     use super::*;
     use modelwatch::SummaryBuilder;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     fn arriving(instance: u64, sequence: u64) -> Arriving {
         let s = SummaryBuilder::new("m", 0, 60_000, [3; 16])
@@ -125,24 +200,41 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let store = Arc::new(Mutex::new(Store::open(&dir.join("s.db")).unwrap()));
-        let commit = Arc::new(GroupCommit::default());
-        let threads: Vec<_> = (0..16u64)
-            .map(|t| {
-                let (store, commit) = (Arc::clone(&store), Arc::clone(&commit));
-                std::thread::spawn(move || {
-                    (0..50u64)
-                        .map(|i| {
+        let seen = Arc::new(AtomicU64::new(0));
+        let after = {
+            let seen = Arc::clone(&seen);
+            Box::new(move |_: &Arriving| {
+                seen.fetch_add(1, Ordering::Relaxed);
+            })
+        };
+        let commit = Arc::new(GroupCommit::start(Arc::clone(&store), after).unwrap());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let outcomes: Vec<Vec<Stored>> = runtime.block_on(async {
+            let tasks: Vec<_> = (0..16u64)
+                .map(|t| {
+                    let commit = Arc::clone(&commit);
+                    tokio::spawn(async move {
+                        let mut out = Vec::new();
+                        for i in 0..50u64 {
                             // Every fifth is a retry of the one before: a duplicate.
                             let sequence = if i % 5 == 4 { i } else { i + 1 };
-                            commit.store(&store, arriving(t, sequence)).unwrap()
-                        })
-                        .collect::<Vec<_>>()
+                            out.push(commit.store(arriving(t, sequence)).await.unwrap());
+                        }
+                        out
+                    })
                 })
-            })
-            .collect();
+                .collect();
+            let mut all = Vec::new();
+            for t in tasks {
+                all.push(t.await.unwrap());
+            }
+            all
+        });
         let mut new = 0;
-        for t in threads {
-            let outcomes = t.join().unwrap();
+        for outcomes in &outcomes {
             for (i, o) in outcomes.iter().enumerate() {
                 let expected = if i % 5 == 4 {
                     Stored::Duplicate
@@ -154,11 +246,38 @@ mod tests {
             new += outcomes.iter().filter(|o| **o == Stored::New).count();
         }
         assert_eq!(new, 16 * 40);
+        assert_eq!(
+            seen.load(Ordering::Relaxed),
+            16 * 40,
+            "each new one seen once"
+        );
         let (commits, committed) = commit.commits();
         assert_eq!(committed, 16 * 50);
-        assert!(commits <= committed);
+        assert!(commits < committed, "{commits} commits: none shared");
         let rows = store.lock().unwrap().count().unwrap();
         assert_eq!(rows, 16 * 40, "each summary stored once");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_panic_after_a_commit_fails_its_batch_and_the_next_commits() {
+        let dir = std::env::temp_dir().join(format!("modelwatch-commit-p-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Arc::new(Mutex::new(Store::open(&dir.join("s.db")).unwrap()));
+        let after = Box::new(|a: &Arriving| assert_ne!(a.summary.instance(), 1, "a bug"));
+        let commit = GroupCommit::start(Arc::clone(&store), after).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            assert!(commit.store(arriving(1, 1)).await.is_err());
+            // Committed before the panic: the retry finds it.
+            assert_eq!(commit.store(arriving(1, 1)).await, Ok(Stored::Duplicate));
+            assert_eq!(commit.store(arriving(2, 1)).await, Ok(Stored::New));
+        });
+        drop(commit);
+        assert_eq!(store.lock().unwrap().count().unwrap(), 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
