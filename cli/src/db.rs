@@ -118,7 +118,7 @@ impl From<String> for Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// A statement's parameter.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Value<'a> {
     /// An integer (BIGINT in PostgreSQL).
     Int(i64),

@@ -135,13 +135,14 @@ impl Store {
         });
         self.db.transaction(|| {
             let mut stored = vec![Stored::Duplicate; batch.len()];
-            for &i in &order {
-                let (key_id, s, body, received_ms) = batch[i];
-                let n = self.db.execute(
-                    "INSERT INTO windows (key_id, deployment, window_start, instance, sequence,
-                         window_ms, predictions, received_ms, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
-                    args![
+            // Up to INSERT_ROWS rows a statement (one round trip to PostgreSQL); the
+            // rows it returns are the new ones (a retry of a stored summary, or a second
+            // copy in the same batch, conflicts and is not returned).
+            for chunk in order.chunks(INSERT_ROWS) {
+                let mut params = Vec::with_capacity(chunk.len() * 9);
+                for &i in chunk {
+                    let (key_id, s, body, received_ms) = batch[i];
+                    params.extend_from_slice(args![
                         key_id,
                         s.deployment(),
                         s.window_start(),
@@ -151,12 +152,24 @@ impl Store {
                         s.predictions() as i64,
                         received_ms,
                         body
-                    ],
-                )?;
+                    ]);
+                }
+                let new = self.db.query_map(&insert_rows(chunk.len()), &params, |r| {
+                    Ok((r.text(0)?, r.text(1)?, r.int(2)?, r.int(3)?, r.int(4)?))
+                })?;
                 // A new row is queued for the rollups and the evaluation by the trigger
                 // `windows_queued`, in this statement.
-                if n > 0 {
-                    stored[i] = Stored::New;
+                for (key_id, deployment, start, instance, sequence) in new {
+                    let first = chunk.iter().find(|&&i| {
+                        let (k, s, ..) = batch[i];
+                        stored[i] == Stored::Duplicate
+                            && (k, s.deployment(), s.window_start())
+                                == (key_id.as_str(), deployment.as_str(), start)
+                            && (s.instance() as i64, s.sequence() as i64) == (instance, sequence)
+                    });
+                    if let Some(&i) = first {
+                        stored[i] = Stored::New;
+                    }
                 }
             }
             Ok(stored)
@@ -579,6 +592,26 @@ CREATE TABLE unrolled (
     PRIMARY KEY (key_id, deployment, window_start, instance, sequence)
 ) WITHOUT ROWID;
 CREATE INDEX windows_by_time ON windows (deployment, window_start);";
+
+/// Rows in one INSERT statement at most (9 parameters each).
+const INSERT_ROWS: usize = 64;
+
+/// The INSERT of `n` windows, returning the key of each row it stored.
+fn insert_rows(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|r| {
+            let p: Vec<String> = (1..=9).map(|c| format!("?{}", r * 9 + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO windows (key_id, deployment, window_start, instance, sequence,
+             window_ms, predictions, received_ms, body)
+         VALUES {} ON CONFLICT DO NOTHING
+         RETURNING key_id, deployment, window_start, instance, sequence",
+        rows.join(", ")
+    )
+}
 
 /// Windows not yet handed to the incident evaluation ([`crate::watch`]), which drains them.
 const UNEVALUATED_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS unevaluated (
