@@ -183,7 +183,7 @@ impl Watch {
             if s.window_start() <= w.evaluated_to {
                 self.late += 1;
             } else {
-                merge_pending(&mut w.pending, key_id, s.clone());
+                merge_pending(&mut w.pending, key_id, s);
             }
         }
         self.evaluate(Some(d.to_owned()), now_ms, on_event)
@@ -382,7 +382,7 @@ impl Watch {
                 let Some(s) = s else {
                     continue;
                 };
-                merge_pending(&mut pending, &key_id, s);
+                merge_pending(&mut pending, &key_id, &s);
                 if pending.len() > MAX_PENDING_WINDOWS {
                     let (start, p) = pending.pop_first().expect("not empty");
                     for e in observe(&mut monitor, self.config.constraints_of(d), &p.merged) {
@@ -435,15 +435,15 @@ impl Watch {
 /// Adds a summary to the windows waiting, merged with the others of its window, unless it
 /// is there already. One made with another hash key replaces them: the newest key's windows
 /// go to the monitor, which restarts its baseline on it.
-fn merge_pending(pending: &mut BTreeMap<i64, Pending>, key_id: &str, s: WindowSummary) {
+fn merge_pending(pending: &mut BTreeMap<i64, Pending>, key_id: &str, s: &WindowSummary) {
     let id = (key_id.to_owned(), s.instance(), s.sequence());
     match pending.get_mut(&s.window_start()) {
         Some(p) => {
             if p.ids.contains(&id) {
                 return;
             }
-            if p.merged.merge(&s).is_err() {
-                p.merged = s;
+            if p.merged.merge(s).is_err() {
+                p.merged = s.clone();
                 p.ids.clear();
             }
             p.ids.insert(id);
@@ -452,7 +452,7 @@ fn merge_pending(pending: &mut BTreeMap<i64, Pending>, key_id: &str, s: WindowSu
             pending.insert(
                 s.window_start(),
                 Pending {
-                    merged: s,
+                    merged: s.clone(),
                     ids: HashSet::from([id]),
                 },
             );
