@@ -30,6 +30,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 
+/// Summaries decoded and waiting for their commit, per decode permit: enough for a commit
+/// to carry many (each commit takes every one waiting), few enough to bound their memory.
+const DECODED_PER_PERMIT: usize = 16;
+
 /// Bodies up to this size are decoded on the runtime's thread (~0.1 ms for the reference
 /// workload's 6.5 KB window); larger ones on a blocking thread.
 const DECODE_INLINE_BYTES: usize = 32 << 10;
@@ -112,6 +116,9 @@ pub struct Collector {
     watch: Arc<Mutex<Watch>>,
     /// Summaries arriving together share a transaction (`commit.rs`).
     commit: GroupCommit,
+    /// Summaries decoded (or decoding) and not yet stored, at most
+    /// [`DECODED_PER_PERMIT`] × `max_inflight_decodes`: what bounds decoded memory.
+    decoded: Arc<Semaphore>,
 }
 
 fn now_ms() -> i64 {
@@ -174,6 +181,9 @@ impl Collector {
             );
             Box::new(move |a: &Arriving| observe(&watch, &alerter, &metrics, a))
         };
+        let decoded = Arc::new(Semaphore::new(
+            limits.max_inflight_decodes * DECODED_PER_PERMIT,
+        ));
         let commit = GroupCommit::start(Arc::clone(&store), after_commit)
             .map_err(|e| format!("cannot start the commit thread: {e}"))?;
         Ok(Arc::new(Collector {
@@ -188,6 +198,7 @@ impl Collector {
             metrics,
             watch,
             commit,
+            decoded,
         }))
     }
 
@@ -489,6 +500,10 @@ impl Collector {
                 Ok((permit, Ok(body))) => (permit, body.to_bytes()),
             };
         let body_len = body.len();
+        let decoded_permit = Arc::clone(&self.decoded)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let decode_permit = Arc::clone(decodes)
             .acquire_owned()
             .await
@@ -523,7 +538,7 @@ impl Collector {
             Ok(Err(rejected)) => Ok(Err(rejected)),
             Err(e) => Err(e),
         };
-        drop(memory_permit);
+        drop((memory_permit, decoded_permit));
         match outcome {
             Ok(Ok(Stored::New)) => {
                 count(&c.stored);
