@@ -1,7 +1,7 @@
 //! A fixed number of `WindowSummary::decode` calls of one window of 1,000 reference-workload
-//! predictions, for counting instructions with valgrind (docs/benchmarks.md, "Decoding a
-//! summary"): deterministic, where criterion's times are not on a shared machine. Only
-//! `decode_one` is to be counted:
+//! predictions, for counting instructions with valgrind (docs/benchmarks.md, "Decoding,
+//! merging and committing faster"): deterministic, where criterion's times are not on a
+//! shared machine. Only `decode_one` is to be counted:
 //!
 //! ```sh
 //! cargo build --release --example decode_probe

@@ -51,7 +51,8 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Time to receive a request's body once its headers are in (default 30 s).
     pub body_timeout: Duration,
-    /// Summaries decoded and stored at once (default: the number of cores).
+    /// Summaries decoded at once (default: the number of cores); 16 times as many may be
+    /// decoded and waiting for their commit.
     pub max_inflight_decodes: usize,
     /// Bytes of request bodies held in memory at once, over all connections (default
     /// 256 MiB, 16 bodies of the largest size); requests wait for room, up to the body
@@ -182,7 +183,10 @@ impl Collector {
             Box::new(move |a: &Arriving| observe(&watch, &alerter, &metrics, a))
         };
         let decoded = Arc::new(Semaphore::new(
-            limits.max_inflight_decodes * DECODED_PER_PERMIT,
+            limits
+                .max_inflight_decodes
+                .saturating_mul(DECODED_PER_PERMIT)
+                .min(Semaphore::MAX_PERMITS),
         ));
         let commit = GroupCommit::start(Arc::clone(&store), after_commit)
             .map_err(|e| format!("cannot start the commit thread: {e}"))?;
@@ -318,8 +322,12 @@ impl Collector {
         let mut stopping = self.stopping.subscribe();
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let connections = Arc::new(Semaphore::new(self.limits.max_connections));
-        let decodes = Arc::new(Semaphore::new(self.limits.max_inflight_decodes));
-        let body_memory = Arc::new(Semaphore::new(self.limits.max_body_memory));
+        let decodes = Arc::new(Semaphore::new(
+            self.limits.max_inflight_decodes.min(Semaphore::MAX_PERMITS),
+        ));
+        let body_memory = Arc::new(Semaphore::new(
+            self.limits.max_body_memory.min(Semaphore::MAX_PERMITS),
+        ));
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(self.limits.header_timeout)
@@ -523,6 +531,9 @@ impl Collector {
                 summary: Arc::new(summary),
                 body,
                 received_ms: now_ms(),
+                // Held until the commit thread is done with it, even if this request's
+                // connection closes meanwhile: the bounds hold for what is queued.
+                places: vec![memory_permit, decoded_permit],
             })
         };
         let decoded = if body_len <= DECODE_INLINE_BYTES {
@@ -538,7 +549,6 @@ impl Collector {
             Ok(Err(rejected)) => Ok(Err(rejected)),
             Err(e) => Err(e),
         };
-        drop((memory_permit, decoded_permit));
         match outcome {
             Ok(Ok(Stored::New)) => {
                 count(&c.stored);
@@ -598,8 +608,6 @@ pub struct Monitoring {
 /// How often the collector evaluates windows that came due without a new summary.
 const TICK: Duration = Duration::from_secs(5);
 
-/// Hands incident events to the alerter's durable outbox; an event it could not store
-/// stops the evaluation before its state is saved, so it comes again after a restart.
 /// What the collector does with a summary once it is stored new, before acknowledging it
 /// (run by the committing thread, `commit.rs`): the leader's watch evaluates it, and
 /// `/metrics` takes its series. A collector that does not lead leaves the evaluation to
@@ -620,6 +628,8 @@ fn observe(watch: &Mutex<Watch>, alerter: &Alerter, metrics: &Metrics, a: &Arriv
     }
 }
 
+/// Hands incident events to the alerter's durable outbox; an event it could not store
+/// stops the evaluation before its state is saved, so it comes again after a restart.
 fn alert_to(
     alerter: &Alerter,
 ) -> impl FnMut(&modelwatch::IncidentEvent) -> Result<(), String> + '_ {

@@ -31,6 +31,9 @@ pub struct Arriving {
     pub body: Bytes,
     /// When it was received (Unix milliseconds).
     pub received_ms: i64,
+    /// Its places in the collector's bounds (body memory, decoded summaries), released
+    /// once it is stored and observed.
+    pub places: Vec<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// What the committer does with each summary it stored new, before answering its request.
@@ -191,6 +194,7 @@ mod tests {
             summary: Arc::new(s),
             body,
             received_ms: 0,
+            places: Vec::new(),
         }
     }
 

@@ -320,6 +320,8 @@ impl Db {
                 c.pragma_update(None, "journal_mode", "WAL")?;
                 c.pragma_update(None, "synchronous", "FULL")?;
                 c.busy_timeout(Duration::from_secs(10))?;
+                // Room for the batch INSERTs of every size (store.rs) beside the rest.
+                c.set_prepared_statement_cache_capacity(128);
                 Conn::Sqlite(c)
             }
             Location::Postgres(url) => {
@@ -476,8 +478,21 @@ impl Db {
 
     fn run_in<T>(&self, begin: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         self.batch(begin)?;
-        match f() {
-            Ok(t) => self.batch("COMMIT").map(|()| t),
+        // Rolled back on an error and on a panic alike: a transaction left open would hold
+        // SQLite's write lock and fail every later BEGIN on this connection.
+        struct RollBack<'a>(Option<&'a Db>);
+        impl Drop for RollBack<'_> {
+            fn drop(&mut self) {
+                if let Some(db) = self.0 {
+                    let _ = db.batch("ROLLBACK");
+                }
+            }
+        }
+        let mut guard = RollBack(Some(self));
+        let t = f()?;
+        guard.0 = None;
+        match self.batch("COMMIT") {
+            Ok(()) => Ok(t),
             Err(e) => {
                 let _ = self.batch("ROLLBACK");
                 Err(e)

@@ -84,7 +84,8 @@ struct CollectArgs {
     /// Seconds to receive a request's body once its headers are in.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds)]
     body_timeout: Duration,
-    /// Summaries decoded and stored at once [default: the number of cores].
+    /// Summaries decoded at once (16 times as many decoded and waiting for their commit)
+    /// [default: the number of cores].
     #[arg(long, value_name = "N")]
     max_inflight_decodes: Option<usize>,
     /// MiB of request bodies held in memory at once, over all connections.

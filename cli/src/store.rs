@@ -138,7 +138,10 @@ impl Store {
             // Up to INSERT_ROWS rows a statement (one round trip to PostgreSQL); the
             // rows it returns are the new ones (a retry of a stored summary, or a second
             // copy in the same batch, conflicts and is not returned).
-            for chunk in order.chunks(INSERT_ROWS) {
+            let mut rest = &order[..];
+            while !rest.is_empty() {
+                let (chunk, after) = rest.split_at(insert_chunk(rest, |i| batch[i].2.len()));
+                rest = after;
                 let mut params = Vec::with_capacity(chunk.len() * 9);
                 for &i in chunk {
                     let (key_id, s, body, received_ms) = batch[i];
@@ -301,8 +304,7 @@ impl Store {
             let mut after: Option<(String, i64, i64, i64, String)> = None;
             loop {
                 let page = |r: &crate::db::Row<'_>| {
-                    let key = (r.text(0)?, r.int(1)?, r.int(2)?, r.int(3)?, r.text(4)?);
-                    Ok((key, WindowSummary::decode(r.blob(5)?).ok()))
+                    Ok((r.text(0)?, r.int(1)?, r.int(2)?, r.int(3)?, r.text(4)?))
                 };
                 let rows = match &after {
                     None => self.db.query_map(
@@ -320,10 +322,20 @@ impl Store {
                     )?,
                 };
                 let last_page = rows.len() < ROLL_UP_PAGE;
-                for (key, s) in rows {
+                for key in rows {
+                    // Each body read by its key: a page sorted with its bodies would read
+                    // every noted body for every page.
+                    let (d, start, instance, sequence, key_id) = &key;
+                    let s = self.db.query_row(
+                        "SELECT body FROM windows WHERE key_id = ?1 AND deployment = ?2
+                             AND window_start = ?3 AND instance = ?4 AND sequence = ?5",
+                        args![key_id, d, *start, *instance, *sequence],
+                        |r| Ok(WindowSummary::decode(r.blob(0)?).ok()),
+                    )?;
                     after = Some(key);
-                    // A row that no longer decodes is named by every report reading windows.
-                    let Some(s) = s else {
+                    // A window pruned since, or one that no longer decodes (named by every
+                    // report reading windows).
+                    let Some(Some(s)) = s else {
                         continue;
                     };
                     let done: Vec<_> = deltas
@@ -528,12 +540,10 @@ impl Store {
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 86_400_000;
 
-/// The windows noted for the rollups, with their bodies; [`Store::roll_up_pending`] reads
-/// them in pages of [`ROLL_UP_PAGE`] in this order.
-const UNROLLED: &str = "SELECT w.deployment, w.window_start, w.instance, w.sequence, w.key_id,
-    w.body FROM unrolled u JOIN windows w USING (key_id, deployment, window_start, instance,
-    sequence)";
-const UNROLLED_ORDER: &str = "w.deployment, w.window_start, w.instance, w.sequence, w.key_id";
+/// The keys of the windows noted for the rollups; [`Store::roll_up_pending`] reads them in
+/// pages of [`ROLL_UP_PAGE`] in this order, then each body by its key.
+const UNROLLED: &str = "SELECT deployment, window_start, instance, sequence, key_id FROM unrolled";
+const UNROLLED_ORDER: &str = "deployment, window_start, instance, sequence, key_id";
 const ROLL_UP_PAGE: usize = 512;
 
 /// New windows of one rollup, merged, with their first and last start and their count;
@@ -595,6 +605,20 @@ CREATE INDEX windows_by_time ON windows (deployment, window_start);";
 
 /// Rows in one INSERT statement at most (9 parameters each).
 const INSERT_ROWS: usize = 64;
+
+/// Body bytes in one INSERT statement at most, past its first row: far below PostgreSQL's
+/// 1 GiB message limit, whatever the size of the summaries.
+const INSERT_BYTES: usize = 64 << 20;
+
+/// How many of `order`'s rows (at least one) the next INSERT takes.
+fn insert_chunk(order: &[usize], body_len: impl Fn(usize) -> usize) -> usize {
+    let mut bytes = 0;
+    let fits = order.iter().take(INSERT_ROWS).take_while(|&&i| {
+        bytes += body_len(i);
+        bytes <= INSERT_BYTES
+    });
+    fits.count().max(1)
+}
 
 /// The INSERT of `n` windows, returning the key of each row it stored.
 fn insert_rows(n: usize) -> String {
@@ -702,4 +726,24 @@ fn migrate(db: &Db) -> Result<()> {
             db.batch(SCHEMA)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_insert_takes_at_most_its_rows_and_bytes_and_always_one_row() {
+        let order: Vec<usize> = (0..200).collect();
+        assert_eq!(insert_chunk(&order, |_| 6_500), INSERT_ROWS);
+        assert_eq!(insert_chunk(&order[..5], |_| 6_500), 5);
+        // 16 MiB bodies: four fit in 64 MiB.
+        assert_eq!(insert_chunk(&order, |_| 16 << 20), 4);
+        // A body over the limit alone still goes, alone.
+        assert_eq!(insert_chunk(&order, |_| 100 << 20), 1);
+        assert_eq!(
+            insert_chunk(&order, |i| if i == 2 { 64 << 20 } else { 10 }),
+            2
+        );
+    }
 }
