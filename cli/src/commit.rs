@@ -3,7 +3,7 @@
 //!
 //! One thread commits. Requests queue their decoded summary and wait, without holding a
 //! thread, for the outcome; the committer takes every summary waiting at that moment (at
-//! most [`MAX_BATCH`]) into one transaction, then hands each new one to the collector's
+//! most `MAX_BATCH`) into one transaction, then hands each new one to the collector's
 //! own work (the watch, `/metrics`) and answers it. Those that arrive meanwhile form the
 //! next batch (LevelDB's writer queue): a lone request is committed at once, with no added
 //! wait; under load, batches grow with the time a commit takes.

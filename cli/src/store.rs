@@ -326,16 +326,9 @@ impl Store {
                     // Each body read by its key: a page sorted with its bodies would read
                     // every noted body for every page.
                     let (d, start, instance, sequence, key_id) = &key;
-                    let s = self.db.query_row(
-                        "SELECT body FROM windows WHERE key_id = ?1 AND deployment = ?2
-                             AND window_start = ?3 AND instance = ?4 AND sequence = ?5",
-                        args![key_id, d, *start, *instance, *sequence],
-                        |r| Ok(WindowSummary::decode(r.blob(0)?).ok()),
-                    )?;
+                    let s = stored_window(&self.db, key_id, d, *start, *instance, *sequence)?;
                     after = Some(key);
-                    // A window pruned since, or one that no longer decodes (named by every
-                    // report reading windows).
-                    let Some(Some(s)) = s else {
+                    let Some(s) = s else {
                         continue;
                     };
                     let done: Vec<_> = deltas
@@ -602,6 +595,25 @@ CREATE TABLE unrolled (
     PRIMARY KEY (key_id, deployment, window_start, instance, sequence)
 ) WITHOUT ROWID;
 CREATE INDEX windows_by_time ON windows (deployment, window_start);";
+
+/// The stored window of a key, decoded; `None` for a window pruned since, or one that no
+/// longer decodes (every report reading windows names it).
+pub fn stored_window(
+    db: &Db,
+    key_id: &str,
+    deployment: &str,
+    start: i64,
+    instance: i64,
+    sequence: i64,
+) -> Result<Option<WindowSummary>> {
+    let s = db.query_row(
+        "SELECT body FROM windows WHERE key_id = ?1 AND deployment = ?2
+             AND window_start = ?3 AND instance = ?4 AND sequence = ?5",
+        args![key_id, deployment, start, instance, sequence],
+        |r| Ok(WindowSummary::decode(r.blob(0)?).ok()),
+    )?;
+    Ok(s.flatten())
+}
 
 /// Rows in one INSERT statement at most (9 parameters each).
 const INSERT_ROWS: usize = 64;

@@ -23,6 +23,7 @@
 use crate::args;
 use crate::constraints::Constraints;
 use crate::db::{Db, Location};
+use crate::store::stored_window;
 use modelwatch::{Baseline, IncidentEvent, Monitor, WindowSummary};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -241,14 +242,8 @@ impl Watch {
                 if self.merged(key_id, d, *start, *instance as u64, *sequence as u64) {
                     continue;
                 }
-                let s = self.db.query_row(
-                    "SELECT body FROM windows WHERE key_id = ?1 AND deployment = ?2
-                         AND window_start = ?3 AND instance = ?4 AND sequence = ?5",
-                    args![key_id, d, *start, *instance, *sequence],
-                    |r| Ok(WindowSummary::decode(r.blob(0)?).ok()),
-                )?;
-                // None: a window pruned since, or no longer decoding (`report` names it).
-                if let Some(Some(s)) = s {
+                let s = stored_window(&self.db, key_id, d, *start, *instance, *sequence)?;
+                if let Some(s) = s {
                     page.push((key_id.clone(), s));
                 }
             }
