@@ -198,12 +198,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn concurrent_requests_share_transactions_and_each_gets_its_own_outcome() {
-        let dir = std::env::temp_dir().join(format!("modelwatch-commit-{}", std::process::id()));
+    /// A new SQLite store in a folder of its own (removed by the test at its end).
+    fn fresh_store(tag: &str) -> (std::path::PathBuf, Arc<Mutex<Store>>) {
+        let dir = std::env::temp_dir().join(format!("modelwatch-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let store = Arc::new(Mutex::new(Store::open(&dir.join("s.db")).unwrap()));
+        let store = Store::open(&dir.join("s.db")).unwrap();
+        (dir, Arc::new(Mutex::new(store)))
+    }
+
+    #[test]
+    fn concurrent_requests_share_transactions_and_each_gets_its_own_outcome() {
+        let (dir, store) = fresh_store("commit");
         let seen = Arc::new(AtomicU64::new(0));
         let after = {
             let seen = Arc::clone(&seen);
@@ -265,10 +271,7 @@ mod tests {
 
     #[test]
     fn a_panic_after_a_commit_fails_its_batch_and_the_next_commits() {
-        let dir = std::env::temp_dir().join(format!("modelwatch-commit-p-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Arc::new(Mutex::new(Store::open(&dir.join("s.db")).unwrap()));
+        let (dir, store) = fresh_store("commit-p");
         let after = Box::new(|a: &Arriving| assert_ne!(a.summary.instance(), 1, "a bug"));
         let commit = GroupCommit::start(Arc::clone(&store), after).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -478,8 +478,9 @@ impl Db {
 
     fn run_in<T>(&self, begin: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         self.batch(begin)?;
-        // Rolled back on an error and on a panic alike: a transaction left open would hold
-        // SQLite's write lock and fail every later BEGIN on this connection.
+        // Rolled back on an error (of `f` or of the commit) and on a panic alike: a
+        // transaction left open would hold SQLite's write lock and fail every later BEGIN
+        // on this connection.
         struct RollBack<'a>(Option<&'a Db>);
         impl Drop for RollBack<'_> {
             fn drop(&mut self) {
@@ -490,14 +491,9 @@ impl Db {
         }
         let mut guard = RollBack(Some(self));
         let t = f()?;
+        self.batch("COMMIT")?;
         guard.0 = None;
-        match self.batch("COMMIT") {
-            Ok(()) => Ok(t),
-            Err(e) => {
-                let _ = self.batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        Ok(t)
     }
 
     /// Whether this connection holds the lease `key` (taking it if it is free): SQLite is

@@ -69,6 +69,13 @@ impl Database {
         db
     }
 
+    /// Its location, and a store opened on it (the schema migrated).
+    fn open_store(&self) -> (modelwatch_cli::db::Location, modelwatch_cli::store::Store) {
+        let location = modelwatch_cli::db::Location::parse(&self.url);
+        let store = modelwatch_cli::store::Store::open(&location).unwrap();
+        (location, store)
+    }
+
     fn admin(&self) -> postgres::Client {
         postgres::Client::connect(&self.admin, postgres::NoTls).unwrap()
     }
@@ -410,13 +417,10 @@ fn three_collectors_on_one_database_store_once_and_alert_once_through_a_kill() {
 /// evaluates a summary it receives but cannot save its state over the new leader's.
 #[test]
 fn a_lost_lease_passes_to_the_next_watch_and_the_old_leader_saves_nothing() {
-    use modelwatch_cli::db::Location;
-    use modelwatch_cli::store::Store;
     use modelwatch_cli::watch::{Watch, WatchConfig};
     let Some(url) = server() else { return };
     let database = Database::fresh(&url, "lease");
-    let location = Location::parse(&database.url);
-    let store = Store::open(&location).unwrap();
+    let (location, store) = database.open_store();
     let config = WatchConfig {
         baseline: modelwatch::Baseline::FirstWindows(3),
         evaluate_after: Duration::from_secs(1),
@@ -471,13 +475,11 @@ fn a_lost_lease_passes_to_the_next_watch_and_the_old_leader_saves_nothing() {
 /// merged into its hour and day exactly once.
 #[test]
 fn concurrent_roll_ups_while_storing_merge_every_window_once() {
-    use modelwatch_cli::db::Location;
     use modelwatch_cli::store::{Resolution, Store};
     use std::sync::atomic::{AtomicBool, Ordering};
     let Some(url) = server() else { return };
     let database = Database::fresh(&url, "rollups");
-    let location = Location::parse(&database.url);
-    let store = Store::open(&location).unwrap();
+    let (location, store) = database.open_store();
     let storing = Arc::new(AtomicBool::new(true));
     let rollers: Vec<_> = (0..3)
         .map(|_| {
