@@ -280,6 +280,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/postgres/0002_queue_trigger.sql"),
     ),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_windows_by_time_whole_key.sql"),
+    ),
 ];
 
 /// Advisory lock keys of this command (PostgreSQL), an arbitrary prefix so that they do not
