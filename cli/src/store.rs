@@ -304,29 +304,22 @@ impl Store {
             let mut after: Option<(String, i64, i64, i64, String)> = None;
             loop {
                 let page = |r: &crate::db::Row<'_>| {
-                    Ok((r.text(0)?, r.int(1)?, r.int(2)?, r.int(3)?, r.text(4)?))
+                    let key = (r.text(0)?, r.int(1)?, r.int(2)?, r.int(3)?, r.text(4)?);
+                    // No body: a window pruned since (NULL), or one that no longer decodes
+                    // (named by every report reading windows).
+                    let s = r.blob(5).ok().and_then(|b| WindowSummary::decode(b).ok());
+                    Ok((key, s))
                 };
                 let rows = match &after {
-                    None => self.db.query_map(
-                        &format!("{UNROLLED} ORDER BY {UNROLLED_ORDER} LIMIT {ROLL_UP_PAGE}"),
-                        &[],
-                        page,
-                    )?,
+                    None => self.db.query_map(&unrolled_page(""), &[], page)?,
                     Some((d, start, instance, sequence, key_id)) => self.db.query_map(
-                        &format!(
-                            "{UNROLLED} WHERE ({UNROLLED_ORDER}) > (?1, ?2, ?3, ?4, ?5)
-                             ORDER BY {UNROLLED_ORDER} LIMIT {ROLL_UP_PAGE}"
-                        ),
+                        &unrolled_page(&format!("WHERE ({UNROLLED_ORDER}) > (?1, ?2, ?3, ?4, ?5)")),
                         args![d, *start, *instance, *sequence, key_id],
                         page,
                     )?,
                 };
                 let last_page = rows.len() < ROLL_UP_PAGE;
-                for key in rows {
-                    // Each body read by its key: a page sorted with its bodies would read
-                    // every noted body for every page.
-                    let (d, start, instance, sequence, key_id) = &key;
-                    let s = stored_window(&self.db, key_id, d, *start, *instance, *sequence)?;
+                for (key, s) in rows {
                     after = Some(key);
                     let Some(s) = s else {
                         continue;
@@ -533,10 +526,21 @@ impl Store {
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 86_400_000;
 
-/// The keys of the windows noted for the rollups; [`Store::roll_up_pending`] reads them in
-/// pages of [`ROLL_UP_PAGE`] in this order, then each body by its key.
-const UNROLLED: &str = "SELECT deployment, window_start, instance, sequence, key_id FROM unrolled";
+/// The order in which [`Store::roll_up_pending`] reads the windows noted for the rollups.
 const UNROLLED_ORDER: &str = "deployment, window_start, instance, sequence, key_id";
+
+/// A page of [`ROLL_UP_PAGE`] noted windows after `filter`, each with its body (NULL for a
+/// window pruned since). The page's keys are chosen first, then joined with their bodies:
+/// sorted together with every noted body, SQLite read them all for every page.
+fn unrolled_page(filter: &str) -> String {
+    format!(
+        "SELECT u.deployment, u.window_start, u.instance, u.sequence, u.key_id, w.body
+         FROM (SELECT {UNROLLED_ORDER} FROM unrolled {filter}
+               ORDER BY {UNROLLED_ORDER} LIMIT {ROLL_UP_PAGE}) u
+         LEFT JOIN windows w USING (key_id, deployment, window_start, instance, sequence)
+         ORDER BY u.deployment, u.window_start, u.instance, u.sequence, u.key_id"
+    )
+}
 const ROLL_UP_PAGE: usize = 512;
 
 /// New windows of one rollup, merged, with their first and last start and their count;
