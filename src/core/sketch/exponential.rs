@@ -185,6 +185,13 @@ impl DenseBuckets {
         }
     }
 
+    /// The count bucket `index` adds to, if it is in the allocated range.
+    #[inline]
+    fn slot(&self, index: i32) -> Option<&u32> {
+        self.counts
+            .get(index.wrapping_sub(self.offset) as u32 as usize)
+    }
+
     /// Grows the range to take `index`, with slack in the direction of growth, or
     /// collapses the low end once the range spans [`MAX_BUCKETS`].
     #[cold]
@@ -354,6 +361,21 @@ impl ShardHistogram {
             self.positive.add(bucket_index(x));
         } else {
             self.negative.add(bucket_index(-x));
+        }
+    }
+
+    /// Prefetches the count that recording `x` (finite) will add to ([`super::prefetch`]).
+    #[inline]
+    pub(crate) fn prefetch_slot(&self, x: f64) {
+        let slot = if x > 0.0 {
+            self.positive.slot(bucket_index(x))
+        } else if x < 0.0 {
+            self.negative.slot(bucket_index(-x))
+        } else {
+            None
+        };
+        if let Some(c) = slot {
+            super::prefetch(c);
         }
     }
 

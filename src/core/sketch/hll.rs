@@ -60,13 +60,25 @@ impl<const P: u32> Hll<P> {
 
     #[inline]
     pub(crate) fn insert_hash(&mut self, hash: u64) {
-        let index = (hash >> (64 - P)) as usize;
+        let index = Self::register_of(hash);
         // A sentinel bit below the remaining bits caps the rank at MAX_RANK.
         let rest = (hash << P) | (1 << (P - 1));
         let rank = rest.leading_zeros() as u8 + 1;
         // Branch-free: once most registers are set, the comparison is unpredictable.
         let r = &mut self.registers[index];
         *r = (*r).max(rank);
+    }
+
+    /// The register `hash` goes to: its top `P` bits.
+    #[inline(always)]
+    fn register_of(hash: u64) -> usize {
+        (hash >> (64 - P)) as usize
+    }
+
+    /// Prefetches the register that inserting `hash` will update ([`super::prefetch`]).
+    #[inline]
+    pub(crate) fn prefetch_register(&self, hash: u64) {
+        super::prefetch(&self.registers[Self::register_of(hash)]);
     }
 
     #[cfg(test)]

@@ -221,14 +221,49 @@ impl ShardColumn {
     /// Folds one reduced value.
     #[inline(always)]
     pub(crate) fn apply(&mut self, v: Folded, key: &HashKey) {
+        self.apply_hashed(v, |x| key.hash_f64(x));
+    }
+
+    /// [`apply`](Self::apply) with the number's hash from `hash_f64` (computed already
+    /// when the value was prefetched).
+    #[inline(always)]
+    pub(crate) fn apply_hashed(&mut self, v: Folded, hash_f64: impl FnOnce(f64) -> u64) {
         if let Some(x) = self.count(v) {
             // One value: Welford's update is cheaper than a two-pass run and a merge.
             self.numbers.histogram.record(x);
             self.numbers.moments.push(x);
             self.distinct_numbers
                 .get_or_insert_with(Default::default)
-                .insert_hash(key.hash_f64(x));
+                .insert_hash(hash_f64(x));
         }
+    }
+
+    /// Prefetches the lines that [`apply`](Self::apply) of `v` will write beyond the
+    /// column's own: the histogram bucket and HyperLogLog register of a number, the
+    /// register and profile bucket of a string. Returns a number's hash, for
+    /// [`apply_hashed`](Self::apply_hashed) (0 for other values, which need none).
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, v: Folded, key: &HashKey) -> u64 {
+        match v {
+            Folded::Int(x) | Folded::Float(x) => {
+                let hash = key.hash_f64(x);
+                self.numbers.histogram.prefetch_slot(x);
+                if let Some(d) = &self.distinct_numbers {
+                    d.prefetch_register(hash);
+                }
+                return hash;
+            }
+            Folded::Str { hash, .. } => {
+                if let Some(d) = &self.distinct_strings {
+                    d.prefetch_register(hash);
+                }
+                if let Some(st) = &self.strings {
+                    crate::core::sketch::prefetch(&st.profile[profile_bucket(hash)]);
+                }
+            }
+            _ => {}
+        }
+        0
     }
 
     /// Counts a number and folds it into the histogram and moments, without a distinct

@@ -99,6 +99,9 @@ struct Columns {
 /// features, as much at most for the outputs.
 const DEFER_MAX: usize = 256;
 
+/// How many held values ahead of the one folded [`Columns::settle`] prefetches.
+const PREFETCH_AHEAD: usize = 8;
+
 /// What folding a record follows besides the hash key: the caps, and the features whose
 /// categories ship by name (`Config::plain_categories`).
 pub(crate) struct Rules<'a> {
@@ -257,10 +260,24 @@ impl Columns {
         }
     }
 
-    /// Folds the held values, in the order they were logged.
+    /// Folds the held values, in the order they were logged. The lines a value will write
+    /// are asked for [`PREFETCH_AHEAD`] values before it is folded: when the server's own
+    /// work has evicted the sketches, each value's misses then overlap with the folding of
+    /// the values before it instead of stalling it.
     fn settle(&mut self, key: &HashKey) {
-        for held in &self.deferred {
-            self.columns[held.column as usize].apply(held.folded(), key);
+        let (columns, deferred) = (&mut self.columns, &self.deferred);
+        // The numbers' hashes, computed when prefetched, by position modulo the distance.
+        let mut hashes = [0u64; PREFETCH_AHEAD];
+        for (j, held) in deferred.iter().enumerate().take(PREFETCH_AHEAD) {
+            hashes[j] = columns[held.column as usize].prefetch(held.folded(), key);
+        }
+        for (j, held) in deferred.iter().enumerate() {
+            let hash = hashes[j % PREFETCH_AHEAD];
+            if let Some(ahead) = deferred.get(j + PREFETCH_AHEAD) {
+                hashes[j % PREFETCH_AHEAD] =
+                    columns[ahead.column as usize].prefetch(ahead.folded(), key);
+            }
+            columns[held.column as usize].apply_hashed(held.folded(), |_| hash);
         }
         self.deferred.clear();
     }
