@@ -498,4 +498,58 @@ mod tests {
             crate::BYTES_PER_SIGNED_FEATURE + crate::BYTES_PER_STRING_FEATURE
         );
     }
+
+    /// What a column holds, every register and count included, to compare two columns.
+    fn state(c: &ShardColumn) -> String {
+        format!(
+            "{:?} {:?} {:?} {:?} {:?}",
+            c.counts,
+            c.numbers,
+            c.distinct_numbers.as_ref().map(Hll::to_bytes),
+            c.distinct_strings.as_ref().map(Hll::to_bytes),
+            c.strings,
+        )
+    }
+
+    #[test]
+    fn a_window_folds_its_held_values_as_if_each_were_folded_at_once() {
+        // Bursts of held values, folded with their lines prefetched and their numbers'
+        // hashes computed ahead, against each value folded into its own column at once.
+        let limits = crate::core::window::Limits::default();
+        let names = ["lognormal", "int", "category", "signed_or_missing", "flag"];
+        let mut window = crate::core::window::WindowAcc::default();
+        let mut oracle = vec![ShardColumn::default(); names.len()];
+        let mut state_rng = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            state_rng = state_rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state_rng >> 11) as f64 / (1u64 << 53) as f64
+        };
+        // 1,003 rows of 5 values: about 20 bursts, the last one cut short.
+        for r in 0..1_003_i64 {
+            let category = format!("c{}", r % 101);
+            let values = [
+                Value::Float((next() * 8.0 - 4.0).exp()),
+                Value::Int(r % 37 - 18),
+                Value::from(category.as_str()),
+                match r % 5 {
+                    0 => Value::Float(f64::NAN),
+                    1 => Value::Null,
+                    _ => Value::Float(next() * 200.0 - 100.0),
+                },
+                Value::Bool(r % 3 == 0),
+            ];
+            let row: Vec<(&str, Value<'_>)> = names.iter().copied().zip(values.clone()).collect();
+            window.log_prediction(&row, &0.5, &KEY, &limits.rules());
+            for (c, v) in oracle.iter_mut().zip(&values) {
+                c.fold(v, &KEY, limits.max_string_bytes);
+            }
+        }
+        window.features.settle(&KEY);
+        assert_eq!(window.features.columns.len(), names.len());
+        for (folded, expected) in window.features.columns.iter().zip(&oracle) {
+            assert_eq!(state(folded), state(expected));
+        }
+    }
 }
