@@ -84,15 +84,29 @@ fn post(
     Ok(status)
 }
 
+const USAGE: &str = "usage: load_collector [ADDRESS=127.0.0.1:9400] [API_KEY=load-key] [SUMMARIES=20000] [CONNECTIONS=16]
+Posts SUMMARIES distinct window summaries (13 features, 1,000 predictions each) to
+`modelwatch collect` at ADDRESS over CONNECTIONS kept-alive connections, and prints
+the summaries stored per second. scripts/load-test.sh runs it with the collector's and
+the database's CPU measured.";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().skip(1).any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let addr = args
         .get(1)
         .cloned()
         .unwrap_or_else(|| "127.0.0.1:9400".into());
     let key = args.get(2).cloned().unwrap_or_else(|| "load-key".into());
-    let total: usize = args.get(3).map_or(Ok(20_000), |s| s.parse())?;
-    let connections: usize = args.get(4).map_or(Ok(16), |s| s.parse())?;
+    let number = |i: usize, default: usize| -> Result<usize, String> {
+        args.get(i)
+            .map_or(Ok(default), |s| s.parse())
+            .map_err(|e| format!("{e}: {:?}\n{USAGE}", args[i]))
+    };
+    let (total, connections) = (number(3, 20_000)?, number(4, 16)?);
     // The current minute, as a fleet's agents send it: the collector's watch merges each
     // summary into the window it evaluates, as it would in production.
     let now_ms = std::time::SystemTime::now()
