@@ -8,6 +8,7 @@ pub(crate) mod token;
 use crate::core::record::cut;
 use crate::core::record::value::{Features, Prediction, Value};
 use crate::core::sketch::keyed_hash::HashKey;
+use crate::core::sketch::prefetch_lines;
 use crate::core::summary::anonymity::{withhold_small, Anonymity, Carry, Seal};
 use crate::core::summary::ground_truth::GroundTruthSummary;
 use crate::core::summary::guard::guard_text;
@@ -101,6 +102,10 @@ const DEFER_MAX: usize = 256;
 
 /// How many held values ahead of the one folded [`Columns::settle`] prefetches.
 const PREFETCH_AHEAD: usize = 8;
+
+/// Lines of each name table, and of the held values' room, that a record prefetches
+/// ([`Columns::prefetch_for_record`]): all of them for a model of up to ~30 features.
+const PREFETCH_TABLE_LINES: usize = 4;
 
 /// What folding a record follows besides the hash key: the caps, and the features whose
 /// categories ship by name (`Config::plain_categories`).
@@ -260,6 +265,33 @@ impl Columns {
         }
     }
 
+    /// Prefetches what resolving a record's names and holding its values touch: the
+    /// positional cache, the names and their spans, the used flags and the next lines of
+    /// the held values. A server's own work between two predictions evicts them; asked
+    /// for together, they arrive in the time of one miss instead of one after another.
+    #[inline(always)]
+    fn prefetch_for_record(&self) {
+        fn table<T>(items: &[T]) {
+            prefetch_lines(
+                items.as_ptr(),
+                std::mem::size_of_val(items),
+                PREFETCH_TABLE_LINES,
+            );
+        }
+        table(&self.by_position);
+        table(&self.spans);
+        table(self.names.as_bytes());
+        table(&self.used);
+        // Where the record's values will be written.
+        let next = self.deferred.as_ptr().wrapping_add(self.deferred.len());
+        let room = self.deferred.capacity() - self.deferred.len();
+        prefetch_lines(
+            next,
+            room * std::mem::size_of::<Held>(),
+            PREFETCH_TABLE_LINES,
+        );
+    }
+
     /// Folds the held values, in the order they were logged. The lines a value will write
     /// are asked for [`PREFETCH_AHEAD`] values before it is folded: when the server's own
     /// work has evicted the sketches, each value's misses then overlap with the folding of
@@ -328,6 +360,8 @@ impl WindowAcc {
         rules: &Rules<'_>,
     ) {
         let limits = rules.limits;
+        self.features.prefetch_for_record();
+        self.outputs.prefetch_for_record();
         self.predictions += 1;
         let drops = &mut self.drops;
         let fold = |c: &mut Columns, i: usize, v: Value<'_>| {
