@@ -1,6 +1,7 @@
 //! The pure core: no threads, no clock reads (time is an argument), no I/O.
 //!
 //! The layers, each depending only on those before it:
+//! - `prefetch`: cache-line hints (the crate's one `unsafe` block);
 //! - `sketch`: numeric histogram, HyperLogLog, category profile, keyed hash, moments;
 //! - `record`: logged values and the flattening of structs;
 //! - `summary`: the wire type, its columns and ground truth, validated decoding, merges,
@@ -9,6 +10,7 @@
 //! - `monitor`: drift between summaries.
 
 pub(crate) mod monitor;
+pub(crate) mod prefetch;
 pub(crate) mod record;
 pub(crate) mod sketch;
 pub(crate) mod summary;

@@ -364,7 +364,7 @@ impl ShardHistogram {
         }
     }
 
-    /// Prefetches the count that recording `x` (finite) will add to ([`super::prefetch`]).
+    /// Prefetches the count that recording `x` (finite) will add to ([`crate::core::prefetch::prefetch`]).
     #[inline]
     pub(crate) fn prefetch_slot(&self, x: f64) {
         let slot = if x > 0.0 {
@@ -375,7 +375,7 @@ impl ShardHistogram {
             None
         };
         if let Some(c) = slot {
-            super::prefetch(c);
+            crate::core::prefetch::prefetch(c);
         }
     }
 

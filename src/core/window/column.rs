@@ -258,7 +258,7 @@ impl ShardColumn {
                     d.prefetch_register(hash);
                 }
                 if let Some(st) = &self.strings {
-                    crate::core::sketch::prefetch(&st.profile[profile_bucket(hash)]);
+                    crate::core::prefetch::prefetch(&st.profile[profile_bucket(hash)]);
                 }
             }
             _ => {}

@@ -5,10 +5,10 @@ pub(crate) mod column;
 pub(crate) mod join;
 pub(crate) mod token;
 
+use crate::core::prefetch::prefetch_lines;
 use crate::core::record::cut;
 use crate::core::record::value::{Features, Prediction, Value};
 use crate::core::sketch::keyed_hash::HashKey;
-use crate::core::sketch::prefetch_lines;
 use crate::core::summary::anonymity::{withhold_small, Anonymity, Carry, Seal};
 use crate::core::summary::ground_truth::GroundTruthSummary;
 use crate::core::summary::guard::guard_text;
