@@ -177,8 +177,7 @@ pub(crate) struct DenseBuckets {
 impl DenseBuckets {
     #[inline]
     fn add(&mut self, index: i32) {
-        // Below the offset the subtraction wraps to a huge position: one bounds check.
-        let at = index.wrapping_sub(self.offset) as u32 as usize;
+        let at = self.position(index);
         match self.counts.get_mut(at) {
             Some(c) => *c = c.saturating_add(1),
             None => self.add_outside(index),
@@ -188,8 +187,14 @@ impl DenseBuckets {
     /// The count bucket `index` adds to, if it is in the allocated range.
     #[inline]
     fn slot(&self, index: i32) -> Option<&u32> {
-        self.counts
-            .get(index.wrapping_sub(self.offset) as u32 as usize)
+        self.counts.get(self.position(index))
+    }
+
+    /// Where bucket `index` sits in `counts`. Below the offset the subtraction wraps to a
+    /// huge position: one bounds check finds both ends out of range.
+    #[inline(always)]
+    fn position(&self, index: i32) -> usize {
+        index.wrapping_sub(self.offset) as u32 as usize
     }
 
     /// Grows the range to take `index`, with slack in the direction of growth, or
@@ -343,6 +348,19 @@ impl SparseBuckets {
     }
 }
 
+/// Where a value is counted: `None` for zero, else its sign (`true` for positive) and
+/// the bucket index of its magnitude.
+#[inline(always)]
+fn signed_bucket(x: f64) -> Option<(bool, i32)> {
+    if x == 0.0 {
+        None
+    } else if x > 0.0 {
+        Some((true, bucket_index(x)))
+    } else {
+        Some((false, bucket_index(-x)))
+    }
+}
+
 /// The numeric sketch of a shard: both signs and zeros, recorded with `u32` counts.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ShardHistogram {
@@ -355,24 +373,21 @@ impl ShardHistogram {
     /// Records a finite value (callers count NaN and infinities themselves).
     #[inline]
     pub(crate) fn record(&mut self, x: f64) {
-        if x == 0.0 {
-            self.zeros += 1;
-        } else if x > 0.0 {
-            self.positive.add(bucket_index(x));
-        } else {
-            self.negative.add(bucket_index(-x));
+        match signed_bucket(x) {
+            None => self.zeros += 1,
+            Some((true, index)) => self.positive.add(index),
+            Some((false, index)) => self.negative.add(index),
         }
     }
 
-    /// Prefetches the count that recording `x` (finite) will add to ([`crate::core::prefetch::prefetch`]).
+    /// Prefetches the count that recording `x` (finite) will add to
+    /// ([`crate::core::prefetch::prefetch`]).
     #[inline]
     pub(crate) fn prefetch_slot(&self, x: f64) {
-        let slot = if x > 0.0 {
-            self.positive.slot(bucket_index(x))
-        } else if x < 0.0 {
-            self.negative.slot(bucket_index(-x))
-        } else {
-            None
+        let slot = match signed_bucket(x) {
+            None => None,
+            Some((true, index)) => self.positive.slot(index),
+            Some((false, index)) => self.negative.slot(index),
         };
         if let Some(c) = slot {
             crate::core::prefetch::prefetch(c);

@@ -75,7 +75,8 @@ impl<const P: u32> Hll<P> {
         (hash >> (64 - P)) as usize
     }
 
-    /// Prefetches the register that inserting `hash` will update ([`crate::core::prefetch::prefetch`]).
+    /// Prefetches the register that inserting `hash` will update
+    /// ([`crate::core::prefetch::prefetch`]).
     #[inline]
     pub(crate) fn prefetch_register(&self, hash: u64) {
         crate::core::prefetch::prefetch(&self.registers[Self::register_of(hash)]);
