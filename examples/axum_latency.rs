@@ -6,8 +6,12 @@
 //! temporary folder), its worker sealing windows beside the server.
 //!
 //! ```sh
-//! cargo run --release --example axum_latency -- [requests=10000] [per_second=500] [work_mib=8]
+//! cargo run --release --example axum_latency -- [requests=10000] [per_second=500] [work_mib=8] [warm=none]
 //! ```
+//!
+//! `warm` tells where the time of a cold call goes: `code` logs another row into another
+//! session just before the timed call (its code warm, this session's data cold), `data`
+//! into the same session (both warm); `none` times the call as a server makes it.
 //!
 //! Prints the median, p90 and p99 of the logging call, the same for an empty timed region
 //! (the clock's own cost, included in every figure), and the rate reached.
@@ -25,6 +29,9 @@ use std::time::{Duration, Instant};
 struct App {
     rows: Vec<common::Row>,
     session: modelwatch::Session,
+    /// Logged into just before the timed call, if any (`warm`): another session, or the
+    /// same one.
+    warm: Option<modelwatch::Session>,
     work_bytes: usize,
     /// Nanoseconds of each logging call, and of an empty timed region.
     logging: Mutex<Vec<u64>>,
@@ -46,6 +53,10 @@ async fn predict(State(app): State<Arc<App>>, body: String) -> &'static str {
         }
         std::hint::black_box(&*w);
     });
+    if let Some(warm) = &app.warm {
+        let other = &app.rows[(i + 7) % app.rows.len()];
+        warm.log_prediction(other.pairs(), other.prediction);
+    }
     let row = &app.rows[i];
     let t0 = Instant::now();
     app.session.log_prediction(row.pairs(), row.prediction);
@@ -69,16 +80,30 @@ fn quantiles(mut ns: Vec<u64>) -> String {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
-    let mut next = |default: usize| args.next().map_or(default, |a| a.expect("a number"));
-    let (requests, per_second, work_mib) = (next(10_000), next(500), next(8));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |i: usize, default: usize| {
+        args.get(i).map_or(default, |a| {
+            a.parse()
+                .expect("requests, per_second and work_mib are numbers")
+        })
+    };
+    let (requests, per_second, work_mib) = (number(0, 10_000), number(1, 500), number(2, 8));
+    let warm = args.get(3).map_or("none", String::as_str);
 
     let dir = std::env::temp_dir().join(format!("modelwatch-axum-latency-{}", std::process::id()));
     let agent = modelwatch::Agent::start(modelwatch::Config::new("example-api-key").data_dir(&dir))
         .expect("agent");
+    let session = agent.session("axum-latency");
+    let warm_session = match warm {
+        "none" => None,
+        "code" => Some(agent.session("axum-latency-other")),
+        "data" => Some(session.clone()),
+        other => panic!("warm is none, code or data, not {other:?}"),
+    };
     let app = Arc::new(App {
         rows: common::workload(),
-        session: agent.session("axum-latency"),
+        session,
+        warm: warm_session,
         work_bytes: work_mib << 20,
         logging: Mutex::new(Vec::with_capacity(requests)),
         clock: Mutex::new(Vec::with_capacity(requests)),
@@ -120,7 +145,7 @@ fn main() {
     let logging = std::mem::take(&mut *app.logging.lock().unwrap());
     let clock = std::mem::take(&mut *app.clock.lock().unwrap());
     println!(
-        "{requests} requests in {:.1} s ({:.0}/s), {work_mib} MiB of the handler's own work each",
+        "{requests} requests in {:.1} s ({:.0}/s), {work_mib} MiB of the handler's own work each, warm: {warm}",
         elapsed.as_secs_f64(),
         requests as f64 / elapsed.as_secs_f64()
     );
