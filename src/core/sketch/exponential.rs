@@ -28,7 +28,7 @@
 //! instead widen every bucket, breaking the 0.55 % bound for all values; the collapse keeps
 //! it for every value within 24 decades of the window's largest.
 
-use super::varint::{pack, put_spans, take_spans, unpack};
+use super::spans::{put_span_sets, take_span_sets};
 #[cfg(test)]
 use super::varint::{put_varint, put_zigzag};
 use super::{add_sorted_counts, saturating_sum, WireError, WireResult};
@@ -332,12 +332,7 @@ impl SparseBuckets {
         saturating_sum(in_buckets).saturating_add(collapsed)
     }
 
-    fn encode(&self, out: &mut Vec<u8>) {
-        put_spans(out, &self.buckets);
-    }
-
-    fn decode(bytes: &mut &[u8], collapsed: u64) -> WireResult<Self> {
-        let buckets = take_spans(bytes, MAX_BUCKETS, "numbers")?;
+    fn new(buckets: Vec<(i32, u64)>, collapsed: u64) -> WireResult<Self> {
         if collapsed > 0 && buckets.is_empty() {
             return Err(WireError::sketch(
                 "numbers",
@@ -512,26 +507,16 @@ impl Histogram {
         }
     }
 
-    /// The wire form: positive spans and counts, then negative ones (see
-    /// [`put_spans`]), packed (see [`pack`]).
+    /// The wire form: positive buckets, then negative ones (see [`put_span_sets`]).
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.positive.encode(&mut out);
-        self.negative.encode(&mut out);
-        pack(out)
+        put_span_sets(&[&self.positive.buckets, &self.negative.buckets])
     }
 
     /// Validated decoding of [`to_bytes`](Self::to_bytes) with the counts carried beside it.
     pub(crate) fn from_parts(packed: &[u8], zeros: u64, collapsed: [u64; 2]) -> WireResult<Self> {
-        // Two signs of at most MAX_BUCKETS buckets, each at most 3 varints of 10 bytes.
-        const MAX_PLAIN: usize = 2 * (10 + MAX_BUCKETS * 30);
-        let plain = unpack(packed, MAX_PLAIN, "numbers")?;
-        let mut bytes = &plain[..];
-        let positive = SparseBuckets::decode(&mut bytes, collapsed[0])?;
-        let negative = SparseBuckets::decode(&mut bytes, collapsed[1])?;
-        if !bytes.is_empty() {
-            return Err(WireError::sketch("numbers", "trailing bytes"));
-        }
+        let [positive, negative] = take_span_sets::<2>(packed, MAX_BUCKETS, "numbers")?;
+        let positive = SparseBuckets::new(positive, collapsed[0])?;
+        let negative = SparseBuckets::new(negative, collapsed[1])?;
         Ok(Histogram {
             positive,
             negative,

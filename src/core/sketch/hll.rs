@@ -12,6 +12,7 @@
 //! paper. Standard error: 1.04/sqrt(2^P).
 
 use super::inflate::{inflate, Framing};
+use super::rice::{best_k, BitReader, BitWriter, MAX_K};
 use super::{charge, WireError, WireResult};
 
 /// Register-index bits of the sketch of strings: 4096 registers.
@@ -25,7 +26,10 @@ pub const STRING_DISTINCT_STANDARD_ERROR: f64 = 0.01625;
 pub const NUMBER_DISTINCT_STANDARD_ERROR: f64 = 0.0325;
 
 const SPARSE: u8 = 0;
+/// Schema 2: the registers zlib-compressed (still read).
 const DEFLATE: u8 = 2;
+/// Schema 3: a base and a Rice parameter, then each register less the base Rice-coded.
+const RICE: u8 = 3;
 
 /// A HyperLogLog sketch with 2^P one-byte registers.
 #[derive(Clone, PartialEq, Eq)]
@@ -116,17 +120,29 @@ impl<const P: u32> Hll<P> {
     }
 
     /// Compact bytes: sparse (index, rank) triples while few registers are set, else the
-    /// registers deflated (their entropy is about 3 bits each, whatever the cardinality).
+    /// registers above their minimum Rice-coded (1.2-3.7 bits a register from a few
+    /// hundred values to millions: as small as zlib was, within 3 %, and read without
+    /// building Huffman tables).
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let nonzero = self.registers.iter().filter(|&&r| r != 0).count();
         if nonzero <= sparse_max(Self::M) {
             let set = self.registers.iter().enumerate().filter(|(_, &r)| r != 0);
             return sparse_bytes::<P>(set.map(|(i, &r)| (i as u16, r)));
         }
-        let mut z =
-            flate2::write::ZlibEncoder::new(vec![P as u8, DEFLATE], flate2::Compression::best());
-        std::io::Write::write_all(&mut z, &self.registers).expect("writing to a Vec");
-        z.finish().expect("writing to a Vec")
+        let base = self.registers.iter().copied().min().unwrap_or(0);
+        let above: Vec<u64> = self
+            .registers
+            .iter()
+            .map(|&r| u64::from(r - base))
+            .collect();
+        let k = best_k(&above);
+        let mut out = vec![P as u8, RICE, base, k as u8];
+        let mut bits = BitWriter::new(&mut out);
+        for v in above {
+            bits.put_rice(v, k);
+        }
+        bits.finish();
+        out
     }
 
     /// The dense sketch of sparse (index, rank) pairs.
@@ -294,6 +310,27 @@ impl<const P: u32> HllSummary<P> {
                     registers: raw.into_boxed_slice(),
                 }))
             }
+            RICE => {
+                let (&[base, k], stream) = body.split_first_chunk().ok_or_else(|| bad("short"))?;
+                // Every register costs at least a bit.
+                if u32::from(k) > MAX_K || stream.len() < m / 8 {
+                    return Err(bad("dense registers truncated"));
+                }
+                charge(m)?;
+                let mut reader = BitReader::new(stream);
+                let mut registers = vec![0u8; m].into_boxed_slice();
+                for r in registers.iter_mut() {
+                    *r = reader
+                        .take_rice(u32::from(k))
+                        .and_then(|v| u8::try_from(v.checked_add(u64::from(base))?).ok())
+                        .filter(|&r| r <= max_rank)
+                        .ok_or_else(|| bad("registers truncated or out of range"))?;
+                }
+                if reader.bytes_read() != stream.len() {
+                    return Err(bad("trailing bytes"));
+                }
+                Ok(HllSummary::Dense(Hll { registers }))
+            }
             _ => Err(bad("unknown encoding")),
         }
     }
@@ -434,6 +471,39 @@ mod tests {
                 bytes.len()
             );
             assert_eq!(Hll::from_bytes(&bytes).unwrap(), h);
+        }
+    }
+
+    #[test]
+    fn schema_2_zlib_registers_still_decode() {
+        for n in [2_000, 50_000] {
+            let h = sketch(0..n);
+            let mut z =
+                flate2::write::ZlibEncoder::new(vec![12, DEFLATE], flate2::Compression::best());
+            std::io::Write::write_all(&mut z, &h.registers).unwrap();
+            let zlib = z.finish().unwrap();
+            assert_eq!(Hll::from_bytes(&zlib).unwrap(), h);
+            // The Rice form is no larger than zlib's, within 3 %.
+            assert!(h.to_bytes().len() * 100 <= zlib.len() * 103, "{n}");
+        }
+    }
+
+    #[test]
+    fn broken_rice_registers_are_errors() {
+        let good = sketch(0..50_000).to_bytes();
+        assert_eq!(good[1], RICE);
+        let mut base_too_high = good.clone();
+        base_too_high[2] = 60;
+        let mut k_too_high = good.clone();
+        k_too_high[3] = 59;
+        for bad in [
+            &good[..good.len() - 1],
+            &[&good[..], &[0]].concat()[..],
+            &base_too_high[..],
+            &k_too_high[..],
+            &good[..4],
+        ] {
+            assert!(Hll::from_bytes(bad).is_err());
         }
     }
 

@@ -72,7 +72,10 @@ fn inflate_with(
             FlushDecompress::Finish,
         );
         match status {
-            Ok(Status::StreamEnd) => return Ok(plain),
+            Ok(Status::StreamEnd) if d.total_in() as usize == input.len() => return Ok(plain),
+            Ok(Status::StreamEnd) => {
+                return Err(WireError::sketch(sketch, "bytes after the deflate stream"))
+            }
             Ok(_) if plain.len() == plain.capacity() && plain.len() < max_plain => {
                 let grown = plain.len().saturating_mul(2).min(max_plain);
                 charge(grown - plain.len())?;

@@ -7,6 +7,8 @@ pub(crate) mod inflate;
 pub(crate) mod keyed_hash;
 pub(crate) mod moments;
 pub(crate) mod profile;
+pub(crate) mod rice;
+pub(crate) mod spans;
 pub(crate) mod varint;
 pub(crate) mod vector;
 

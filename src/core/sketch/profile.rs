@@ -1,7 +1,7 @@
 //! The hashed category profile: counts of strings per keyed-hash bucket, so that category
 //! shares, drift and new categories can be compared without the strings themselves.
 
-use super::varint::{pack, put_spans, take_spans, unpack};
+use super::spans::{put_span_sets, take_span_sets};
 use super::{WireError, WireResult};
 
 /// Buckets of the hashed category profile.
@@ -63,26 +63,19 @@ impl Profile {
         self.buckets.capacity() * std::mem::size_of::<(u16, u64)>()
     }
 
-    /// The nonzero buckets as spans and count deltas (see [`put_spans`]), packed.
+    /// The nonzero buckets (see [`put_span_sets`]).
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let pairs: Vec<(i32, u64)> = self
             .buckets
             .iter()
             .map(|&(i, c)| (i32::from(i), c))
             .collect();
-        let mut out = Vec::new();
-        put_spans(&mut out, &pairs);
-        pack(out)
+        put_span_sets(&[&pairs])
     }
 
     /// Validated decoding of [`to_bytes`](Self::to_bytes).
     pub(crate) fn from_bytes(packed: &[u8]) -> WireResult<Self> {
-        let plain = unpack(packed, 10 + PROFILE_BUCKETS * 30, "profile")?;
-        let mut bytes = &plain[..];
-        let pairs = take_spans(&mut bytes, PROFILE_BUCKETS, "profile")?;
-        if !bytes.is_empty() {
-            return Err(WireError::sketch("profile", "trailing bytes"));
-        }
+        let [pairs] = take_span_sets::<1>(packed, PROFILE_BUCKETS, "profile")?;
         let buckets = pairs
             .into_iter()
             .map(|(i, c)| {

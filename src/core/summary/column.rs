@@ -456,10 +456,12 @@ mod tests {
         let err = WindowSummary::decode(&rmp_serde::to_vec_named(&v1).unwrap()).unwrap_err();
         assert_eq!(err.kind(), &SummaryErrorKind::UnsupportedVersion(1));
         assert!(err.to_string().contains("schema 1"), "{err}");
-        // Also when the body would decode.
-        let mut s = SummaryBuilder::new("m", 0, 60_000, [3; 16]).build();
-        s.schema_version = 1;
-        let err = WindowSummary::decode(&s.encode()).unwrap_err();
+        // Also when the body would decode (encode writes this version, so the version is
+        // changed in a copy).
+        let s = SummaryBuilder::new("m", 0, 60_000, [3; 16]).build();
+        let mut v1 = serde_json::to_value(&s).unwrap();
+        v1["schema_version"] = 1.into();
+        let err = WindowSummary::decode(&rmp_serde::to_vec_named(&v1).unwrap()).unwrap_err();
         assert_eq!(err.kind(), &SummaryErrorKind::UnsupportedVersion(1));
     }
 
