@@ -312,19 +312,30 @@ impl<const P: u32> HllSummary<P> {
             }
             RICE => {
                 let (&[base, k], stream) = body.split_first_chunk().ok_or_else(|| bad("short"))?;
+                let k = u32::from(k);
                 // Every register costs at least a bit.
-                if u32::from(k) > MAX_K || stream.len() < m / 8 {
-                    return Err(bad("dense registers truncated"));
+                if k > MAX_K || base > max_rank || stream.len() < m / 8 {
+                    return Err(bad("dense registers truncated or out of range"));
                 }
                 charge(m)?;
                 let mut reader = BitReader::new(stream);
-                let mut registers = vec![0u8; m].into_boxed_slice();
-                for r in registers.iter_mut() {
-                    *r = reader
-                        .take_rice(u32::from(k))
-                        .and_then(|v| u8::try_from(v.checked_add(u64::from(base))?).ok())
-                        .filter(|&r| r <= max_rank)
+                let mut registers = vec![base; m].into_boxed_slice();
+                let mut i = 0;
+                while i < m {
+                    // Below a few thousand values most registers are at the base (k = 0:
+                    // a lone one bit each); they are skipped a run at a time.
+                    if k == 0 {
+                        i += reader.take_zero_run(m - i);
+                        if i == m {
+                            break;
+                        }
+                    }
+                    let above = reader
+                        .take_rice(k)
+                        .filter(|&v| v <= u64::from(max_rank - base))
                         .ok_or_else(|| bad("registers truncated or out of range"))?;
+                    registers[i] = base + above as u8;
+                    i += 1;
                 }
                 if reader.bytes_read() != stream.len() {
                     return Err(bad("trailing bytes"));

@@ -189,6 +189,27 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    /// Under `k` = 0, where a zero is a lone one bit: reads the zeros that come next, at
+    /// most `max`, and returns how many.
+    #[inline]
+    pub(crate) fn take_zero_run(&mut self, max: usize) -> usize {
+        let mut run = 0;
+        loop {
+            if self.bits < 32 {
+                self.refill();
+            }
+            let ones = self.pending.trailing_ones().min(self.bits);
+            let take = ones.min((max - run).min(64) as u32);
+            self.pending = self.pending.checked_shr(take).unwrap_or(0);
+            self.bits -= take;
+            run += take as usize;
+            // The run goes on past the loaded bits only if they were all ones.
+            if take < ones || ones < self.bits + take || take == 0 || run == max {
+                return run;
+            }
+        }
+    }
+
     /// Bytes read so far, the last one partly read counted whole.
     pub(crate) fn bytes_read(&self) -> usize {
         self.loaded - (self.bits / 8) as usize
@@ -221,6 +242,23 @@ mod tests {
             for &v in &values {
                 prop_assert_eq!(r.take_rice(k), Some(v));
             }
+            prop_assert_eq!(r.bytes_read(), bytes.len());
+        }
+
+        #[test]
+        fn zero_runs_read_as_the_zeros_they_are(values in prop::collection::vec(prop_oneof![Just(0u64), Just(0), 0u64..5], 0..400), cap in 1usize..100) {
+            let bytes = coded(&values, 0);
+            let mut r = BitReader::new(&bytes);
+            let mut read = Vec::new();
+            while read.len() < values.len() {
+                let run = r.take_zero_run(cap.min(values.len() - read.len()));
+                prop_assert!(run <= cap);
+                read.extend(std::iter::repeat_n(0, run));
+                if read.len() < values.len() {
+                    read.push(r.take_rice(0).unwrap());
+                }
+            }
+            prop_assert_eq!(read, values);
             prop_assert_eq!(r.bytes_read(), bytes.len());
         }
 
