@@ -50,8 +50,9 @@ fn budget(bytes: &[u8]) -> i64 {
 #[test]
 fn forged_inflation_is_refused_and_every_decode_stays_in_budget() {
     // The worst case the format allows per column: one value in every bucket of both
-    // signs over the whole cap (deflate turns the run of equal counts into a few dozen
-    // bytes), every register of both HyperLogLogs set, every profile bucket used.
+    // signs over the whole cap (Rice codes a run of equal counts in about a bit and a half
+    // a bucket, and a bucket decodes to 16 bytes: past the budget's 64 per input byte),
+    // every register of both HyperLogLogs set, every profile bucket used.
     let mut b = SummaryBuilder::new("forged", 0, 60_000, [9; 16]);
     let mut row: Vec<(String, Value<'static>)> = Vec::new();
     for k in 0..MAX_BUCKETS as i32 {
